@@ -1,0 +1,165 @@
+"""Command-line interface: argument parsing only; every command calls a library function.
+
+    meanfield-pde solve gaussians|CONFIG.toml [--set KEY=VALUE ...] [-o FILE.h5] [--force] [-q]
+    meanfield-pde info FILE.h5
+    meanfield-pde plot FILE.h5 -o FIG.png
+    meanfield-pde config gaussians|CONFIG.toml [--set ...] [--keys]
+
+User errors print one line ``meanfield-pde: error: ...`` on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .config import PROBLEMS, Config, default_config, load_config, schema_rows
+from .errors import ConfigError, DataError, MeanFieldError
+
+PROG = "meanfield-pde"
+ALIASES = {"single-neuron": "single-neuron", "single_neuron": "single-neuron"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        raise ConfigError(f"{message} (see '{PROG} {self.prog.split()[-1]} --help')"
+                          if " " in self.prog else f"{message} (see '{PROG} --help')")
+
+
+def resolve_config(target: str, overrides: Sequence[str]) -> Config:
+    """A built-in problem name (its defaults) or a TOML file, plus ``--set`` overrides."""
+    name = ALIASES.get(target, target)
+    if name in PROBLEMS:
+        return default_config(name).with_overrides(overrides)
+    path = Path(target)
+    if path.suffix.lower() == ".toml" or path.exists():
+        return load_config(path, overrides)
+    raise ConfigError(
+        f"{target!r} is neither a problem ({', '.join(PROBLEMS)}) nor a .toml config file"
+    )
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    from .solver import solve
+
+    cfg = resolve_config(args.target, args.set)
+    if args.output is not None:
+        out = Path(args.output)
+        if out.exists() and not args.force:
+            raise DataError(f"output {out} exists; pass --force to overwrite it or choose "
+                            "another path with -o")
+    summary = solve(cfg, args.output, overwrite=args.force, progress=not args.quiet,
+                    on_warning=lambda w: print(w, file=sys.stderr))
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .storage import load
+
+    res = load(args.file)
+    cfg_text = Config(res.problem, {k: v for k, v in res.config.items() if k != "problem"})
+    print(f"file      {res.path}")
+    print(f"problem   {res.problem}   format {res.attrs.get('format_version')}   "
+          f"package {res.attrs.get('package_version')}   "
+          f"{'complete' if res.complete else 'INCOMPLETE (run did not finish)'}")
+    t = res.t
+    if t.size:
+        print(f"times     {t.size} snapshots, t = {t[0]:g} .. {t[-1]:g}")
+    if "risk" in res.fields and t.size:
+        risk = res.fields["risk"]
+        print(f"risk      {risk[0]:.10g} at t = {t[0]:g} -> {risk[-1]:.10g} at t = {t[-1]:g}")
+    if "mass" in res.fields and t.size:
+        mass = res.fields["mass"]
+        print(f"mass      max relative drift {np.max(np.abs(mass - mass[0])) / mass[0]:.2e}")
+    for key in ("wall_seconds", "compile_seconds", "n_steps", "r_max", "kernel_terms",
+                "kernel_truncation_error"):
+        if key in res.attrs:
+            val = res.attrs[key]
+            print(f"{key:<26}{val:.4g}" if isinstance(val, float) else f"{key:<26}{val}")
+    print("\n# resolved configuration")
+    print(cfg_text.to_toml(), end="")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .plotting import plot_result
+    from .storage import load
+
+    out = plot_result(load(args.file), args.output)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    cfg = resolve_config(args.target, args.set)
+    if args.keys:
+        for key, default, accepted, doc in schema_rows(cfg.problem):
+            print(f"{key:<26} {default:<12} {doc}  [{accepted}]")
+    else:
+        print(cfg.to_toml(), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = _Parser(prog=PROG, description="Mean-field PDE solvers for wide two-layer networks.")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("solve", help="solve the PDE for a built-in problem or a TOML config")
+    s.add_argument("target", help=f"problem name ({', '.join(PROBLEMS)}) or CONFIG.toml")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set model.delta=0.5 (repeatable)")
+    s.add_argument("-o", "--output", metavar="FILE.h5",
+                   help="result file (default: runs/<problem>-<UTC time>.h5)")
+    s.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_solve)
+
+    i = sub.add_parser("info", help="show the configuration and summary of a result file")
+    i.add_argument("file", metavar="FILE.h5")
+    i.set_defaults(func=_cmd_info)
+
+    pl = sub.add_parser("plot", help="plot a result file")
+    pl.add_argument("file", metavar="FILE.h5")
+    pl.add_argument("-o", "--output", required=True, metavar="FIG.png")
+    pl.set_defaults(func=_cmd_plot)
+
+    c = sub.add_parser("config", help="print the resolved configuration as TOML")
+    c.add_argument("target", help=f"problem name ({', '.join(PROBLEMS)}) or CONFIG.toml")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    c.add_argument("--keys", action="store_true", help="list every key with default and range")
+    c.set_defaults(func=_cmd_config)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except MeanFieldError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # disk full, permissions, ... while writing
+        hint = "free some disk space" if exc.errno == errno.ENOSPC else "check the path"
+        print(f"{PROG}: error: {exc.strerror or exc} ({exc.filename or ''}); {hint}",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

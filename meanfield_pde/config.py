@@ -1,0 +1,483 @@
+"""Typed, validated configuration: TOML files, built-in defaults and dotted ``--set`` overrides.
+
+A configuration is a two-level table ``[section] key = value`` plus the top-level key
+``problem``.  Every key has a *spec* that coerces and checks its value; an unknown section or key,
+a wrong type or an out-of-range value raises :class:`~meanfield_pde.errors.ConfigError` with one
+line naming the key and what is accepted.  The resolved configuration (every key filled in) is what
+a result file records, as JSON; infinities are written as the string ``"inf"`` so that the JSON is
+standard.
+
+Names follow MATH.md: ``model.delta`` (Δ), ``model.d``, ``init.kappa`` (κ), ``schedule`` (ξ(t)), ...
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from .errors import ConfigError
+
+INF_NAMES = ("inf", "infinity", "+inf")
+
+
+# --------------------------------------------------------------------------------------------
+# value specs
+# --------------------------------------------------------------------------------------------
+def _fmt(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one configuration key is checked. ``coerce`` returns the canonical value or raises."""
+
+    default: Any
+    doc: str = ""
+
+    def coerce(self, value: Any, key: str) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> str:  # the accepted values, for error messages and the README
+        return ""
+
+    def fail(self, key: str, value: Any, why: str = "") -> ConfigError:
+        what = why or "is not accepted"
+        return ConfigError(f"{key} = {_fmt(value)} {what}; accepted: {self.describe()}")
+
+
+def _as_float(spec: Spec, value: Any, key: str, allow_inf: bool = False) -> float:
+    if isinstance(value, bool):
+        raise spec.fail(key, value, "is a boolean")
+    if isinstance(value, str) and allow_inf and value.strip().lower() in INF_NAMES:
+        return math.inf
+    if not isinstance(value, int | float):
+        raise spec.fail(key, value, "is not a number")
+    x = float(value)
+    if math.isnan(x) or (math.isinf(x) and not (allow_inf and x > 0)):
+        raise spec.fail(key, value, "is not finite")
+    return x
+
+
+@dataclass(frozen=True)
+class Float(Spec):
+    """A real number in an interval; ``lo``/``hi`` exclusive unless ``*_closed``."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_closed: bool = False
+    hi_closed: bool = False
+    allow_inf: bool = False
+
+    def describe(self) -> str:
+        parts = []
+        if self.lo is not None:
+            parts.append(f"{self.lo:g} {'<=' if self.lo_closed else '<'} x")
+        if self.hi is not None:
+            parts.append(f"x {'<=' if self.hi_closed else '<'} {self.hi:g}")
+        rng = " and ".join(parts) if parts else "any finite number"
+        return rng + (" (or inf)" if self.allow_inf else "")
+
+    def coerce(self, value: Any, key: str) -> float:
+        x = _as_float(self, value, key, self.allow_inf)
+        if math.isinf(x):
+            return x
+        if self.lo is not None and (x < self.lo or (x == self.lo and not self.lo_closed)):
+            raise self.fail(key, value, "is out of range")
+        if self.hi is not None and (x > self.hi or (x == self.hi and not self.hi_closed)):
+            raise self.fail(key, value, "is out of range")
+        return x
+
+
+@dataclass(frozen=True)
+class Int(Spec):
+    """An integer in [lo, hi]; with ``allow_inf`` also ``inf`` (e.g. the dimension d = inf)."""
+
+    lo: int | None = None
+    hi: int | None = None
+    allow_inf: bool = False
+
+    def describe(self) -> str:
+        lo = "" if self.lo is None else f"{self.lo} <= "
+        hi = "" if self.hi is None else f" <= {self.hi}"
+        return f"an integer {lo}n{hi}" + (' or "inf"' if self.allow_inf else "")
+
+    def coerce(self, value: Any, key: str) -> int | float:
+        if isinstance(value, str) and self.allow_inf and value.strip().lower() in INF_NAMES:
+            return math.inf
+        if isinstance(value, float) and self.allow_inf and value == math.inf:
+            return math.inf
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, value, "is not an integer")
+        if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
+            raise self.fail(key, value, "is out of range")
+        return int(value)
+
+
+@dataclass(frozen=True)
+class Choice(Spec):
+    """One of a fixed set of strings."""
+
+    options: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(repr(o) for o in self.options)
+
+    def coerce(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or value not in self.options:
+            raise self.fail(key, value)
+        return value
+
+
+@dataclass(frozen=True)
+class Text(Spec):
+    """Free text (a path, a name checked elsewhere)."""
+
+    def describe(self) -> str:
+        return "a string"
+
+    def coerce(self, value: Any, key: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, value, "is not a string")
+        return value
+
+
+@dataclass(frozen=True)
+class FloatOr(Spec):
+    """A number in an interval, or one of a few keywords (e.g. ``"auto"``, ``"last"``)."""
+
+    keywords: tuple[str, ...] = ()
+    number: Float = field(default_factory=Float)
+
+    def describe(self) -> str:
+        return " or ".join(repr(k) for k in self.keywords) + " or " + self.number.describe()
+
+    def coerce(self, value: Any, key: str) -> float | str:
+        if isinstance(value, str) and value in self.keywords:
+            return value
+        try:
+            return self.number.coerce(value, key)
+        except ConfigError:
+            raise self.fail(key, value) from None
+
+
+@dataclass(frozen=True)
+class FloatList(Spec):
+    """A list of numbers, each checked by ``item`` (ordering checked by the problem)."""
+
+    item: Float = field(default_factory=Float)
+
+    def describe(self) -> str:
+        return "a list of numbers with " + self.item.describe()
+
+    def coerce(self, value: Any, key: str) -> list[float]:
+        if not isinstance(value, list | tuple):
+            raise self.fail(key, value, "is not a list")
+        return [self.item.coerce(v, f"{key}[{i}]") for i, v in enumerate(value)]
+
+
+@dataclass(frozen=True)
+class Outputs(Spec):
+    """Output times: ``"uniform"`` or ``"log"`` (with ``time.n_outputs``) or an explicit list."""
+
+    def describe(self) -> str:
+        return '"uniform", "log" or a list of times 0 <= t <= time.t_end'
+
+    def coerce(self, value: Any, key: str) -> str | list[float]:
+        if isinstance(value, str):
+            if value in ("uniform", "log"):
+                return value
+            raise self.fail(key, value)
+        return FloatList(default=[], item=Float(0.0, lo=0.0, lo_closed=True)).coerce(value, key)
+
+
+@dataclass(frozen=True)
+class Params(Spec):
+    """A table of named numbers whose names are checked by the object that uses them."""
+
+    def describe(self) -> str:
+        return "a table of name = number"
+
+    def coerce(self, value: Any, key: str) -> dict[str, float]:
+        if not isinstance(value, Mapping):
+            raise self.fail(key, value, "is not a table")
+        out = {}
+        for name, v in value.items():
+            out[str(name)] = _as_float(Float(0.0), v, f"{key}.{name}")
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# the schema, one table per problem
+# --------------------------------------------------------------------------------------------
+POSITIVE = {"lo": 0.0}
+
+_TIME = {
+    "t_end": Float(20.0, lo=0.0, doc="final time of the run"),
+    "outputs": Outputs("uniform", doc='"uniform", "log" or a list of output times'),
+    "n_outputs": Int(201, lo=2, hi=1_000_000, doc="number of output times (uniform / log)"),
+    "t_first": Float(1e-3, lo=0.0, doc="first positive output time of log spacing"),
+}
+_SCHEDULE = {
+    "kind": Choice("constant", options=("constant", "power", "piecewise"),
+                   doc="xi(t): constant xi0; power xi0 (1 + t/t0)^-p; piecewise constant"),
+    "xi0": Float(1.0, lo=0.0, doc="scale of xi(t)"),
+    "t0": Float(1.0, lo=0.0, doc="time scale of the power schedule"),
+    "p": Float(0.5, lo=0.0, lo_closed=True, doc="exponent of the power schedule"),
+    "times": FloatList([], item=Float(0.0, lo=0.0), doc="breakpoints of the piecewise schedule"),
+    "values": FloatList([], item=Float(0.0, lo=0.0),
+                        doc="xi on each piece (one more than times)"),
+}
+_SOLVER = {
+    "cfl": Float(0.4, lo=0.0, hi=0.5, hi_closed=True,
+                 doc="dt = cfl h / max|u|; <= 0.5 keeps the density non-negative"),
+    "theta": Float(2.0, lo=1.0, hi=2.0, lo_closed=True, hi_closed=True,
+                   doc="generalised-minmod parameter of the slope limiter"),
+    "max_steps": Int(100_000_000, lo=1, doc="stop with an error after this many steps"),
+}
+_KERNEL = {
+    "tol": Float(1e-12, lo=0.0, hi=1e-2, hi_closed=True,
+                 doc="relative truncation tolerance of the Hermite series of the kernel"),
+    "max_terms": Int(2048, lo=1, hi=100_000,
+                     doc="at most this many even Hermite terms per data scale"),
+}
+
+SCHEMAS: dict[str, dict[str, dict[str, Spec]]] = {
+    "gaussians": {
+        "model": {
+            "delta": Float(0.8, lo=0.0, hi=1.0, doc="tau_+- = 1 +- delta"),
+            "d": Int(40, lo=2, allow_inf=True, doc="input dimension (or inf)"),
+            "activation": Text("ramp", doc="name of sigma"),
+            "activation_params": Params({}, doc="parameters of sigma (e.g. s1, s2, t1, t2)"),
+        },
+        "kernel": _KERNEL,
+        "init": {
+            "kind": Choice("chi", options=("chi", "gaussian", "from_file"),
+                           doc="chi: r ~ (kappa/sqrt(d)) chi_d; gaussian in r; from_file"),
+            "kappa": Float(0.8, lo=0.0, doc="scale of the chi law (w ~ N(0, kappa^2/d I_d))"),
+            "d": Int(0, lo=0, allow_inf=False,
+                     doc="degrees of freedom of the chi law; 0 = model.d"),
+            "mean": Float(0.8, lo=0.0, doc="mean of the gaussian law of r"),
+            "std": Float(0.1, lo=0.0, doc="standard deviation of the gaussian law of r"),
+            "file": Text("", doc="HDF5 file of this package (from_file)"),
+            "time": FloatOr("last", keywords=("last",),
+                            number=Float(0.0, lo=0.0, lo_closed=True),
+                            doc='snapshot time in init.file, or "last"'),
+        },
+        "grid": {
+            "n": Int(800, lo=8, hi=10_000_000, doc="number of cells in r"),
+            "r_max": FloatOr("auto", keywords=("auto",), number=Float(1.0, lo=0.0),
+                             doc='outer wall, or "auto"'),
+            "wall_cells": Int(4, lo=1, doc="cells next to the outer wall that must stay empty"),
+            "wall_tol": Float(1e-9, lo=0.0, hi=1.0, doc="mass allowed in those cells"),
+        },
+        "time": _TIME,
+        "schedule": _SCHEDULE,
+        "solver": _SOLVER,
+    },
+}
+
+PROBLEMS = tuple(SCHEMAS)
+
+
+def _problem_schema(problem: str) -> dict[str, dict[str, Spec]]:
+    try:
+        return SCHEMAS[problem]
+    except KeyError:
+        raise ConfigError(
+            f"unknown problem {problem!r}; known problems: {', '.join(PROBLEMS)}"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# the resolved configuration
+# --------------------------------------------------------------------------------------------
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """A resolved configuration: every key of the problem's schema, checked.
+
+    Access values with ``cfg["model.delta"]`` or a whole section with ``cfg.section("model")``.
+    """
+
+    problem: str
+    values: dict[str, dict[str, Any]]
+
+    def __getitem__(self, dotted: str) -> Any:
+        section, _, key = dotted.partition(".")
+        try:
+            return self.values[section][key]
+        except KeyError:
+            raise KeyError(dotted) from None
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.values[name])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe nested dict (``inf`` written as ``"inf"``), with the ``problem`` key."""
+        return {"problem": self.problem, **_json_safe(copy.deepcopy(self.values))}
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def with_overrides(self, overrides: Iterable[str]) -> Config:
+        return build_config(self.problem, self.to_dict(), overrides)
+
+
+def default_config(problem: str) -> Config:
+    """The built-in defaults of ``problem`` (``"gaussians"`` = the MMN18 Fig. 1 setting)."""
+    return build_config(problem, {})
+
+
+def parse_value(text: str) -> Any:
+    """Parse the right-hand side of ``--set key=value`` as a TOML value, else as a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text.strip()
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"model.delta=0.5"`` -> (["model", "delta"], 0.5)."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    if not sep or len(parts) < 2 or not all(parts):
+        raise ConfigError(
+            f"--set {item!r} is malformed; write --set SECTION.KEY=VALUE, e.g. --set model.delta=0.5"
+        )
+    return parts, parse_value(text)
+
+
+def _merge(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {'.'.join(path)}: {part} is a value, not a table")
+        node = nxt
+    node[path[-1]] = value
+
+
+def build_config(problem: str, data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Config:
+    """Resolve ``data`` (a parsed TOML document) plus overrides against the schema of ``problem``."""
+    schema = _problem_schema(problem)
+    data = copy.deepcopy(dict(data))
+    file_problem = data.pop("problem", problem)
+    if file_problem != problem:
+        raise ConfigError(
+            f"the configuration is for problem {file_problem!r}, not {problem!r}; "
+            f"remove its 'problem' key or solve {file_problem!r}"
+        )
+    for item in overrides:
+        path, value = parse_override(item)
+        _merge(data, path, value)
+    values: dict[str, dict[str, Any]] = {}
+    for section, table in data.items():
+        if section not in schema:
+            raise ConfigError(
+                f"unknown section [{section}]; known sections for {problem}: "
+                f"{', '.join(schema)}"
+            )
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{section} must be a table [{section}], got {_fmt(table)}")
+        for key in table:
+            if key not in schema[section]:
+                raise ConfigError(
+                    f"unknown key {section}.{key}; known keys of [{section}]: "
+                    f"{', '.join(schema[section])}"
+                )
+    for section, specs in schema.items():
+        given = data.get(section, {})
+        values[section] = {
+            key: spec.coerce(given[key], f"{section}.{key}") if key in given
+            else copy.deepcopy(spec.default)
+            for key, spec in specs.items()
+        }
+    _check_common(values)
+    return Config(problem, values)
+
+
+def _check_common(values: dict[str, dict[str, Any]]) -> None:
+    """Cross-key checks shared by every problem (time grid and schedule)."""
+    time = values.get("time")
+    if time is not None:
+        outs = time["outputs"]
+        if isinstance(outs, list):
+            bad = [t for t in outs if t > time["t_end"]]
+            if bad:
+                raise ConfigError(
+                    f"time.outputs contains {bad[0]:g} > time.t_end = {time['t_end']:g}; "
+                    "remove it or raise time.t_end"
+                )
+        if outs == "log" and time["t_first"] >= time["t_end"]:
+            raise ConfigError(
+                f"time.t_first = {time['t_first']:g} must be < time.t_end = {time['t_end']:g}"
+            )
+    sched = values.get("schedule")
+    if sched is not None and sched["kind"] == "piecewise":
+        times, vals = sched["times"], sched["values"]
+        if len(vals) != len(times) + 1:
+            raise ConfigError(
+                f"schedule.values has {len(vals)} entries but schedule.times has {len(times)}; "
+                "piecewise needs one more value than breakpoints"
+            )
+        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+            raise ConfigError("schedule.times must be strictly increasing")
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """Read a TOML file (which names its ``problem``) and resolve it with ``overrides``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}; fix the file") from None
+    problem = data.get("problem")
+    if problem is None:
+        raise ConfigError(
+            f"{path} has no 'problem' key; add e.g. problem = \"gaussians\" at the top "
+            f"(known problems: {', '.join(PROBLEMS)})"
+        )
+    if not isinstance(problem, str):
+        raise ConfigError(f"{path}: problem must be a string, one of {', '.join(PROBLEMS)}")
+    _problem_schema(problem)
+    return build_config(problem, data, overrides)
+
+
+def config_from_json(problem: str, data: Mapping[str, Any]) -> Config:
+    """Rebuild a Config from the JSON stored in a result file."""
+    return build_config(problem, data)
+
+
+def schema_rows(problem: str) -> list[tuple[str, str, str, str]]:
+    """(key, default, accepted, doc) for every key: used by ``meanfield-pde config`` and the README."""
+    rows = []
+    for section, specs in _problem_schema(problem).items():
+        for key, spec in specs.items():
+            default = _json_safe(spec.default)
+            rows.append((f"{section}.{key}", _fmt(default), spec.describe(), spec.doc))
+    return rows

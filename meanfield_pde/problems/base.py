@@ -1,0 +1,76 @@
+"""The interface between a reduced problem and the problem-agnostic solver loop.
+
+A problem owns its grid, its initial law, its potential and its compiled stepper; the solver loop
+(:mod:`meanfield_pde.solver`) only calls the methods below, so a new reduction slots in without
+touching the loop or the storage.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import Config
+
+
+@dataclass
+class StepReport:
+    """What one call of :meth:`Stepper.advance` did."""
+
+    t: float
+    steps: int
+    rejected: int
+    status: int
+    dt: float
+    umax: float
+
+
+class Stepper(ABC):
+    """Advances the state in place; compiled kernels underneath."""
+
+    @abstractmethod
+    def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
+        """Advance from ``t`` towards ``t_stop`` (landing on it exactly) for at most ``max_steps``."""
+
+
+class Problem(ABC):
+    """A reduction of the mean-field PDE (MATH.md §2, §3) discretised on a fixed grid."""
+
+    name: str
+    config: Config
+
+    @property
+    @abstractmethod
+    def grid(self) -> dict[str, np.ndarray]:
+        """Fixed arrays written under ``grid/`` in the result file."""
+
+    @property
+    @abstractmethod
+    def fields(self) -> dict[str, tuple[int, ...]]:
+        """Per-snapshot datasets and their shapes (without the time axis)."""
+
+    @abstractmethod
+    def initial_state(self) -> np.ndarray:
+        """Cell averages of ρ̄_0."""
+
+    @abstractmethod
+    def snapshot(self, state: np.ndarray) -> dict[str, float | np.ndarray]:
+        """The values of :attr:`fields` for ``state`` (risk, mass, density, ...)."""
+
+    @abstractmethod
+    def make_stepper(self) -> Stepper:
+        """The compiled time stepper."""
+
+    @abstractmethod
+    def check_walls(self, state: np.ndarray, t: float) -> None:
+        """Raise :class:`~meanfield_pde.errors.SolverError` if mass reaches a wall."""
+
+    def attrs(self) -> dict[str, object]:
+        """Scalars recorded as root attributes of the result file (kernel rank, r_max, ...)."""
+        return {}
+
+    def warnings(self) -> list[str]:
+        """One-line warnings to show the user before the run (e.g. a kernel tolerance not met)."""
+        return []

@@ -1,0 +1,365 @@
+"""Problem A of MATH.md §2: separating two isotropic Gaussians; the law ρ̄ of r = |w|.
+
+Data y = ±1, x | y ~ N(0, τ_y² I_d), τ_± = 1 ± Δ.  With α_k(t) = E[σ(tG) He_k(G)]/sqrt(k!),
+q = α_0 and μ_2j(d) the sphere moments,
+
+    v(r)        = −½ [ q(τ_+ r) − q(τ_− r) ]
+    u_d(r, r')  = ½ Σ_± Σ_j μ_2j(d) α_2j(τ_± r) α_2j(τ_± r')          (rank 2(J+1))
+    ψ(r; ρ̄)    = v(r) + ∫ u_d(r, r') ρ̄(dr')
+    R(ρ̄)       = 1 + 2∫v dρ̄ + ½ Σ_± Σ_j μ_2j(d) (∫ α_2j(τ_± r) ρ̄(dr))²
+    ∂_t ρ̄      = 2ξ(t) ∂_r(ρ̄ ∂_r ψ)
+
+The series in j is truncated where the estimated tail falls below ``kernel.tol`` relative to the
+largest diagonal value max_r u_d(r, r) (see :func:`radial_kernel`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from ..activations import Activation, get_activation
+from ..config import Config
+from ..errors import ConfigError, DataError, SolverError
+from ..fv import stepper1d
+from ..fv.lowrank import risk as lowrank_risk
+from ..quadrature import sphere_moments
+from ..schedule import Schedule, stop_times
+from .base import Problem, Stepper, StepReport
+
+R_SHARP = 1.0  # E y² for labels ±1
+PILOT_CELLS = 400  # cells of the pilot run that sizes the automatic wall
+
+
+# --------------------------------------------------------------------------------------------
+# the reduced kernel
+# --------------------------------------------------------------------------------------------
+@dataclass
+class RadialKernel:
+    """v and the low-rank kernel u_d(r, r') = Σ_k λ_k f_k(r) f_k(r') at the points ``r``.
+
+    ``feats`` (K, n) stacks α_2j(τ_+ r) for j = 0..J, then α_2j(τ_− r); ``lam`` = ½ μ_2j(d).
+    """
+
+    r: np.ndarray
+    v: np.ndarray
+    feats: np.ndarray
+    lam: np.ndarray
+    n_terms: int  # J + 1 even Hermite terms per data scale
+    truncation_error: float  # estimated relative tail of the series (0 when exact)
+    converged: bool
+
+    def u(self, i: np.ndarray | int, j: np.ndarray | int) -> np.ndarray:
+        """u_d(r_i, r_j) from the low-rank form (for tests and diagnostics)."""
+        return np.einsum("k,k...,k...->...", self.lam, self.feats[:, i], self.feats[:, j])
+
+    def potential(self, rho: np.ndarray, h: float) -> np.ndarray:
+        """ψ at the points for the cell-average density ``rho`` on cells of width h."""
+        return self.v + (self.lam * (self.feats @ rho * h)) @ self.feats
+
+    def risk(self, rho: np.ndarray, h: float) -> float:
+        """R(ρ̄) = 1 + 2∫v dρ̄ + Σ_k λ_k m_k² with midpoint moments m_k = h Σ_i f_k(r_i) ρ_i."""
+        m = self.feats @ rho * h
+        return float(R_SHARP + 2.0 * h * np.dot(self.v, rho) + np.dot(self.lam, m * m))
+
+
+def _tail_terms(alpha_even: list[np.ndarray], mu: np.ndarray) -> np.ndarray:
+    """term_j = ½ μ_2j Σ_± max_r α_2j(τ_± r)²: bounds the j-th term of u_d anywhere on the grid."""
+    out = np.zeros(len(mu))
+    for a in alpha_even:
+        out += 0.5 * mu * np.max(a * a, axis=1)
+    return out
+
+
+def radial_kernel(act: Activation, delta: float, d: float, r: np.ndarray,
+                  tol: float = 1e-12, max_terms: int = 2048) -> RadialKernel:
+    """Build v and the truncated series of u_d at the points r (MATH.md §2).
+
+    Truncation: with term_j as in :func:`_tail_terms` and scale = max_r u_d(r, r), keep
+    j <= J for the smallest J with (J + 1) max(term_{J+1..J+4}) <= tol · scale.  For the sphere
+    moments' geometric (large d) or algebraic (small d, kinked σ: term_j ~ j^-p, p > 2) decay this
+    overestimates the neglected tail Σ_{j>J} term_j.  The number of terms doubles until the rule is
+    met or ``max_terms`` is reached; then the estimate is reported as ``truncation_error``.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    taus = (1.0 + delta, 1.0 - delta)
+    if math.isinf(d):
+        alphas = [act.hermite(tau * r, 0) for tau in taus]
+        q = [a[0] for a in alphas]
+        feats = np.stack(q)
+        v = -0.5 * (q[0] - q[1])
+        return RadialKernel(r, v, feats, np.array([0.5, 0.5]), 1, 0.0, True)
+    window = 4
+    jmax = 16
+    while True:
+        jcap = min(jmax, max_terms - 1)
+        kmax = 2 * (jcap + window)
+        alphas = [act.hermite(tau * r, kmax) for tau in taus]
+        even = [a[0::2] for a in alphas]  # α_2j, j = 0..jcap+window
+        mu = sphere_moments(d, jcap + window)
+        terms = _tail_terms(even, mu)
+        diag = sum(0.5 * mu[:, None] * a * a for a in even)
+        scale = float(np.max(np.sum(diag, axis=0))) or 1.0
+        tails = np.array([(j + 1) * terms[j + 1 : j + 1 + window].max() for j in range(jcap + 1)])
+        ok = np.nonzero(tails <= tol * scale)[0]
+        if ok.size:
+            J, err, converged = int(ok[0]), float(tails[ok[0]] / scale), True
+            break
+        if jcap >= max_terms - 1:
+            J, err, converged = jcap, float(tails[jcap] / scale), False
+            break
+        jmax *= 2
+    q = [a[0] for a in alphas]
+    v = -0.5 * (q[0] - q[1])
+    feats = np.concatenate([e[: J + 1] for e in even])
+    lam = np.concatenate([0.5 * mu[: J + 1]] * 2)
+    return RadialKernel(r, v, np.ascontiguousarray(feats), lam, J + 1, err, converged)
+
+
+# --------------------------------------------------------------------------------------------
+# initial laws as exact cell averages
+# --------------------------------------------------------------------------------------------
+def _cell_averages(edges: np.ndarray, cdf: np.ndarray, sf: np.ndarray) -> np.ndarray:
+    """(F(e_{i+1}) − F(e_i))/h, differencing the CDF on the left and the survival function on the
+    right of the median so that far tails keep their relative accuracy."""
+    left = np.diff(cdf)
+    right = -np.diff(sf)
+    mid = 0.5 * (cdf[:-1] + cdf[1:])
+    return np.where(mid < 0.5, left, right) / np.diff(edges)
+
+
+def chi_law(edges: np.ndarray, kappa: float, dof: int) -> np.ndarray:
+    """Cell averages of the law of r = (κ/√k) χ_k, i.e. |w| for w ~ N(0, κ²/k I_k):
+    P(r <= x) = P(a, k x²/(2κ²)) with a = k/2 (regularised incomplete gamma)."""
+    x = dof * edges**2 / (2.0 * kappa**2)
+    return _cell_averages(edges, special.gammainc(dof / 2, x), special.gammaincc(dof / 2, x))
+
+
+def chi_quantile(p_upper: float, kappa: float, dof: int) -> float:
+    """The r with P(r > x) = p_upper under (κ/√k) χ_k."""
+    return float(np.sqrt(2.0 * kappa**2 * special.gammainccinv(dof / 2, p_upper) / dof))
+
+
+def gaussian_law(edges: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """Cell averages of N(mean, std²) conditioned on r >= 0."""
+    z = (edges - mean) / std
+    z0 = -mean / std
+    norm = special.ndtr(-z0)  # P(r >= 0)
+    cdf = (special.ndtr(z) - special.ndtr(z0)) / norm
+    sf = special.ndtr(-z) / norm
+    return _cell_averages(edges, cdf, sf)
+
+
+def remap(src_edges: np.ndarray, src_density: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Conservative remap of a piecewise-constant density: exact cell averages on ``edges``.
+
+    Sums density × overlap length over the intervals of the union of both edge sets (no CDF
+    differences, so far tails keep their relative accuracy); mass beyond ``src_edges`` is zero.
+    """
+    if src_edges.shape == edges.shape and np.array_equal(src_edges, edges):
+        return src_density.copy()
+    pts = np.union1d(src_edges, edges)
+    pts = pts[(pts >= edges[0]) & (pts <= edges[-1])]
+    mid, length = 0.5 * (pts[1:] + pts[:-1]), np.diff(pts)
+    src = np.searchsorted(src_edges, mid) - 1
+    inside = (src >= 0) & (src < src_density.size)
+    out = np.zeros(edges.size - 1)
+    np.add.at(out, np.searchsorted(edges, mid[inside]) - 1,
+              src_density[src[inside]] * length[inside])
+    return out / np.diff(edges)
+
+
+# --------------------------------------------------------------------------------------------
+# the problem
+# --------------------------------------------------------------------------------------------
+class RadialStepper(Stepper):
+    """Compiled SSP-RK3 for the radial equation (see :mod:`meanfield_pde.fv.stepper1d`)."""
+
+    def __init__(self, h: float, kernel: RadialKernel, schedule: Schedule, cfl: float,
+                 theta: float):
+        self.h, self.k, self.sched = h, kernel, schedule
+        self.cfl, self.theta = cfl, theta
+        n, nk = kernel.feats.shape[1], kernel.feats.shape[0]
+        self.work = [np.empty(n) for _ in range(5)] + [np.empty(nk)]
+
+    def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
+        t, steps, rej, status, dt, umax = stepper1d.advance(
+            state, t, t_stop, max_steps, self.h, self.k.v, self.k.feats, self.k.lam,
+            self.sched.kind, self.sched.params, self.cfl, self.theta, *self.work)
+        return StepReport(t, steps, rej, status, dt, umax)
+
+
+class GaussiansProblem(Problem):
+    """The radial problem on a cell-centred grid of n cells on [0, r_max] with no-flux walls."""
+
+    name = "gaussians"
+
+    def __init__(self, cfg: Config, pilot_r_max: float | None = None):
+        self._pilot = pilot_r_max
+        if cfg.problem != self.name:
+            raise ConfigError(f"configuration is for {cfg.problem!r}, not {self.name!r}")
+        self.config = cfg
+        m = cfg.section("model")
+        self.delta, self.d = m["delta"], m["d"]
+        self.activation = get_activation(m["activation"], m["activation_params"])
+        self.schedule = Schedule.from_config(cfg)
+        ini, grid = cfg.section("init"), cfg.section("grid")
+        self._source = self._read_source(ini) if ini["kind"] == "from_file" else None
+        self.r_max = self._choose_r_max(ini, grid)
+        n = grid["n"]
+        self.edges = np.linspace(0.0, self.r_max, n + 1)
+        self.centers = 0.5 * (self.edges[:-1] + self.edges[1:])
+        self.h = self.r_max / n
+        kc = cfg.section("kernel")
+        self.kernel = radial_kernel(self.activation, self.delta, self.d, self.centers,
+                                    kc["tol"], kc["max_terms"])
+
+    # ---------------------------------------------------------------- initial law and domain
+    def _chi_dof(self, ini: dict) -> int:
+        dof = ini["d"] or self.d
+        if math.isinf(dof):
+            raise ConfigError(
+                "init.kind = 'chi' with model.d = inf is a point mass (no finite width); "
+                "set init.d to a finite dimension or use init.kind = 'gaussian'"
+            )
+        return int(dof)
+
+    def _read_source(self, ini: dict) -> tuple[np.ndarray, np.ndarray]:
+        from .. import storage
+
+        if not ini["file"]:
+            raise ConfigError("init.kind = 'from_file' needs init.file = path of a result file")
+        res = storage.load(ini["file"])
+        if res.problem != self.name:
+            raise DataError(
+                f"init.file {ini['file']} holds a {res.problem!r} result, not {self.name!r}"
+            )
+        if res.n_snapshots == 0:
+            raise DataError(f"init.file {ini['file']} has no snapshot yet")
+        idx = res.n_snapshots - 1 if ini["time"] == "last" else res.index_of_time(ini["time"])
+        return res.grid["r_edges"], res.fields["density"][idx]
+
+    def _upper_support(self, ini: dict) -> float:
+        """An r beyond which ρ̄_0 has mass < 1e-15."""
+        if ini["kind"] == "chi":
+            return chi_quantile(1e-15, ini["kappa"], self._chi_dof(ini))
+        if ini["kind"] == "gaussian":
+            return ini["mean"] + 8.1 * ini["std"]
+        edges, dens = self._source
+        tail = np.cumsum((dens * np.diff(edges))[::-1])[::-1]  # mass in [e_i, r_max]
+        beyond = np.nonzero(tail < 1e-15 * tail[0])[0]
+        return float(edges[beyond[0]]) if beyond.size else float(edges[-1])
+
+    def _choose_r_max(self, ini: dict, grid: dict) -> float:
+        r_hi = self._upper_support(ini)
+        if grid["r_max"] == "auto":
+            if self._pilot:
+                return float(self._pilot)
+            return self._pilot_reach(r_hi)
+        r_max = float(grid["r_max"])
+        if r_max <= r_hi:
+            raise ConfigError(
+                f"grid.r_max = {r_max:g} cuts off the initial law (it extends to r = {r_hi:.3g}); "
+                f"set grid.r_max > {r_hi:.3g} or \"auto\""
+            )
+        return r_max
+
+    def _pilot_reach(self, r_hi: float) -> float:
+        """Automatic wall: a coarse pilot run (``PILOT_CELLS`` cells on a wide domain) finds how far
+        mass travels by t_end; r_max = 1.25 × that reach (the 1 − 1e-12 quantile), at least 1.5 r_hi.
+        The domain doubles while the pilot's own mass reaches its wall."""
+        big = max(10.0 * r_hi, r_hi + 10.0)
+        t_end = self.config["time.t_end"]
+        for _ in range(6):
+            pilot = GaussiansProblem(self.config.with_overrides(
+                [f"grid.n={PILOT_CELLS}", "grid.r_max='auto'"]), pilot_r_max=big)
+            rho, stepper, t, reach = pilot.initial_state(), pilot.make_stepper(), 0.0, r_hi
+            for t_stop in stop_times(pilot.config, pilot.schedule)[1:]:
+                while t < t_stop:
+                    rep = stepper.advance(rho, t, float(t_stop), 500)
+                    if rep.status not in (stepper1d.REACHED, stepper1d.MAX_STEPS):
+                        return big  # the main run will report the failure with its own grid
+                    t = rep.t
+                    cdf = np.cumsum(rho) * pilot.h
+                    reach = max(reach, pilot.edges[1 + np.searchsorted(cdf, cdf[-1] - 1e-12)])
+            if reach < 0.8 * big:
+                return float(max(1.25 * reach, 1.5 * r_hi))
+            big *= 2.0
+        raise SolverError(
+            f"mass keeps moving outwards beyond r = {big:.3g} by t = {t_end:g}; set grid.r_max "
+            "explicitly (and expect a large grid) or shorten time.t_end"
+        )
+
+    def initial_state(self) -> np.ndarray:
+        ini = self.config.section("init")
+        if ini["kind"] == "chi":
+            rho = chi_law(self.edges, ini["kappa"], self._chi_dof(ini))
+        elif ini["kind"] == "gaussian":
+            rho = gaussian_law(self.edges, ini["mean"], ini["std"])
+        else:
+            rho = remap(*self._source, self.edges)
+        return np.ascontiguousarray(rho, dtype=np.float64)
+
+    # ---------------------------------------------------------------- per-snapshot output
+    @property
+    def grid(self) -> dict[str, np.ndarray]:
+        return {"r_edges": self.edges, "r_centers": self.centers}
+
+    @property
+    def fields(self) -> dict[str, tuple[int, ...]]:
+        return {"risk": (), "mass": (), "mean_r": (), "density": (self.centers.size,)}
+
+    def snapshot(self, state: np.ndarray) -> dict[str, float | np.ndarray]:
+        mass = float(np.sum(state) * self.h)
+        return {
+            "risk": self.risk(state),
+            "mass": mass,
+            "mean_r": float(np.dot(self.centers, state) * self.h / mass),
+            "density": state.copy(),
+        }
+
+    def risk(self, state: np.ndarray) -> float:
+        """R(ρ̄) of the cell-average density (MATH.md §2)."""
+        k = self.kernel
+        return float(lowrank_risk(state, self.h, k.v, k.feats, k.lam, R_SHARP))
+
+    def potential(self, state: np.ndarray) -> np.ndarray:
+        """ψ(r_i; ρ̄) at the cell centres."""
+        return self.kernel.potential(state, self.h)
+
+    def make_stepper(self) -> Stepper:
+        s = self.config.section("solver")
+        return RadialStepper(self.h, self.kernel, self.schedule, s["cfl"], s["theta"])
+
+    def check_walls(self, state: np.ndarray, t: float) -> None:
+        g = self.config.section("grid")
+        near = float(np.sum(state[-g["wall_cells"] :]) * self.h)
+        if near > g["wall_tol"]:
+            raise SolverError(
+                f"mass {near:.3g} reached the outer wall r_max = {self.r_max:.4g} at t = {t:.4g} "
+                f"(within {g['wall_cells']} cells, tolerance grid.wall_tol = {g['wall_tol']:g}); "
+                f"enlarge the domain, e.g. --set grid.r_max={2 * self.r_max:.3g}"
+            )
+
+    def attrs(self) -> dict[str, object]:
+        k = self.kernel
+        return {
+            "r_max": self.r_max,
+            "kernel_terms": k.n_terms,
+            "kernel_rank": int(k.feats.shape[0]),
+            "kernel_truncation_error": k.truncation_error,
+        }
+
+    def warnings(self) -> list[str]:
+        k = self.kernel
+        if k.converged:
+            return []
+        tol = self.config["kernel.tol"]
+        return [
+            f"warning: the kernel series reached kernel.max_terms = {k.n_terms} before "
+            f"kernel.tol = {tol:g}; estimated relative truncation error {k.truncation_error:.2g} "
+            "(raise kernel.max_terms to reduce it)"
+        ]

@@ -1,0 +1,119 @@
+"""The step-size schedule ξ(t) and the output times of a run.
+
+The mean-field PDE carries the factor ξ(t) of the SGD step size s_k = ε ξ(kε) (MATH.md §1):
+
+    constant:   ξ(t) = xi0
+    power:      ξ(t) = xi0 (1 + t/t0)^(−p)
+    piecewise:  ξ(t) = values[i]  for times[i−1] <= t < times[i]   (times[−1] = 0, times[n] = ∞)
+
+Numba kernels evaluate ξ through :func:`xi_at` from an integer ``kind`` and a flat ``params`` array,
+so that one compiled kernel serves every schedule.  The time loop never steps across a breakpoint
+of a piecewise schedule (they are returned by :meth:`Schedule.breakpoints`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .config import Config
+
+CONSTANT, POWER, PIECEWISE = 0, 1, 2
+_KINDS = {"constant": CONSTANT, "power": POWER, "piecewise": PIECEWISE}
+
+
+@numba.njit(cache=True)
+def xi_at(kind: int, params: np.ndarray, t: float) -> float:
+    """ξ(t) for the schedule encoded as (kind, params); see the module docstring.
+
+    params: constant -> [xi0]; power -> [xi0, t0, p]; piecewise -> [n, t_1..t_n, v_0..v_n].
+    """
+    if kind == CONSTANT:
+        return params[0]
+    if kind == POWER:
+        return params[0] * (1.0 + t / params[1]) ** (-params[2])
+    n = int(params[0])
+    i = 0
+    while i < n and t >= params[1 + i]:
+        i += 1
+    return params[1 + n + i]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """ξ(t) built from the ``[schedule]`` section of a configuration."""
+
+    kind: int
+    params: np.ndarray
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Schedule:
+        s = cfg.section("schedule")
+        kind = _KINDS[s["kind"]]
+        if kind == CONSTANT:
+            params = [s["xi0"]]
+        elif kind == POWER:
+            params = [s["xi0"], s["t0"], s["p"]]
+        else:
+            params = [len(s["times"]), *s["times"], *s["values"]]
+        return cls(kind, np.asarray(params, dtype=np.float64))
+
+    def __call__(self, t: float) -> float:
+        return float(xi_at(self.kind, self.params, float(t)))
+
+    def breakpoints(self) -> np.ndarray:
+        """Times at which ξ jumps (the time loop lands on them exactly)."""
+        if self.kind != PIECEWISE:
+            return np.empty(0)
+        n = int(self.params[0])
+        return self.params[1 : 1 + n].copy()
+
+    def integral(self, t: float) -> float:
+        """∫_0^t ξ(s) ds (the 'intrinsic time' of the flow), in closed form."""
+        xi0 = self.params[0]
+        if self.kind == CONSTANT:
+            return xi0 * t
+        if self.kind == POWER:
+            t0, p = self.params[1], self.params[2]
+            if abs(p - 1.0) < 1e-14:
+                return xi0 * t0 * math.log1p(t / t0)
+            return xi0 * t0 * ((1.0 + t / t0) ** (1.0 - p) - 1.0) / (1.0 - p)
+        edges = np.concatenate([[0.0], self.breakpoints(), [np.inf]])
+        n = int(self.params[0])
+        vals = self.params[1 + n :]
+        total = 0.0
+        for a, b, v in zip(edges[:-1], edges[1:], vals, strict=True):
+            if t <= a:
+                break
+            total += v * (min(t, b) - a)
+        return total
+
+
+def output_times(cfg: Config) -> np.ndarray:
+    """The sorted, unique output times in [0, t_end], always containing 0 and t_end.
+
+    ``"uniform"``: n_outputs equally spaced; ``"log"``: 0 then n_outputs − 1 log-spaced points from
+    t_first to t_end; a list: those times.
+    """
+    tcfg = cfg.section("time")
+    t_end, n, outs = tcfg["t_end"], tcfg["n_outputs"], tcfg["outputs"]
+    if outs == "uniform":
+        times = np.linspace(0.0, t_end, n)
+    elif outs == "log":
+        times = np.concatenate([[0.0], np.geomspace(tcfg["t_first"], t_end, n - 1)])
+    else:
+        times = np.asarray(outs, dtype=np.float64)
+    times = np.unique(np.concatenate([[0.0], times, [t_end]]))
+    times[-1] = t_end  # exact, whatever geomspace rounded to
+    return times
+
+
+def stop_times(cfg: Config, schedule: Schedule) -> np.ndarray:
+    """Output times merged with the schedule's breakpoints below t_end (where steps must land)."""
+    out = output_times(cfg)
+    bp = schedule.breakpoints()
+    bp = bp[(bp > 0) & (bp < out[-1])]
+    return np.unique(np.concatenate([out, bp]))

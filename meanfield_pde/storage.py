@@ -1,0 +1,703 @@
+"""HDF5 result files: the one module that knows their layout.
+
+A solve writes one HDF5 file. Its layout (``FORMAT_VERSION = 1``) is::
+
+    /                          root group
+      attrs:
+        format_version   int    layout version (1); readers refuse newer versions
+        package_version  str    meanfield-pde version that wrote the file
+        problem          str    problem name, e.g. "gaussians"
+        config           str    resolved config as JSON text
+                                (json.dumps(config, sort_keys=True, allow_nan=False))
+        complete         bool   False until the run ends normally (ResultWriter.finish)
+        created_utc      str    creation time, ISO 8601 in UTC
+        n_snapshots      int    number of finished snapshots K; written after each
+                                snapshot's data, so readers trust it (rows >= K of a
+                                dataset are debris of an interrupted write and are ignored)
+        json_attrs       str    JSON list naming the extra attributes below that hold
+                                JSON text (dicts and lists); bookkeeping only
+        <extra>          scalar or str, e.g. seed, wall_seconds, compile_seconds, n_steps;
+                                dicts and lists are stored as JSON text
+      t                  (K,)          float64  output times, strictly increasing
+      <scalar field>     (K,)          float64  e.g. risk, mass
+      <array field>      (K, *shape)   float64  e.g. density (K, n) or (K, n_a, n_s, n_r)
+      grid/              group of fixed arrays, e.g. grid/r_edges (n+1,), grid/r_centers (n,)
+      checkpoint/        reserved for solver checkpoints (not written yet)
+
+``t`` and every field dataset are resizable along axis 0 (``maxshape=(None, ...)``),
+chunked one snapshot per chunk, filled with NaN where nothing was written, and carry the
+Fletcher-32 checksum filter (as do the non-empty grid arrays), so a corrupted chunk is
+reported on read instead of returning wrong numbers. The file uses the HDF5 1.8 format
+(``libver="v108"``, readable by HDF5 >= 1.8): its superblock and object headers are
+checksummed too, and unlike the HDF5 >= 1.10 format it stays readable after a writer is
+killed while the file is open.
+
+Writing follows the Dedalus pattern: every operation of :class:`ResultWriter` opens the
+file, writes, flushes and closes it. A crash or ``kill -9`` of the solver therefore leaves
+every finished snapshot readable, and other processes can read the file between writes.
+
+Reading (:func:`load`) loads everything into memory (files are small) and closes the
+file; every problem (missing, not HDF5, not ours, too new, truncated, corrupt) becomes a
+:class:`~meanfield_pde.errors.DataError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, TypeVar
+
+import h5py
+import numpy as np
+
+from meanfield_pde.errors import DataError
+
+__all__ = ["FORMAT_VERSION", "Result", "ResultWriter", "load", "package_version"]
+
+FORMAT_VERSION: int = 1
+"""Version of the HDF5 layout written by this module; :func:`load` refuses newer ones."""
+
+TIME_DATASET = "t"
+GRID_GROUP = "grid"
+CHECKPOINT_GROUP = "checkpoint"  # reserved for a later issue; never written or read yet
+JSON_ATTRS = "json_attrs"
+RESERVED_ATTRS = frozenset(
+    {
+        "format_version",
+        "package_version",
+        "problem",
+        "config",
+        "complete",
+        "created_utc",
+        "n_snapshots",
+        JSON_ATTRS,
+    }
+)
+RESERVED_NAMES = frozenset({TIME_DATASET, GRID_GROUP, CHECKPOINT_GROUP})
+
+# HDF5 1.8 file format: checksummed superblock, object headers and link storage, so
+# corrupted metadata is detected instead of being parsed, and (unlike the 1.10 format) no
+# "file is already open for write" flag that makes a file unreadable after a writer crash.
+_LIBVER = ("v108", "v108")
+_LOCK_TIMEOUT_SECONDS = 10.0  # how long to wait for another process holding the file
+_CORRUPT_FIX = "the file is truncated or corrupt (re-run the solve)"
+_T = TypeVar("_T")
+
+
+def package_version() -> str:
+    """Return the installed meanfield-pde version, or ``"0.1.0+unknown"`` if not installed."""
+    try:
+        return version("meanfield-pde")
+    except PackageNotFoundError:
+        return "0.1.0+unknown"
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+
+
+def _one_line(exc: BaseException | str) -> str:
+    """Return the text of ``exc`` with all whitespace (newlines included) collapsed."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _json_default(obj: Any) -> Any:
+    """Convert numpy scalars and arrays for ``json.dumps``; reject anything else."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def _find_nonfinite(obj: Any, where: str) -> str | None:
+    """Return the location (e.g. ``config['model']['lr']``) of the first NaN/inf in ``obj``."""
+    if isinstance(obj, float | np.floating) and not math.isfinite(float(obj)):
+        return where
+    if isinstance(obj, np.ndarray) and obj.dtype.kind in "fc" and not np.all(np.isfinite(obj)):
+        return where
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            found = _find_nonfinite(value, f"{where}[{key!r}]")
+            if found:
+                return found
+    if isinstance(obj, list | tuple):
+        for i, value in enumerate(obj):
+            found = _find_nonfinite(value, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _to_json(obj: Any, what: str) -> str:
+    """Serialise ``obj`` as sorted JSON; ValueError for NaN/inf, TypeError for odd types."""
+    try:
+        return json.dumps(obj, sort_keys=True, allow_nan=False, default=_json_default)
+    except ValueError as exc:
+        where = _find_nonfinite(obj, what) or what
+        raise ValueError(
+            f"{where} is not finite (NaN or inf), which the JSON metadata cannot store; "
+            "use a finite number"
+        ) from exc
+    except TypeError as exc:
+        raise TypeError(f"{what} is not JSON serializable: {exc}") from exc
+
+
+def _check_name(name: Any, what: str) -> str:
+    """Validate a dataset/attribute name (non-empty str without '/')."""
+    if not isinstance(name, str) or not name or "/" in name or name == ".":
+        raise ValueError(f"invalid {what} name {name!r}: use a non-empty string without '/'")
+    return name
+
+
+def _encode_attr(name: str, value: Any) -> tuple[Any, bool]:
+    """Return ``(value to store, stored_as_json)`` for one extra root attribute."""
+    if isinstance(value, Mapping | list | tuple):
+        return _to_json(value, f"attribute {name!r}"), True
+    if isinstance(value, bool | np.bool_):
+        return np.bool_(value), False
+    if isinstance(value, int | np.integer):
+        if not -(2**63) <= int(value) < 2**63:
+            raise ValueError(f"attribute {name!r} = {value} does not fit in int64")
+        return np.int64(value), False
+    if isinstance(value, float | np.floating):
+        return np.float64(value), False
+    if isinstance(value, str | np.str_):
+        return str(value), False
+    raise TypeError(
+        f"attribute {name!r} has type {type(value).__name__}; "
+        "use a bool, int, float, str, dict or list"
+    )
+
+
+def _encode_attrs(attrs: Mapping[str, Any] | None) -> dict[str, tuple[Any, bool]]:
+    """Validate and encode caller attributes, refusing the reserved names."""
+    encoded: dict[str, tuple[Any, bool]] = {}
+    for name, value in (attrs or {}).items():
+        _check_name(name, "attribute")
+        if name in RESERVED_ATTRS:
+            raise ValueError(
+                f"attribute {name!r} is reserved by the result file layout; use another name"
+            )
+        encoded[name] = _encode_attr(name, value)
+    return encoded
+
+
+def _decode_attr(value: Any) -> Any:
+    """Turn an attribute as read by h5py into a plain Python value where possible."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OSU":
+        return [_decode_attr(v) for v in value.tolist()]
+    return value
+
+
+def _retry_locked(fn: Callable[[], _T], path: Path) -> _T:
+    """Call ``fn``; while another process holds the HDF5 file lock, retry for a while."""
+    deadline = time.monotonic() + _LOCK_TIMEOUT_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            return fn()
+        except BlockingIOError as exc:  # HDF5 file lock held by another process
+            if time.monotonic() > deadline:
+                raise DataError(
+                    f"{path} stayed locked by another process for {_LOCK_TIMEOUT_SECONDS:g} s "
+                    f"({_one_line(exc)}); close the other program or retry later"
+                ) from exc
+            time.sleep(delay)
+            delay = min(2 * delay, 0.2)
+
+
+@contextmanager
+def _open(path: Path, mode: str) -> Iterator[h5py.File]:
+    """Open ``path`` with h5py, waiting for file locks held by other processes."""
+    f = _retry_locked(lambda: h5py.File(path, mode), path)
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def _write_error(path: Path, exc: BaseException) -> DataError:
+    """One-line DataError for a failed write (unwritable location, disk full, ...)."""
+    return DataError(
+        f"cannot write {path}: {_one_line(exc)}; check that the location is writable "
+        "and the disk is not full"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# writer
+# --------------------------------------------------------------------------------------
+
+
+class ResultWriter:
+    """Create a result file and append snapshots to it, one open/write/close per call.
+
+    The constructor writes all metadata, the ``grid`` arrays and empty, resizable
+    datasets ``t`` and one per field, then closes the file. :meth:`append` adds one
+    snapshot; :meth:`finish` marks the run complete.
+
+    Args:
+        path: Output file; missing parent directories are created.
+        problem: Problem name, e.g. ``"gaussians"``.
+        config: Resolved config (JSON-serialisable, finite numbers only).
+        grid: Fixed numeric arrays stored under ``grid/``.
+        fields: Snapshot field name -> per-snapshot shape (``()`` for scalars).
+        attrs: Extra root attributes (bool/int/float/str; dicts and lists become JSON text).
+        overwrite: Replace an existing file instead of raising DataError.
+
+    Raises:
+        DataError: ``path`` exists and ``overwrite`` is false, or it cannot be written.
+        ValueError, TypeError: Invalid arguments (programming errors), including a
+            non-finite number in ``config``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        problem: str,
+        config: dict,
+        grid: dict[str, np.ndarray],
+        fields: dict[str, tuple[int, ...]],
+        attrs: dict | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        self._path = Path(path)
+        # --- validate everything before touching the file system --------------------
+        if not isinstance(problem, str) or not problem:
+            raise ValueError(f"problem must be a non-empty string, got {problem!r}")
+        if not isinstance(config, Mapping):
+            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        config_json = _to_json(config, "config")
+        grid_arrays = self._check_grid(grid)
+        self._fields = self._check_fields(fields)
+        extra = _encode_attrs(attrs)
+        self._n = 0
+        self._last_t = -math.inf
+
+        # --- create the file ---------------------------------------------------------
+        p = self._path
+        if p.is_dir():
+            raise DataError(f"output {p} is a directory; choose a file path with -o")
+        if p.exists() and not overwrite:
+            raise DataError(
+                f"output {p} exists; pass --force to overwrite it or choose another path with -o"
+            )
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _write_error(p, exc) from exc
+        try:
+            f = _retry_locked(lambda: h5py.File(p, "w" if overwrite else "x", libver=_LIBVER), p)
+        except FileExistsError as exc:  # created by someone else since the check above
+            raise DataError(
+                f"output {p} exists; pass --force to overwrite it or choose another path with -o"
+            ) from exc
+        except OSError as exc:
+            raise _write_error(p, exc) from exc
+        try:
+            with f:
+                f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+                f.attrs["package_version"] = package_version()
+                f.attrs["problem"] = problem
+                f.attrs["config"] = config_json
+                f.attrs["complete"] = np.bool_(False)
+                f.attrs["created_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+                for name, (value, _) in extra.items():
+                    f.attrs[name] = value
+                f.attrs[JSON_ATTRS] = json.dumps(sorted(n for n, (_, j) in extra.items() if j))
+                g = f.create_group(GRID_GROUP)
+                for name, arr in grid_arrays.items():
+                    checksum = arr.ndim > 0 and arr.size > 0
+                    g.create_dataset(name, data=arr, fletcher32=checksum)
+                for name, shape in {TIME_DATASET: (), **self._fields}.items():
+                    f.create_dataset(
+                        name,
+                        shape=(0, *shape),
+                        maxshape=(None, *shape),
+                        chunks=(1, *shape),
+                        dtype=np.float64,
+                        fillvalue=np.nan,  # rows lost to a damaged index read as NaN, not 0
+                        fletcher32=True,
+                    )
+                f.attrs["n_snapshots"] = np.int64(0)  # last: the file is now consistent
+        except (OSError, RuntimeError) as exc:
+            try:
+                p.unlink()
+            except OSError:
+                pass
+            raise _write_error(p, exc) from exc
+
+    @staticmethod
+    def _check_grid(grid: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Validate the grid arrays (numeric); floats become float64, ints int64."""
+        if not isinstance(grid, Mapping):
+            raise TypeError(f"grid must be a dict of arrays, got {type(grid).__name__}")
+        out: dict[str, np.ndarray] = {}
+        for name, value in grid.items():
+            _check_name(name, "grid array")
+            arr = np.asarray(value)
+            if arr.dtype.kind == "f":
+                arr = arr.astype(np.float64)
+            elif arr.dtype.kind in "iu":
+                arr = arr.astype(np.int64)
+            elif arr.dtype.kind != "b":
+                raise TypeError(f"grid array {name!r} has non-numeric dtype {arr.dtype}")
+            out[name] = arr
+        return out
+
+    @staticmethod
+    def _check_fields(fields: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+        """Validate field names and per-snapshot shapes (positive ints, () for scalars)."""
+        if not isinstance(fields, Mapping) or not fields:
+            raise ValueError("fields must be a non-empty dict of name -> per-snapshot shape")
+        out: dict[str, tuple[int, ...]] = {}
+        for name, shape in fields.items():
+            _check_name(name, "field")
+            if name in RESERVED_NAMES:
+                raise ValueError(f"field name {name!r} is reserved by the result file layout")
+            try:
+                dims = tuple(int(d) for d in shape)
+            except TypeError as exc:
+                raise TypeError(f"shape of field {name!r} must be a tuple of ints") from exc
+            if any(d <= 0 for d in dims):
+                raise ValueError(f"shape {dims} of field {name!r} must have positive sizes")
+            out[name] = dims
+        return out
+
+    @property
+    def path(self) -> Path:
+        """The result file."""
+        return self._path
+
+    @property
+    def n_snapshots(self) -> int:
+        """Number of snapshots written so far."""
+        return self._n
+
+    def append(self, t: float, values: dict[str, float | np.ndarray]) -> None:
+        """Append the snapshot at time ``t``: open, resize, write, set n_snapshots, close.
+
+        Args:
+            t: Output time; finite and larger than the previous one.
+            values: Exactly the declared fields, each with its declared shape.
+
+        Raises:
+            ValueError: Wrong keys, shapes or times (programming errors).
+            DataError: The file vanished, was changed by someone else, or cannot be written.
+        """
+        t = float(t)
+        if not math.isfinite(t) or t <= self._last_t:
+            raise ValueError(
+                f"snapshot time {t!r} must be finite and larger than the previous {self._last_t!r}"
+            )
+        if set(values) != set(self._fields):
+            missing = sorted(set(self._fields) - set(values))
+            extra = sorted(set(values) - set(self._fields))
+            raise ValueError(f"snapshot fields mismatch: missing {missing}, unexpected {extra}")
+        arrays: dict[str, np.ndarray] = {}
+        for name, shape in self._fields.items():
+            arr = np.asarray(values[name])
+            if arr.dtype.kind not in "biuf":
+                raise ValueError(f"field {name!r} has non-real dtype {arr.dtype}")
+            if arr.shape != shape:
+                raise ValueError(f"field {name!r} has shape {arr.shape}, expected {shape}")
+            arrays[name] = arr.astype(np.float64)
+
+        p = self._path
+        k = self._n
+        try:
+            with _open(p, "r+") as f:
+                stored = int(f.attrs["n_snapshots"])
+                if stored != k:
+                    raise DataError(
+                        f"output {p} has n_snapshots={stored} but this writer wrote {k}; "
+                        "another process changed it, write each run to its own file"
+                    )
+                # Resizing to exactly k+1 also drops debris of an earlier interrupted append.
+                for name, arr in {TIME_DATASET: np.float64(t), **arrays}.items():
+                    ds = f[name]
+                    ds.resize(k + 1, axis=0)
+                    ds[k] = arr
+                f.flush()
+                f.attrs["n_snapshots"] = np.int64(k + 1)  # last: readers trust it
+                f.flush()
+        except FileNotFoundError as exc:
+            raise DataError(
+                f"output {p} disappeared during the run; do not move or delete it while solving"
+            ) from exc
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise _write_error(p, exc) from exc
+        self._n = k + 1
+        self._last_t = t
+
+    def set_attrs(self, **attrs: Any) -> None:
+        """Set extra root attributes (open, write, close); reserved names are refused."""
+        self._write_attrs(_encode_attrs(attrs), complete=None)
+
+    def finish(self, **attrs: Any) -> None:
+        """Set extra root attributes and mark the run complete (``complete = True``)."""
+        self._write_attrs(_encode_attrs(attrs), complete=True)
+
+    def _write_attrs(self, encoded: dict[str, tuple[Any, bool]], complete: bool | None) -> None:
+        """Write encoded attributes and, if given, the ``complete`` flag, in one open."""
+        p = self._path
+        try:
+            with _open(p, "r+") as f:
+                as_json = set(json.loads(f.attrs.get(JSON_ATTRS, "[]")))
+                for name, (value, is_json) in encoded.items():
+                    f.attrs[name] = value
+                    if is_json:
+                        as_json.add(name)
+                    else:
+                        as_json.discard(name)
+                f.attrs[JSON_ATTRS] = json.dumps(sorted(as_json))
+                if complete is not None:
+                    f.attrs["complete"] = np.bool_(complete)
+        except FileNotFoundError as exc:
+            raise DataError(
+                f"output {p} disappeared during the run; do not move or delete it while solving"
+            ) from exc
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise _write_error(p, exc) from exc
+
+
+# --------------------------------------------------------------------------------------
+# reader
+# --------------------------------------------------------------------------------------
+
+
+def _format_times(times: np.ndarray, limit: int = 20) -> str:
+    """List output times compactly (shortest round-trip repr), eliding the middle if long."""
+    values = [repr(float(x)) for x in times]
+    if len(values) > limit:
+        values = [*values[:10], "...", *values[-5:]]
+    return "[" + ", ".join(values) + "]"
+
+
+@dataclass
+class Result:
+    """Everything in one result file, loaded into memory (see :func:`load`).
+
+    Attributes:
+        path: The file read.
+        problem: Problem name.
+        config: Resolved config.
+        attrs: All root attributes (JSON-decoded where they were dicts or lists), without
+            the ``json_attrs`` bookkeeping attribute.
+        complete: Whether the run ended normally.
+        t: Output times, shape (K,).
+        grid: Fixed grid arrays.
+        fields: Snapshot fields, each truncated to K = ``n_snapshots`` rows.
+    """
+
+    path: Path
+    problem: str
+    config: dict
+    attrs: dict
+    complete: bool
+    t: np.ndarray
+    grid: dict[str, np.ndarray] = field(default_factory=dict)
+    fields: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_snapshots(self) -> int:
+        """Number of snapshots K."""
+        return int(self.t.shape[0])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """Return field ``name``, the times for ``"t"``, or grid array ``"grid/<name>"``."""
+        if name == TIME_DATASET:
+            return self.t
+        if name.startswith(GRID_GROUP + "/"):
+            key = name[len(GRID_GROUP) + 1 :]
+            if key in self.grid:
+                return self.grid[key]
+        elif name in self.fields:
+            return self.fields[name]
+        available = [*sorted(self.fields), *(f"{GRID_GROUP}/{g}" for g in sorted(self.grid))]
+        raise KeyError(f"{name!r} is not in {self.path}; available: {', '.join(available)}")
+
+    def index_of_time(self, t: float, rtol: float = 1e-12) -> int:
+        """Return the snapshot index whose time equals ``t`` up to relative tolerance ``rtol``.
+
+        Raises:
+            DataError: No output time matches; the message lists the available times.
+        """
+        t = float(t)
+        diff = np.abs(self.t - t)
+        hits = np.flatnonzero(diff <= rtol * np.maximum(abs(t), np.abs(self.t)))
+        if hits.size:
+            return int(hits[np.argmin(diff[hits])])
+        raise DataError(
+            f"time {t!r} is not an output time of {self.path}; available times "
+            f"({self.t.size}): {_format_times(self.t)}; pass one of them"
+        )
+
+
+def _first_missing_row(ds: h5py.Dataset, k: int, file_size: int) -> int | None:
+    """Return the first of rows ``0..k-1`` without a stored chunk inside the file, or None.
+
+    A damaged chunk index makes HDF5 return the fill value (NaN) instead of failing; this
+    one pass over the index turns the detectable cases into an error. Only datasets
+    chunked one row per chunk (as written by :class:`ResultWriter`) are checked.
+    """
+    if k == 0 or ds.chunks is None or ds.chunks[0] != 1:
+        return None
+    seen = np.zeros(k, dtype=bool)
+
+    def visit(info: Any) -> None:
+        row = info.chunk_offset[0]
+        inside = info.byte_offset is not None and info.byte_offset + info.size <= file_size
+        if 0 <= row < k and inside:
+            seen[row] = True
+
+    if hasattr(ds.id, "chunk_iter"):  # HDF5 >= 1.12.3: one pass over the index
+        ds.id.chunk_iter(visit)
+    else:
+        for i in range(ds.id.get_num_chunks()):
+            visit(ds.id.get_chunk_info(i))
+    missing = np.flatnonzero(~seen)
+    return int(missing[0]) if missing.size else None
+
+
+def load(path: str | os.PathLike) -> Result:
+    """Read a result file written by :class:`ResultWriter` into memory and close it.
+
+    Raises:
+        DataError: (one line) the file is missing, not HDF5, not written by meanfield-pde,
+            of a newer format, truncated or corrupt.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"result file {p} does not exist; check the path or run the solve first")
+    if p.is_dir():
+        raise DataError(f"{p} is a directory, not a result file; pass the .h5 file of a solve")
+    try:
+        with _open(p, "r") as f:
+            return _read(p, f)
+    except DataError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+        reason = _one_line(exc)
+        if "file signature not found" in reason:
+            raise DataError(
+                f"{p} is not an HDF5 file ({reason}); pass a result file written by meanfield-pde"
+            ) from exc
+        raise DataError(f"cannot read {p}: {reason}; {_CORRUPT_FIX}") from exc
+
+
+def _read(p: Path, f: h5py.File) -> Result:
+    """Read and check the open file ``f`` (helper of :func:`load`)."""
+    raw = {name: _decode_attr(f.attrs[name]) for name in f.attrs}
+    if "format_version" not in raw:
+        raise DataError(
+            f"{p} was not written by meanfield-pde (no format_version attribute); "
+            "pass a result file written by meanfield-pde"
+        )
+    fmt = raw["format_version"]
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        raise DataError(f"cannot read {p}: invalid format_version {fmt!r}; {_CORRUPT_FIX}")
+    if fmt > FORMAT_VERSION:
+        raise DataError(
+            f"{p} has format_version {fmt}, newer than the {FORMAT_VERSION} that meanfield-pde "
+            f"{package_version()} reads; upgrade meanfield-pde"
+        )
+    for name in ("problem", "config", "complete", "n_snapshots"):
+        if name not in raw:
+            raise DataError(f"cannot read {p}: missing root attribute {name!r}; {_CORRUPT_FIX}")
+
+    try:
+        config = json.loads(raw["config"])
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"cannot read {p}: the config attribute is not valid JSON ({_one_line(exc)}); "
+            f"{_CORRUPT_FIX}"
+        ) from exc
+    if not isinstance(config, dict):
+        raise DataError(
+            f"cannot read {p}: the config attribute is not a JSON object; {_CORRUPT_FIX}"
+        )
+
+    json_names = json.loads(raw.pop(JSON_ATTRS, "[]"))
+    attrs: dict[str, Any] = {}
+    for name, value in raw.items():
+        attrs[name] = json.loads(value) if name in json_names else value
+    attrs["config"] = config
+
+    k = raw["n_snapshots"]
+    if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+        raise DataError(f"cannot read {p}: invalid n_snapshots {k!r}; {_CORRUPT_FIX}")
+    problem = raw["problem"]
+    if not isinstance(problem, str):
+        raise DataError(f"cannot read {p}: invalid problem attribute {problem!r}; {_CORRUPT_FIX}")
+
+    def member(parent: h5py.Group, name: str, kind: type) -> Any:
+        # Index explicitly: Group.get()/items() turn an unreadable object into None.
+        if name not in parent:
+            raise DataError(f"cannot read {p}: {name!r} is missing; {_CORRUPT_FIX}")
+        obj = parent[name]
+        if not isinstance(obj, kind):
+            raise DataError(f"cannot read {p}: {name!r} is not a {kind.__name__}; {_CORRUPT_FIX}")
+        return obj
+
+    def rows(name: str) -> np.ndarray:
+        ds = member(f, name, h5py.Dataset)
+        if ds.ndim < 1 or ds.shape[0] < k:
+            raise DataError(
+                f"cannot read {p}: dataset {name!r} has {ds.shape[0] if ds.ndim else 0} rows "
+                f"but n_snapshots is {k}; {_CORRUPT_FIX}"
+            )
+        missing = _first_missing_row(ds, k, file_size)
+        if missing is not None:
+            raise DataError(
+                f"cannot read {p}: row {missing} of dataset {name!r} is not stored "
+                f"(its chunk index is damaged); {_CORRUPT_FIX}"
+            )
+        return np.asarray(ds[:k])
+
+    file_size = p.stat().st_size
+    t = rows(TIME_DATASET)
+    if not (np.all(np.isfinite(t)) and np.all(np.diff(t) > 0)):
+        raise DataError(
+            f"cannot read {p}: the output times 't' are not finite and strictly increasing; "
+            f"{_CORRUPT_FIX}"
+        )
+    fields: dict[str, np.ndarray] = {}
+    for name in f:
+        if name in RESERVED_NAMES:
+            continue
+        if isinstance(f[name], h5py.Dataset):
+            fields[name] = rows(name)
+    g = member(f, GRID_GROUP, h5py.Group)
+    grid = {name: np.asarray(member(g, name, h5py.Dataset)[()]) for name in g}
+
+    return Result(
+        path=p,
+        problem=problem,
+        config=config,
+        attrs=attrs,
+        complete=bool(raw["complete"]),
+        t=t,
+        grid=grid,
+        fields=fields,
+    )
