@@ -347,7 +347,14 @@ class PiecewiseLinearActivation(Activation):
 
     hermite_method = "closed form (Stein's lemma at the kinks)"
 
-    def __init__(self, params, intercept, slope, kinks, jumps) -> None:
+    def __init__(
+        self,
+        params: Mapping[str, float],
+        intercept: float,
+        slope: float,
+        kinks: list[float],
+        jumps: list[float],
+    ) -> None:
         super().__init__(params)
         self._a = float(intercept)
         self._b = float(slope)
@@ -490,8 +497,12 @@ def _hermite_gh(
     """``out[k, i] = sum_j w_j sigma(b_i + t_i x_j) h_k(x_j)`` with the n-node Gauss-Hermite rule.
 
     Vectorised as a matrix product ``(w h_k(x_j))_{kj} @ (sigma(b_i + t_i x_j))_{ji}`` in chunks.
+    Nodes whose weight underflows to 0 (``|x| > 38``, n > ~400) are dropped, so that every
+    ``h_k(x_j)`` used is finite (``|x_j| <= 53``, Cramer) and no ``0 * inf`` arises.
     """
     x, w = gauss_hermite(n)
+    keep = w > 0.0
+    x, w = x[keep], w[keep]
     hw = hermite_normalized(x, kmax) * w[None, :]
     out = np.empty((kmax + 1, t.size))
     for start in range(0, t.size, _CHUNK):
@@ -562,6 +573,8 @@ class Softplus(SmoothActivation):
 def _ramp_check(p: dict[str, float]) -> None:
     if not p["t1"] < p["t2"]:
         raise ConfigError(f"ramp parameters need t1 < t2, got t1 = {p['t1']}, t2 = {p['t2']}")
+    if not math.isfinite((p["s2"] - p["s1"]) / (p["t2"] - p["t1"])):
+        raise ConfigError("ramp slope (s2 - s1) / (t2 - t1) overflows; accepted: a finite slope")
 
 
 _REGISTRY: dict[str, tuple[type[Activation], dict[str, float], Callable | None]] = {

@@ -273,7 +273,7 @@ SCHEMAS: dict[str, dict[str, dict[str, Spec]]] = {
                             doc='snapshot time in init.file, or "last"'),
         },
         "grid": {
-            "n": Int(800, lo=8, hi=10_000_000, doc="number of cells in r"),
+            "n": Int(2000, lo=8, hi=10_000_000, doc="number of cells in r"),
             "r_max": FloatOr("auto", keywords=("auto",), number=Float(1.0, lo=0.0),
                              doc='outer wall, or "auto"'),
             "wall_cells": Int(4, lo=1, doc="cells next to the outer wall that must stay empty"),
@@ -361,7 +361,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     parts = key.split(".")
     if not sep or len(parts) < 2 or not all(parts):
         raise ConfigError(
-            f"--set {item!r} is malformed; write --set SECTION.KEY=VALUE, e.g. --set model.delta=0.5"
+            f"--set {item!r} is malformed; write --set SECTION.KEY=VALUE, "
+            "e.g. --set model.delta=0.5"
         )
     return parts, parse_value(text)
 
@@ -377,7 +378,7 @@ def _merge(data: dict[str, Any], path: list[str], value: Any) -> None:
 
 
 def build_config(problem: str, data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Config:
-    """Resolve ``data`` (a parsed TOML document) plus overrides against the schema of ``problem``."""
+    """Resolve ``data`` (a parsed TOML document) plus overrides against ``problem``'s schema."""
     schema = _problem_schema(problem)
     data = copy.deepcopy(dict(data))
     file_problem = data.pop("problem", problem)
@@ -474,7 +475,7 @@ def config_from_json(problem: str, data: Mapping[str, Any]) -> Config:
 
 
 def schema_rows(problem: str) -> list[tuple[str, str, str, str]]:
-    """(key, default, accepted, doc) for every key: used by ``meanfield-pde config`` and the README."""
+    """(key, default, accepted, doc) for every key (``meanfield-pde config --keys``, README)."""
     rows = []
     for section, specs in _problem_schema(problem).items():
         for key, spec in specs.items():

@@ -153,6 +153,9 @@ def test_plain_gauss_hermite_fails_on_the_kink():
     err = np.abs(plain - exact).max()
     print(f"plain GH (200 nodes) on the ramp at t = 1: max error {err:.2e}")
     assert err > 1e-10
+    # more nodes do not fix it (algebraic, non-monotone convergence); outer nodes stay finite
+    plain = hermite_plain_gh(ramp, 1.0, KMAX, 1500)
+    assert np.all(np.isfinite(plain)) and np.abs(plain - exact).max() > 1e-6
     # ... while on a smooth activation at moderate t it is spectrally accurate
     tanh = get_activation("tanh")
     assert np.abs(hermite_plain_gh(tanh, 0.5, KMAX, 200) - tanh.hermite(0.5, KMAX)).max() < 1e-13
@@ -262,6 +265,7 @@ def test_unknown_parameter_lists_accepted():
         ({"t2": math.nan}, ["t2", "finite"]),
         ({"s2": "7.5"}, ["s2", "number"]),
         ({"s2": True}, ["s2", "number"]),
+        ({"s2": 1e308, "s1": -1e308}, ["slope", "finite"]),
     ],
 )
 def test_invalid_parameter_values(params, words):

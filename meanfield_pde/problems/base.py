@@ -32,7 +32,7 @@ class Stepper(ABC):
 
     @abstractmethod
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
-        """Advance from ``t`` towards ``t_stop`` (landing on it exactly) for at most ``max_steps``."""
+        """Advance from ``t`` towards ``t_stop`` (landing on it exactly), <= ``max_steps`` steps."""
 
 
 class Problem(ABC):

@@ -268,9 +268,11 @@ class GaussiansProblem(Problem):
         return r_max
 
     def _pilot_reach(self, r_hi: float) -> float:
-        """Automatic wall: a coarse pilot run (``PILOT_CELLS`` cells on a wide domain) finds how far
-        mass travels by t_end; r_max = 1.25 × that reach (the 1 − 1e-12 quantile), at least 1.5 r_hi.
-        The domain doubles while the pilot's own mass reaches its wall."""
+        """Automatic wall from a coarse pilot run.
+
+        ``PILOT_CELLS`` cells on a wide domain find how far mass travels by t_end; r_max = 1.25 ×
+        that reach (the 1 − 1e-12 quantile), at least 1.5 r_hi.  The pilot's domain doubles while
+        its own mass reaches its wall."""
         big = max(10.0 * r_hi, r_hi + 10.0)
         t_end = self.config["time.t_end"]
         for _ in range(6):
