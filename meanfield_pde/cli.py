@@ -3,7 +3,7 @@
     meanfield-pde solve gaussians|CONFIG.toml [--set KEY=VALUE ...] [-o FILE.h5] [--force] [-q]
     meanfield-pde info FILE.h5
     meanfield-pde plot FILE.h5 -o FIG.png
-    meanfield-pde config gaussians|CONFIG.toml [--set ...] [--keys]
+    meanfield-pde config gaussians|CONFIG.toml [--set ...] [--keys [--markdown]]
 
 User errors print one line ``meanfield-pde: error: ...`` on stderr and exit with code 2.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PROBLEMS, Config, default_config, load_config, schema_rows
+from .config import PROBLEMS, Config, default_config, keys_markdown, load_config, schema_rows
 from .errors import ConfigError, DataError, MeanFieldError
 
 PROG = "meanfield-pde"
@@ -80,7 +80,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if "mass" in res.fields and t.size:
         mass = res.fields["mass"]
         print(f"mass      max relative drift {np.max(np.abs(mass - mass[0])) / mass[0]:.2e}")
-    for key in ("wall_seconds", "compile_seconds", "n_steps", "r_max", "kernel_terms",
+    for key in ("wall_seconds", "compile_seconds", "setup_seconds", "n_steps", "r_max",
+                "kernel_terms",
                 "kernel_truncation_error"):
         if key in res.attrs:
             val = res.attrs[key]
@@ -101,7 +102,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _cmd_config(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.target, args.set)
-    if args.keys:
+    if args.keys and args.markdown:
+        print(keys_markdown(cfg.problem), end="")
+    elif args.keys:
         for key, default, accepted, doc in schema_rows(cfg.problem):
             print(f"{key:<26} {default:<12} {doc}  [{accepted}]")
     else:
@@ -139,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("target", help=f"problem name ({', '.join(PROBLEMS)}) or CONFIG.toml")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     c.add_argument("--keys", action="store_true", help="list every key with default and range")
+    c.add_argument("--markdown", action="store_true", help="with --keys: as a Markdown table")
     c.set_defaults(func=_cmd_config)
     return p
 

@@ -238,7 +238,7 @@ _SCHEDULE = {
 }
 _SOLVER = {
     "cfl": Float(0.4, lo=0.0, hi=0.5, hi_closed=True,
-                 doc="dt = cfl h / max|u|; <= 0.5 keeps the density non-negative"),
+                 doc="dt = cfl h / max abs(u); <= 0.5 keeps the density non-negative"),
     "theta": Float(2.0, lo=1.0, hi=2.0, lo_closed=True, hi_closed=True,
                    doc="generalised-minmod parameter of the slope limiter"),
     "max_steps": Int(100_000_000, lo=1, doc="stop with an error after this many steps"),
@@ -472,6 +472,14 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
 def config_from_json(problem: str, data: Mapping[str, Any]) -> Config:
     """Rebuild a Config from the JSON stored in a result file."""
     return build_config(problem, data)
+
+
+def keys_markdown(problem: str) -> str:
+    """The table of every key of ``problem`` (default, accepted values, meaning) in Markdown."""
+    lines = ["| key | default | accepted | meaning |", "|---|---|---|---|"]
+    for key, default, accepted, doc in schema_rows(problem):
+        lines.append(f"| `{key}` | `{default}` | {accepted} | {doc} |")
+    return "\n".join(lines) + "\n"
 
 
 def schema_rows(problem: str) -> list[tuple[str, str, str, str]]:

@@ -7,13 +7,18 @@ from ..errors import ConfigError
 from .base import Problem
 
 
-def build_problem(cfg: Config) -> Problem:
-    """The problem object named by ``cfg.problem``."""
-    if cfg.problem == "gaussians":
+def problem_class(name: str) -> type[Problem]:
+    """The class implementing the problem ``name``."""
+    if name == "gaussians":
         from .gaussians import GaussiansProblem
 
-        return GaussiansProblem(cfg)
-    raise ConfigError(f"problem {cfg.problem!r} has no solver yet; known: gaussians")
+        return GaussiansProblem
+    raise ConfigError(f"problem {name!r} has no solver yet; known: gaussians")
 
 
-__all__ = ["Problem", "build_problem"]
+def build_problem(cfg: Config) -> Problem:
+    """The problem object named by ``cfg.problem``."""
+    return problem_class(cfg.problem)(cfg)
+
+
+__all__ = ["Problem", "build_problem", "problem_class"]

@@ -41,6 +41,14 @@ class Problem(ABC):
     name: str
     config: Config
 
+    @classmethod
+    def warmup(cls, cfg: Config) -> None:
+        """Compile the kernels ``cfg`` needs on a tiny problem (so compile time is measurable).
+
+        The default does nothing: the kernels then compile during the first solve.
+        """
+        return None
+
     @property
     @abstractmethod
     def grid(self) -> dict[str, np.ndarray]:

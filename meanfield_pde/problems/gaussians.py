@@ -217,6 +217,16 @@ class GaussiansProblem(Problem):
         self.kernel = radial_kernel(self.activation, self.delta, self.d, self.centers,
                                     kc["tol"], kc["max_terms"])
 
+    @classmethod
+    def warmup(cls, cfg: Config) -> None:
+        """Compile (or load from the on-disk cache) every kernel ``cfg`` uses, on a tiny grid."""
+        tiny = cfg.with_overrides(["grid.n=8", "grid.r_max=4.0", "init.kind='gaussian'",
+                                   "init.mean=1.0", "init.std=0.2", "time.t_end=1e-3",
+                                   "time.outputs='uniform'", "time.n_outputs=2"])
+        p = cls(tiny)
+        p.make_stepper().advance(p.initial_state(), 0.0, 1e-3, 1)
+        p.risk(p.initial_state())
+
     # ---------------------------------------------------------------- initial law and domain
     def _chi_dof(self, ini: dict) -> int:
         dof = ini["d"] or self.d

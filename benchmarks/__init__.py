@@ -1,0 +1,1 @@
+"""Accuracy and performance studies of meanfield-pde (run with ``python -m benchmarks``)."""

@@ -1,0 +1,32 @@
+"""The repository itself: README in sync with the code, ruff clean."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from meanfield_pde.config import PROBLEMS, keys_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_readme_lists_every_config_key(problem):
+    """The README's key table is `meanfield-pde config NAME --keys --markdown` verbatim."""
+    text = (ROOT / "README.md").read_text()
+    assert keys_markdown(problem) in text
+
+
+def test_readme_first_screen_has_the_two_commands():
+    head = "\n".join((ROOT / "README.md").read_text().splitlines()[:25])
+    assert "pip install . && meanfield-pde solve gaussians" in head
+    assert 'pip install -e ".[test]" && python -m pytest' in head
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install -e ".[test]" && python -m pytest' in ci
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed")
+def test_ruff_clean():
+    proc = subprocess.run(["ruff", "check", str(ROOT)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
