@@ -192,12 +192,65 @@ def _plot_gaussians(result: Result, fig: Figure) -> None:
     ax_prof.legend(fontsize="small")
 
 
+def _heatmap_over_time(fig: Figure, ax: Axes, t: np.ndarray, shown: np.ndarray, log: bool,
+                       edges: np.ndarray, values: np.ndarray, label: str) -> None:
+    """pcolormesh of values (K, n) against the output times, colours clipped at a quantile."""
+    finite = values[shown][np.isfinite(values[shown])]
+    vmax = float(np.quantile(finite, CLIP_QUANTILE)) if finite.size else 1.0
+    top = float(finite.max()) if finite.size else 1.0
+    vmax = vmax if vmax > 0 else (top if top > 0 else 1.0)
+    mesh = ax.pcolormesh(_time_edges(t[shown], log), edges, values[shown].T, shading="flat",
+                         cmap="viridis", vmin=0.0, vmax=vmax, rasterized=True)
+    fig.colorbar(mesh, ax=ax, extend="max" if top > vmax else "neither")
+    _set_time_axis(ax, log, not shown.all())
+    ax.set_ylabel(label)
+    ax.set_title(f"marginal density of {label}")
+
+
 def _plot_single_neuron(result: Result, fig: Figure) -> None:
-    """Placeholder: the single-neuron plots come with the single-neuron problem."""
-    raise DataError(
-        f"plotting problem 'single-neuron' ({result.path}) is not implemented yet; "
-        "read the file with meanfield_pde.storage.load and plot its fields yourself"
-    )
+    """Marginals of a, s, r over time (heatmaps), risk against t, and the (s, r) marginal at
+    four times."""
+    _require(result, ("risk", "marginal_a", "marginal_s", "marginal_r", "density"),
+             ("a_edges", "s_edges", "r_edges"))
+    t = np.asarray(result.t, dtype=float)
+    log = _use_log_time(t)
+    shown = t > 0 if log else np.ones(t.size, dtype=bool)
+    upper, lower = fig.subfigures(2, 1, height_ratios=[1.0, 1.0])
+    axes = upper.subplots(1, 4)
+    for ax, name in zip(axes[:3], "asr", strict=False):
+        edges = np.asarray(result.grid[f"{name}_edges"], dtype=float)
+        values = np.asarray(result[f"marginal_{name}"], dtype=float)
+        if values.shape != (t.size, edges.size - 1):
+            raise DataError(f"{result.path}: marginal_{name} has shape {values.shape}, expected "
+                            f"{(t.size, edges.size - 1)}; re-run the solve")
+        _heatmap_over_time(upper, ax, t, shown, log, edges, values, name)
+    risk = np.asarray(result["risk"], dtype=float)
+    ax = axes[3]
+    ax.plot(t[shown], risk[shown], color="C0")
+    _set_time_axis(ax, log, not shown.all())
+    positive = risk[shown][np.isfinite(risk[shown])]
+    if positive.size and positive.min() > 0 and positive.max() / positive.min() > 100:
+        ax.set_yscale("log")
+    ax.set_ylabel("risk")
+    ax.set_title("risk")
+    ax.grid(True, which="both", alpha=0.3)
+
+    a_edges = np.asarray(result.grid["a_edges"], dtype=float)
+    s_edges = np.asarray(result.grid["s_edges"], dtype=float)
+    r_edges = np.asarray(result.grid["r_edges"], dtype=float)
+    density = np.asarray(result["density"], dtype=float)
+    sr = density.sum(axis=1) * (a_edges[1] - a_edges[0])  # (K, n_s, n_r)
+    indices = _profile_indices(t, 4)
+    for ax, k in zip(lower.subplots(1, len(indices)), indices, strict=True):
+        mesh = ax.pcolormesh(s_edges, r_edges, sr[k].T, shading="flat", cmap="viridis",
+                             rasterized=True)
+        lower.colorbar(mesh, ax=ax)
+        ax.set_xlabel("s = <w, w*>")
+        ax.set_ylabel("r = |P w|")
+        ax.set_title(f"(s, r) marginal at t = {t[k]:.3g}")
+
+
+FIGSIZE = {"gaussians": (17.0, 5.0), "single-neuron": (18.0, 9.0)}
 
 
 PLOTTERS: dict[str, Callable[[Result, Figure], None]] = {
@@ -230,7 +283,7 @@ def plot_result(result: Result, out: str | os.PathLike) -> Path:
     from matplotlib.figure import Figure
 
     out = Path(out)
-    fig = Figure(figsize=(17.0, 5.0), layout="constrained")
+    fig = Figure(figsize=FIGSIZE.get(result.problem, (17.0, 5.0)), layout="constrained")
     FigureCanvasAgg(fig)
     plotter(result, fig)
     fig.suptitle(_title(result))

@@ -72,10 +72,10 @@ def test_unknown_problem(tmp_path: Path) -> None:
     assert not (tmp_path / "run.png").exists()
 
 
-def test_single_neuron_not_implemented_yet(tmp_path: Path) -> None:
+def test_single_neuron_needs_its_fields(tmp_path: Path) -> None:
     assert "single-neuron" in PLOTTERS
     result = gaussians_result(tmp_path / "run.h5", LINEAR_TIMES, problem="single-neuron")
-    with pytest.raises(DataError, match="not implemented") as exc:
+    with pytest.raises(DataError, match="marginal_a") as exc:
         plot_result(result, tmp_path / "run.png")
     assert "\n" not in str(exc.value)
 

@@ -13,7 +13,11 @@ def problem_class(name: str) -> type[Problem]:
         from .gaussians import GaussiansProblem
 
         return GaussiansProblem
-    raise ConfigError(f"problem {name!r} has no solver yet; known: gaussians")
+    if name == "single-neuron":
+        from .single_neuron import SingleNeuronProblem
+
+        return SingleNeuronProblem
+    raise ConfigError(f"problem {name!r} has no solver; known: gaussians, single-neuron")
 
 
 def build_problem(cfg: Config) -> Problem:

@@ -1,0 +1,520 @@
+"""Finite volumes and SSP-RK3 for the 3-D (a, s, r) transport equation of MATH.md §3.
+
+State: cell averages ρ[i, j, k] on a uniform n_a × n_s × n_r grid (C-contiguous float64), cell
+sizes h_a, h_s, h_r, a-centres ``a_c``.  The potential is linear in a,
+
+    Ψ(a, s, r) = a φ(s, r),   φ = φ0 + Σ_q w_q M_q F_q,
+    M_q = h_a h_s h_r Σ_{i,j,k} a_c[i] ρ[i,j,k] F_q[j n_r + k],
+
+evaluated in O(cells + Q n_s n_r) as A[j,k] = h_a Σ_i a_c[i] ρ[i,j,k] (i summed in order),
+M = h_s h_r F·A and φ = φ0 + (w M)·F.  The two matrix–vector products are written out in a fixed
+summation order (four interleaved partial sums for M, q ascending for φ) instead of calling BLAS:
+about 2× slower than single-threaded OpenBLAS on these products (a few per cent of a step), but
+bit-identical under ``prange`` and free of the clash between OpenBLAS' and Numba's spinning
+thread pools, which made BLAS inside the parallel kernel up to 25× slower on 2 cores.  The equation
+
+    ∂_t ρ = 2ξ(t) [ ∂_a(ρ ∂_aΨ) + ∂_s(ρ ∂_sΨ) + ∂_r(ρ ∂_rΨ) ]
+
+is discretised dimension by dimension with the upwind flux of :mod:`.transport` (generalised
+minmod reconstruction along the axis of the face, first order in the boundary cells, no-flux walls
+on all six faces) and the face velocities (c = 2ξ(t))
+
+    u^a_{i+1/2,j,k} = −c (Ψ_{i+1,j,k} − Ψ_{i,j,k})/h_a = −c φ[j,k]          (Ψ is linear in a),
+    u^s_{i,j+1/2,k} = −c a_c[i] (φ[j+1,k] − φ[j,k])/h_s,
+    u^r_{i,j,k+1/2} = −c a_c[i] (φ[j,k+1] − φ[j,k])/h_r,
+    F_{i+1/2} = max(u, 0) ρ^E_i + min(u, 0) ρ^W_{i+1},  ρ^{E,W} = ρ ± s/2 (slope s along that
+    axis, s = 0 in its two boundary cells),  F = 0 on the walls,
+    dρ_ijk/dt = −(F^a_{i+1/2} − F^a_{i−1/2})/h_a − (F^s_{j+1/2} − F^s_{j−1/2})/h_s
+                − (F^r_{k+1/2} − F^r_{k−1/2})/h_r.
+
+Properties (checked in tests/test_stepper3d.py):
+
+* mass is conserved (the fluxes telescope);
+* with the CFL rate  λ = max|u^a|/h_a + max|u^s|/h_s + max|u^r|/h_r,  a forward-Euler step with
+  dt λ <= 1/2 keeps ρ >= 0 (the outflow of cell ijk is at most 2 ρ_ijk Σ_axes |u|/h);
+* with R(ρ) = 2 h³ Σ a_c φ0 ρ + Σ_q w_q M_q²  (h³ = h_a h_s h_r), δR/δρ_ijk = 2 h³ Ψ_ijk and
+  summing by parts (u = −c ΔΨ/h_axis at every face, exactly up to round-off),
+  dR/dt = 2 h³ Σ Ψ_ijk dρ_ijk/dt = −(2h³/c) Σ_faces u F <= 0, since u F >= 0 at every face
+  (the semi-discrete energy dissipation).
+
+Time stepping is the Shu–Osher SSP-RK3 of :mod:`.stepper1d` with dt = cfl/λ(ρⁿ) (cfl <= 1/2),
+rejection and retry with dt/2 when a stage has dt λ > 1/2 or the result is negative or
+non-finite, exact landing on ``t_stop`` and the same status codes.
+
+``rhs3d`` is serial; ``rhs3d_parallel`` runs the same per-slice kernel under ``prange`` over the a
+axis and computes A under ``prange`` over j, with i summed in the same order, so the two are
+bit-identical (no reduction changes its order).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ..schedule import xi_at
+from .stepper1d import DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED, STATUS_TEXT
+from .transport import limited_slope
+
+__all__ = [
+    "DT_UNDERFLOW", "MAX_STEPS", "NONFINITE", "REACHED", "STATUS_TEXT",
+    "rhs3d", "rhs3d_parallel", "advance3d", "make_work", "rhs3d_numpy", "potential3d", "risk3d",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Potential φ(s, r) and the CFL rate (shared by the serial and the parallel right-hand side)
+# ---------------------------------------------------------------------------------------------
+
+@numba.njit(cache=True)
+def _column_moment_row(j, rho, a_c, h_a, A):
+    """A[j, :] = h_a Σ_i a_c[i] ρ[i, j, :], i summed in increasing order."""
+    na, _, nr = rho.shape
+    for k in range(nr):
+        A[j, k] = 0.0
+    for i in range(na):
+        ai = a_c[i]
+        for k in range(nr):
+            A[j, k] += ai * rho[i, j, k]
+    for k in range(nr):
+        A[j, k] *= h_a
+
+
+_BLOCK = 512  # entries of φ per block of the second contraction (fits in L1 with a row segment)
+
+
+@numba.njit(cache=True)
+def _feature_moment(q, feats, A, scale):
+    """scale Σ_n F[q, n] A[n] with four interleaved partial sums in a fixed order."""
+    f = feats[q]
+    n = A.size
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    m = n - n % 4
+    for p in range(0, m, 4):
+        s0 += f[p] * A[p]
+        s1 += f[p + 1] * A[p + 1]
+        s2 += f[p + 2] * A[p + 2]
+        s3 += f[p + 3] * A[p + 3]
+    for p in range(m, n):
+        s0 += f[p] * A[p]
+    return scale * ((s0 + s1) + (s2 + s3))
+
+
+@numba.njit(cache=True)
+def _potential_block(b, feats, w, M, phi0, phi):
+    """φ[n] = φ0[n] + Σ_q (w_q M_q) F[q, n] for n in block b (flat views), q summed in order."""
+    nq = feats.shape[0]
+    lo = b * _BLOCK
+    hi = min(lo + _BLOCK, phi.size)
+    g = phi[lo:hi]
+    g[:] = 0.0
+    for q in range(nq):
+        x = w[q] * M[q]
+        f = feats[q, lo:hi]
+        for n in range(hi - lo):
+            g[n] += x * f[n]
+    for n in range(hi - lo):
+        g[n] = phi0[lo + n] + g[n]
+
+
+@numba.njit(cache=True)
+def _rate(A, t, a_c, h_a, h_s, h_r, kind, params, phi, na):
+    """(c = 2ξ(t), CFL rate λ) from φ; λ is nan when A, φ or ξ is not finite.
+
+    A non-finite ρ always makes A non-finite, also when Q = 0.
+    """
+    ns, nr = phi.shape
+    bad = False
+    for j in range(ns):
+        for k in range(nr):
+            if not math.isfinite(A[j, k]):
+                bad = True
+    c = 2.0 * xi_at(kind, params, t)
+    # Maxima of |u| over the faces, with the operations of the flux kernel: rounding is monotone,
+    # so |c a_max| |Δφ|_max reproduces the largest face value exactly.
+    amax = 0.0
+    for i in range(na):
+        x = abs(a_c[i])
+        if not x <= amax:
+            amax = x
+    pmax = 0.0
+    dsmax = 0.0
+    drmax = 0.0
+    for j in range(ns):
+        for k in range(nr):
+            x = abs(phi[j, k])
+            if not x <= pmax:
+                pmax = x
+            if j + 1 < ns:
+                x = abs(phi[j + 1, k] - phi[j, k])
+                if not x <= dsmax:
+                    dsmax = x
+            if k + 1 < nr:
+                x = abs(phi[j, k + 1] - phi[j, k])
+                if not x <= drmax:
+                    drmax = x
+    ca = abs(c)
+    inv_ha, inv_hs, inv_hr = 1.0 / h_a, 1.0 / h_s, 1.0 / h_r
+    rate = 0.0
+    if na > 1:
+        rate += ca * pmax * inv_ha
+    if ns > 1:
+        rate += (ca * amax) * dsmax * inv_hs * inv_hs
+    if nr > 1:
+        rate += (ca * amax) * drmax * inv_hr * inv_hr
+    if bad or not math.isfinite(c):
+        rate = math.nan
+    return c, rate
+
+
+# ---------------------------------------------------------------------------------------------
+# Fluxes: one a-slice at a time
+# ---------------------------------------------------------------------------------------------
+
+@numba.njit(cache=True, inline="always")
+def _slope_a(rho, i, j, k, theta):
+    if i == 0 or i == rho.shape[0] - 1:
+        return 0.0
+    return limited_slope(rho[i - 1, j, k], rho[i, j, k], rho[i + 1, j, k], theta)
+
+
+@numba.njit(cache=True, inline="always")
+def _slope_s(rho, i, j, k, theta):
+    if j == 0 or j == rho.shape[1] - 1:
+        return 0.0
+    return limited_slope(rho[i, j - 1, k], rho[i, j, k], rho[i, j + 1, k], theta)
+
+
+@numba.njit(cache=True, inline="always")
+def _slope_r(rho, i, j, k, theta):
+    if k == 0 or k == rho.shape[2] - 1:
+        return 0.0
+    return limited_slope(rho[i, j, k - 1], rho[i, j, k], rho[i, j, k + 1], theta)
+
+
+@numba.njit(cache=True)
+def _slice_rhs(i, rho, c, a_c, inv_ha, inv_hs, inv_hr, phi, theta, fs, out):
+    """out[i, :, :] = −Σ_axes (F_+ − F_−)/h_axis for the a-slice i.
+
+    The s- and r-face fluxes are computed once (``fs`` carries the flux through the face j − 1/2
+    along the slice, a scalar the one through k − 1/2); the two a-faces of the slice are computed
+    here and again, with the same operations, by the neighbouring slice, so that the slices are
+    independent (``prange``) and the fluxes still telescope.
+    """
+    na, ns, nr = rho.shape
+    cai = c * a_c[i]
+    for k in range(nr):
+        fs[k] = 0.0  # wall at j = −1/2
+    for j in range(ns):
+        fr_m = 0.0  # wall at k = −1/2
+        for k in range(nr):
+            r0 = rho[i, j, k]
+            # a faces i ± 1/2 (u^a does not depend on i: one upwind direction for both)
+            ua = -c * phi[j, k]
+            fa_p = 0.0
+            fa_m = 0.0
+            if ua > 0.0:
+                if i + 1 < na:
+                    fa_p = ua * (r0 + 0.5 * _slope_a(rho, i, j, k, theta))
+                if i > 0:
+                    fa_m = ua * (rho[i - 1, j, k] + 0.5 * _slope_a(rho, i - 1, j, k, theta))
+            else:
+                if i + 1 < na:
+                    fa_p = ua * (rho[i + 1, j, k] - 0.5 * _slope_a(rho, i + 1, j, k, theta))
+                if i > 0:
+                    fa_m = ua * (r0 - 0.5 * _slope_a(rho, i, j, k, theta))
+            # s face j + 1/2
+            fs_p = 0.0
+            if j + 1 < ns:
+                us = -cai * (phi[j + 1, k] - phi[j, k]) * inv_hs
+                if us > 0.0:
+                    fs_p = us * (r0 + 0.5 * _slope_s(rho, i, j, k, theta))
+                else:
+                    fs_p = us * (rho[i, j + 1, k] - 0.5 * _slope_s(rho, i, j + 1, k, theta))
+            # r face k + 1/2
+            fr_p = 0.0
+            if k + 1 < nr:
+                ur = -cai * (phi[j, k + 1] - phi[j, k]) * inv_hr
+                if ur > 0.0:
+                    fr_p = ur * (r0 + 0.5 * _slope_r(rho, i, j, k, theta))
+                else:
+                    fr_p = ur * (rho[i, j, k + 1] - 0.5 * _slope_r(rho, i, j, k + 1, theta))
+            out[i, j, k] = (-(fa_p - fa_m) * inv_ha - (fs_p - fs[k]) * inv_hs
+                            - (fr_p - fr_m) * inv_hr)
+            fs[k] = fs_p
+            fr_m = fr_p
+
+
+@numba.njit(cache=True)
+def rhs3d(rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, theta, A, M, phi, out):
+    """out = L(ρ, t), the finite-volume right-hand side (module docstring); serial.
+
+    Work arrays A (n_s, n_r), M (Q,), φ (n_s, n_r) are overwritten with the column moments, the
+    feature moments M_q and the potential φ of ρ.  Returns the CFL rate
+    λ = max|u^a|/h_a + max|u^s|/h_s + max|u^r|/h_r (nan if ρ, φ or ξ is not finite).
+    """
+    na, ns, nr = rho.shape
+    for j in range(ns):
+        _column_moment_row(j, rho, a_c, h_a, A)
+    Af, phif, phi0f = A.reshape(ns * nr), phi.reshape(ns * nr), phi0.reshape(ns * nr)
+    for q in range(feats.shape[0]):
+        M[q] = _feature_moment(q, feats, Af, h_s * h_r)
+    for b in range((ns * nr + _BLOCK - 1) // _BLOCK):
+        _potential_block(b, feats, w, M, phi0f, phif)
+    c, rate = _rate(A, t, a_c, h_a, h_s, h_r, kind, params, phi, na)
+    fs = np.empty((na, nr))
+    for i in range(na):
+        _slice_rhs(i, rho, c, a_c, 1.0 / h_a, 1.0 / h_s, 1.0 / h_r, phi, theta, fs[i], out)
+    return rate
+
+
+@numba.njit(cache=True, parallel=True)
+def rhs3d_parallel(rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, theta, A, M, phi,
+                   out):
+    """:func:`rhs3d` with ``prange`` over j (for A) and over the a-slices; bit-identical."""
+    na, ns, nr = rho.shape
+    for j in numba.prange(ns):
+        _column_moment_row(j, rho, a_c, h_a, A)
+    Af, phif, phi0f = A.reshape(ns * nr), phi.reshape(ns * nr), phi0.reshape(ns * nr)
+    for q in numba.prange(feats.shape[0]):
+        M[q] = _feature_moment(q, feats, Af, h_s * h_r)
+    for b in numba.prange((ns * nr + _BLOCK - 1) // _BLOCK):
+        _potential_block(b, feats, w, M, phi0f, phif)
+    c, rate = _rate(A, t, a_c, h_a, h_s, h_r, kind, params, phi, na)
+    fs = np.empty((na, nr))
+    inv_ha, inv_hs, inv_hr = 1.0 / h_a, 1.0 / h_s, 1.0 / h_r
+    for i in numba.prange(na):
+        _slice_rhs(i, rho, c, a_c, inv_ha, inv_hs, inv_hr, phi, theta, fs[i], out)
+    return rate
+
+
+# ---------------------------------------------------------------------------------------------
+# SSP-RK3 stages on flat views (serial and parallel versions; elementwise, so bit-identical)
+# ---------------------------------------------------------------------------------------------
+
+@numba.njit(cache=True)
+def _stage1(rho, l0, dt, w1):
+    for n in range(rho.size):
+        w1[n] = rho[n] + dt * l0[n]
+
+
+@numba.njit(cache=True, parallel=True)
+def _stage1_par(rho, l0, dt, w1):
+    for n in numba.prange(rho.size):
+        w1[n] = rho[n] + dt * l0[n]
+
+
+@numba.njit(cache=True)
+def _stage2(rho, w1, l1, dt, w2):
+    for n in range(rho.size):
+        w2[n] = 0.75 * rho[n] + 0.25 * (w1[n] + dt * l1[n])
+
+
+@numba.njit(cache=True, parallel=True)
+def _stage2_par(rho, w1, l1, dt, w2):
+    for n in numba.prange(rho.size):
+        w2[n] = 0.75 * rho[n] + 0.25 * (w1[n] + dt * l1[n])
+
+
+@numba.njit(cache=True)
+def _stage3(rho, w2, l1, dt, res):
+    """res = ⅓ρ + ⅔(w2 + dt l1); returns the number of negative or nan entries."""
+    bad = 0
+    for n in range(rho.size):
+        x = (rho[n] + 2.0 * (w2[n] + dt * l1[n])) / 3.0
+        if not x >= 0.0:
+            bad += 1
+        res[n] = x
+    return bad
+
+
+@numba.njit(cache=True, parallel=True)
+def _stage3_par(rho, w2, l1, dt, res):
+    bad = 0
+    for n in numba.prange(rho.size):
+        x = (rho[n] + 2.0 * (w2[n] + dt * l1[n])) / 3.0
+        bad += 0 if x >= 0.0 else 1
+        res[n] = x
+    return bad
+
+
+@numba.njit(cache=True)
+def _copy(src, dst):
+    for n in range(src.size):
+        dst[n] = src[n]
+
+
+@numba.njit(cache=True, parallel=True)
+def _copy_par(src, dst):
+    for n in numba.prange(src.size):
+        dst[n] = src[n]
+
+
+@numba.njit(cache=True)
+def _rhs(parallel, rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, theta, A, M, phi,
+         out):
+    if parallel:
+        return rhs3d_parallel(rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, theta,
+                              A, M, phi, out)
+    return rhs3d(rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, theta, A, M, phi, out)
+
+
+@numba.njit(cache=True)
+def _advance(rho, t, t_stop, max_steps, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, cfl,
+             theta, parallel, w1, w2, l0, l1, A, M, phi):
+    """The SSP-RK3 loop of :func:`advance3d` (one compiled loop; ``parallel`` picks the kernels)."""
+    n = rho.size
+    rf = rho.reshape(n)
+    w1f, w2f, l0f, l1f = w1.reshape(n), w2.reshape(n), l0.reshape(n), l1.reshape(n)
+    steps = 0
+    rejected = 0
+    dt = 0.0
+    rate = 0.0
+    while t < t_stop:
+        if steps >= max_steps:
+            return t, steps, rejected, MAX_STEPS, dt, rate
+        rate = _rhs(parallel, rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, theta,
+                    A, M, phi, l0)
+        if not math.isfinite(rate):
+            return t, steps, rejected, NONFINITE, dt, rate
+        dt = cfl / rate if rate > 0.0 else t_stop - t
+        while True:
+            land = dt >= t_stop - t
+            if land:
+                dt = t_stop - t
+            if parallel:
+                _stage1_par(rf, l0f, dt, w1f)
+            else:
+                _stage1(rf, l0f, dt, w1f)
+            r1 = _rhs(parallel, w1, t + dt, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params,
+                      theta, A, M, phi, l1)
+            if parallel:
+                _stage2_par(rf, w1f, l1f, dt, w2f)
+            else:
+                _stage2(rf, w1f, l1f, dt, w2f)
+            r2 = _rhs(parallel, w2, t + 0.5 * dt, a_c, h_a, h_s, h_r, phi0, feats, w, kind,
+                      params, theta, A, M, phi, l1)
+            ok = math.isfinite(r1) and math.isfinite(r2)
+            ok = ok and dt * max(rate, max(r1, r2)) <= 0.5
+            if ok:
+                if parallel:
+                    bad = _stage3_par(rf, w2f, l1f, dt, w1f)
+                else:
+                    bad = _stage3(rf, w2f, l1f, dt, w1f)
+                ok = bad == 0
+            if ok:
+                break
+            rejected += 1
+            dt *= 0.5
+            if dt <= 1e-15 * max(abs(t), 1.0):
+                return t, steps, rejected, DT_UNDERFLOW, dt, rate
+        if parallel:
+            _copy_par(w1f, rf)
+        else:
+            _copy(w1f, rf)
+        t = t_stop if land else t + dt
+        steps += 1
+    return t, steps, rejected, REACHED, dt, rate
+
+
+# ---------------------------------------------------------------------------------------------
+# Python entry points
+# ---------------------------------------------------------------------------------------------
+
+def make_work(n_a: int, n_s: int, n_r: int, Q: int) -> tuple:
+    """Work arrays for :func:`advance3d`: (w1, w2, l0, l1, A, M, φ).
+
+    w1, w2, l0, l1 have the shape of ρ (n_a, n_s, n_r); A and φ are (n_s, n_r); M is (Q,).
+    After a call, A, M and φ hold the moments and potential of the last right-hand side evaluated
+    (a later stage, not the returned state).
+    """
+    cells = [np.empty((n_a, n_s, n_r)) for _ in range(4)]
+    return (*cells, np.empty((n_s, n_r)), np.empty(Q), np.empty((n_s, n_r)))
+
+
+def advance3d(rho, t, t_stop, max_steps, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, cfl,
+              theta, parallel, work) -> tuple[float, int, int, int, float, float]:
+    """Advance ``rho`` in place from ``t`` towards ``t_stop`` with SSP-RK3 (module docstring).
+
+    Returns (t, steps, rejected, status, dt_last, rate_last) with status one of REACHED,
+    MAX_STEPS, NONFINITE, DT_UNDERFLOW (from :mod:`.stepper1d`); ``t == t_stop`` exactly when
+    REACHED.  ``work`` comes from :func:`make_work`.  The loop runs inside Numba; scalars are
+    cast here so that every call uses the same compiled specialisation.
+    """
+    if not 0.0 < cfl <= 0.5:
+        raise ValueError(f"cfl must be in (0, 0.5], got {cfl}")
+    if not 1.0 <= theta <= 2.0:
+        raise ValueError(f"theta must be in [1, 2], got {theta}")
+    na, ns, nr = rho.shape
+    w1, w2, l0, l1, A, M, phi = work
+    if not (rho.flags.c_contiguous and rho.dtype == np.float64):
+        raise ValueError("rho must be a C-contiguous float64 array")
+    for name, arr, shape in (("w1", w1, rho.shape), ("w2", w2, rho.shape), ("l0", l0, rho.shape),
+                             ("l1", l1, rho.shape), ("A", A, (ns, nr)), ("phi", phi, (ns, nr)),
+                             ("M", M, (feats.shape[0],)), ("phi0", phi0, (ns, nr)),
+                             ("a_c", a_c, (na,)), ("feats", feats, (feats.shape[0], ns * nr)),
+                             ("w", w, (feats.shape[0],))):
+        if arr.shape != shape or not arr.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous with shape {shape}, got {arr.shape}")
+    out = _advance(rho, float(t), float(t_stop), int(max_steps), a_c, float(h_a), float(h_s),
+                   float(h_r), phi0, feats, w, int(kind), params, float(cfl), float(theta),
+                   bool(parallel), w1, w2, l0, l1, A, M, phi)
+    t_new, steps, rejected, status, dt, rate = out
+    return float(t_new), int(steps), int(rejected), int(status), float(dt), float(rate)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain numpy references (for tests and diagnostics)
+# ---------------------------------------------------------------------------------------------
+
+def potential3d(rho, a_c, h_a, h_s, h_r, phi0, feats, w) -> tuple[np.ndarray, np.ndarray]:
+    """(φ (n_s, n_r), M (Q,)): φ = φ0 + Σ_q w_q M_q F_q, M_q = h³ Σ a_c ρ F_q (numpy)."""
+    ns, nr = phi0.shape
+    A = h_a * np.tensordot(a_c, rho, axes=(0, 0))
+    M = h_s * h_r * (feats @ A.reshape(ns * nr))
+    phi = phi0 + ((w * M) @ feats).reshape(ns, nr)
+    return phi, M
+
+
+def risk3d(rho, a_c, h_a, h_s, h_r, phi0, feats, w) -> float:
+    """R(ρ) = 2 h³ Σ a_c φ0 ρ + Σ_q w_q M_q² (δR/δρ_ijk = 2 h³ Ψ_ijk; no constant R#)."""
+    h3 = h_a * h_s * h_r
+    _, M = potential3d(rho, a_c, h_a, h_s, h_r, phi0, feats, w)
+    lin = 2.0 * h3 * float(np.einsum("i,jk,ijk->", a_c, phi0, rho))
+    return lin + float(w @ M**2)
+
+
+def _divergence_numpy(rho, u, h, theta, axis):
+    """−(F_+ − F_−)/h along ``axis`` for face velocities u (n − 1 faces along that axis)."""
+    r = np.moveaxis(rho, axis, 0)
+    u = np.moveaxis(u, axis, 0)
+    s = np.zeros_like(r)
+    if r.shape[0] > 2:
+        p = theta * (r[2:] - r[1:-1])
+        q = 0.5 * (r[2:] - r[:-2])
+        m = theta * (r[1:-1] - r[:-2])
+        s[1:-1] = np.where((p > 0) & (q > 0) & (m > 0), np.minimum(np.minimum(p, q), m),
+                           np.where((p < 0) & (q < 0) & (m < 0),
+                                    np.maximum(np.maximum(p, q), m), 0.0))
+    east, west = r + 0.5 * s, r - 0.5 * s
+    face = np.maximum(u, 0.0) * east[:-1] + np.minimum(u, 0.0) * west[1:]
+    wall = np.zeros((1,) + r.shape[1:])
+    flux = np.concatenate([wall, face, wall])
+    return np.moveaxis(-np.diff(flux, axis=0) / h, 0, axis)
+
+
+def rhs3d_numpy(rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, xi, theta) -> np.ndarray:
+    """Plain numpy version of :func:`rhs3d` with ξ given (``t`` is unused), vectorised per axis."""
+    del t
+    phi, _ = potential3d(rho, a_c, h_a, h_s, h_r, phi0, feats, w)
+    na, ns, nr = rho.shape
+    c = 2.0 * xi
+    ua = np.broadcast_to(-c * phi, (na - 1, ns, nr))
+    us = -c * a_c[:, None, None] * np.diff(phi, axis=0)[None] / h_s
+    ur = -c * a_c[:, None, None] * np.diff(phi, axis=1)[None] / h_r
+    return (_divergence_numpy(rho, ua, h_a, theta, 0) + _divergence_numpy(rho, us, h_s, theta, 1)
+            + _divergence_numpy(rho, ur, h_r, theta, 2))

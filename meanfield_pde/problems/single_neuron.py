@@ -1,0 +1,344 @@
+"""Problem B of MATH.md §3: learning a single neuron; the law ρ̄ of z = (a, s, r).
+
+Data x ~ N(0, I_d), y = f_*(⟨w_*, x⟩) + ζ; neuron a σ(⟨w, x⟩); s = ⟨w, w_*⟩, r = |P_⊥ w|.  The
+potential is linear in a, Ψ(z; ρ̄) = a φ(s, r; ρ̄), with
+
+    φ(s, r) = −v(s, r) + Σ_j Σ_ℓ μ_2j(d−1) ω_ℓ m_2j(s, r; g_ℓ) M_jℓ,
+    M_jℓ    = ∫ a' m_2j(s', r'; g_ℓ) ρ̄(dz')
+
+(see :mod:`meanfield_pde.problems.neuron_kernel`), and
+
+    ∂_t ρ̄ = 2ξ(t) [ ∂_a(ρ̄ ∂_aΨ) + ∂_s(ρ̄ ∂_sΨ) + ∂_r(ρ̄ ∂_rΨ) ]
+
+on a box [a_min, a_max] × [−s_max, s_max] × [0, r_max] with no-flux walls (∂_rΨ = 0 at r = 0 by
+symmetry).  Initial law: a ~ P_A, s ~ N(0, κ²/d), r ~ (κ/√d) χ_{d−1}, independent, as exact cell
+averages (a point mass in a sits in one cell); ``init.s0`` shifts the mean of s.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from ..activations import get_activation
+from ..config import Config
+from ..errors import ConfigError, SolverError
+from ..fv import stepper1d, stepper3d
+from ..schedule import Schedule, stop_times
+from .base import Problem, Stepper, StepReport
+from .gaussians import chi_law, chi_quantile
+from .neuron_kernel import neuron_kernel
+
+WALLS = ("a_min", "a_max", "s_min", "s_max", "r_max")
+PILOT_CELLS = (16, 32, 32)  # (n_a, n_s, n_r) of the pilot run that sizes the automatic box
+PILOT_TAIL = 1e-4  # the pilot's reach: marginal mass beyond it < PILOT_TAIL
+PAD = 0.25  # automatic walls sit PAD × (reached span) beyond the reach
+
+
+def _normal_law(edges: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """Cell averages of N(mean, std²) (CDF on the left, survival function on the right)."""
+    z = (edges - mean) / std
+    cdf, sf = special.ndtr(z), special.ndtr(-z)
+    left, right = np.diff(cdf), -np.diff(sf)
+    return np.where(0.5 * (z[:-1] + z[1:]) < 0, left, right) / np.diff(edges)
+
+
+class NeuronStepper(Stepper):
+    """Compiled SSP-RK3 of the 3-D equation (see :mod:`meanfield_pde.fv.stepper3d`)."""
+
+    def __init__(self, problem: SingleNeuronProblem, cfl: float, theta: float, parallel: bool):
+        self.p, self.cfl, self.theta, self.parallel = problem, cfl, theta, parallel
+        k = problem.kernel
+        self.phi0 = np.ascontiguousarray(-k.v)
+        self.work = stepper3d.make_work(*problem.shape, k.feats.shape[0])
+
+    def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
+        p = self.p
+        out = stepper3d.advance3d(
+            state, t, t_stop, max_steps, p.a_centers, p.h_a, p.h_s, p.h_r, self.phi0,
+            p.kernel.feats, p.kernel.weights, p.schedule.kind, p.schedule.params, self.cfl,
+            self.theta, self.parallel, self.work)
+        return StepReport(*out)
+
+
+class SingleNeuronProblem(Problem):
+    """The (a, s, r) problem on a uniform n_a × n_s × n_r grid."""
+
+    name = "single-neuron"
+
+    def __init__(self, cfg: Config, pilot_box: tuple[float, ...] | None = None):
+        if cfg.problem != self.name:
+            raise ConfigError(f"configuration is for {cfg.problem!r}, not {self.name!r}")
+        self.config = cfg
+        m = cfg.section("model")
+        self.d = m["d"]
+        self.sigma = get_activation(m["activation"], m["activation_params"])
+        if m["target"] == "same":
+            self.target = self.sigma
+        else:
+            self.target = get_activation(m["target"], m["target_params"])
+        self.label_noise = m["label_noise"]
+        self.schedule = Schedule.from_config(cfg)
+        ini, grid = cfg.section("init"), cfg.section("grid")
+        self._dof = self._init_dof(ini)
+        box = pilot_box or self._choose_box(ini, grid)
+        self._build_grid(ini, grid, box)
+        kc = cfg.section("kernel")
+        self.kernel = neuron_kernel(self.sigma, self.target, self.label_noise, self.d,
+                                    self.s_centers, self.r_centers, kc["tol"], kc["max_terms"],
+                                    kc["max_nodes"])
+
+    @classmethod
+    def warmup(cls, cfg: Config) -> None:
+        """Compile (or load) the kernels ``cfg`` uses on a 4 × 8 × 8 grid."""
+        tiny = cfg.with_overrides(["grid.n_a=4", "grid.n_s=8", "grid.n_r=8", "grid.a_min=0.0",
+                                   "grid.a_max=2.0", "grid.s_min=-1.0", "grid.s_max=1.0",
+                                   "grid.r_max=1.5",
+                                   "time.t_end=1e-3", "time.n_outputs=2", "init.a_law='uniform'",
+                                   "init.a=1.0", "init.a_halfwidth=0.5", "init.kappa=0.3",
+                                   "init.d=10"])
+        p = cls(tiny)
+        rho = p.initial_state()
+        p.make_stepper().advance(rho, 0.0, 1e-3, 1)
+        p.risk(rho)
+
+    # ---------------------------------------------------------------- initial law and domain
+    def _init_dof(self, ini: dict) -> int:
+        dof = ini["d"] or self.d
+        if math.isinf(dof):
+            raise ConfigError(
+                "model.d = inf makes the initial law of (s, r) a point mass; set init.d to a "
+                "finite dimension (the width of the initial law)"
+            )
+        if dof < 3:
+            raise ConfigError(f"init.d = {dof} is out of range; accepted: 3 <= d (r has d-1 dof)")
+        return int(dof)
+
+    def _initial_support(self, ini: dict) -> tuple[float, float, float, float, float]:
+        """(a_lo, a_hi, s_lo, s_hi, r_hi): beyond each, ρ̄_0 has less than 1% of grid.wall_tol."""
+        q = 0.01 * self.config["grid.wall_tol"]
+        z = float(-special.ndtri(q))  # standard normal quantile of the tail q
+        a0 = ini["a"]
+        if ini["a_law"] == "point":
+            a_lo = a_hi = a0
+        elif ini["a_law"] == "gaussian":
+            a_lo, a_hi = a0 - z * ini["a_std"], a0 + z * ini["a_std"]
+        else:
+            a_lo, a_hi = a0 - ini["a_halfwidth"], a0 + ini["a_halfwidth"]
+        s_half = z * ini["kappa"] / math.sqrt(self._dof)
+        r_hi = chi_quantile(q, ini["kappa"], self._dof - 1) * math.sqrt(
+            (self._dof - 1) / self._dof)
+        return a_lo, a_hi, ini["s0"] - s_half, ini["s0"] + s_half, r_hi
+
+    def _choose_box(self, ini: dict, grid: dict) -> tuple[float, ...]:
+        """(a_min, a_max, s_min, s_max, r_max): the keys set in [grid], the others from a pilot."""
+        support = self._initial_support(ini)
+        fixed = {k: float(grid[k]) for k in WALLS if grid[k] != "auto"}
+        reach = self._pilot_reach(support, fixed) if len(fixed) < len(WALLS) else {}
+        box = tuple(fixed.get(k, reach.get(k)) for k in WALLS)
+        for i, key in enumerate(WALLS):
+            inside = box[i] < support[i] if i in (0, 2) else box[i] > support[i]
+            if i == 1 and ini["a_law"] == "point":
+                inside = box[1] > box[0] and box[0] < support[0] < box[1]
+            if not inside:
+                need = f"< {support[i]:.3g}" if i in (0, 2) else f"> {support[i]:.3g}"
+                raise ConfigError(
+                    f"grid.{key} = {grid[key]} cuts off the initial law; set grid.{key} {need} "
+                    'or "auto"'
+                )
+        return box
+
+    def _pilot_reach(self, support: tuple[float, ...], fixed: dict[str, float]) -> dict:
+        """Automatic walls from a coarse pilot run (``PILOT_CELLS``) on a wide box.
+
+        The reach is where each marginal keeps less than ``PILOT_TAIL`` of mass beyond it over
+        the whole run; each automatic wall goes 25% of the reached span beyond it.  (The far tails
+        of a coarse grid are numerical diffusion: sizing the box by them would waste most cells.
+        With this rule the main run's own wall test, mass < grid.wall_tol within grid.wall_cells
+        cells of a wall, holds on the default grid and on finer ones.)  A wall of the wide box that
+        the pilot's mass approaches is pushed out and the pilot repeated.
+        """
+        a_lo, a_hi, s_lo, s_hi, r_hi = support
+        span_a = max(a_hi - a_lo, abs(a_hi), 1.0)
+        span_s = max(s_hi - s_lo, 1.0)
+        wide = [a_lo - 2 * span_a, a_hi + 2 * span_a, s_lo - 1.5 * span_s, s_hi + 1.5 * span_s,
+                max(3 * r_hi, 1.5)]
+        over = [f"grid.n_a={PILOT_CELLS[0]}", f"grid.n_s={PILOT_CELLS[1]}",
+                f"grid.n_r={PILOT_CELLS[2]}"]
+        found: dict | None = None
+        for _ in range(6):
+            box = tuple(fixed.get(k, w) for k, w in zip(WALLS, wide, strict=True))
+            reach = self._pilot_run(box, over, support)
+            margin = [0.1 * (box[1] - box[0])] * 2 + [0.1 * (box[3] - box[2])] * 2 + [0.1 * box[4]]
+            near = [WALLS[i] not in fixed and abs(reach[i] - box[i]) < margin[i]
+                    for i in range(5)]
+            if any(near):
+                if found is not None:  # the refinement pass hit a wall: keep the first answer
+                    return found
+                for i, hit in enumerate(near):
+                    if hit:
+                        step = [span_a, span_a, span_s, span_s, wide[4]][i]
+                        wide[i] += -2 * step if i in (0, 2) else 2 * step
+                continue
+            lo_a, hi_a, lo_s, hi_s, hi_r = reach
+            pad_a, pad_s = PAD * (hi_a - lo_a), PAD * (hi_s - lo_s)
+            proposal = {"a_min": lo_a - pad_a, "a_max": hi_a + pad_a, "s_min": lo_s - pad_s,
+                        "s_max": hi_s + pad_s, "r_max": (1 + PAD) * hi_r}
+            if found is not None:
+                return proposal
+            # one refinement pass on the proposed box (finer cells, less numerical diffusion)
+            found, wide = proposal, [proposal[k] for k in WALLS]
+        if found is not None:
+            return found
+        raise SolverError(
+            "mass keeps moving towards the walls of the pilot box; set grid.a_min, grid.a_max, "
+            "grid.s_min, grid.s_max and grid.r_max explicitly or shorten time.t_end"
+        )
+
+    def _pilot_run(self, box: tuple[float, ...], over: list[str],
+                   support: tuple[float, ...]) -> tuple[float, ...]:
+        """(a_lo, a_hi, s_lo, s_hi, r_hi) reached by the pilot's mass (tail PILOT_TAIL)."""
+        pilot = SingleNeuronProblem(self.config.with_overrides(over), pilot_box=box)
+        rho, stepper, t = pilot.initial_state(), pilot.make_stepper(), 0.0
+        lo_a, hi_a, lo_s, hi_s, hi_r = support
+        for t_stop in stop_times(pilot.config, pilot.schedule)[1:]:
+            while t < t_stop:
+                rep = stepper.advance(rho, t, float(t_stop), 100)
+                if rep.status not in (stepper1d.REACHED, stepper1d.MAX_STEPS):
+                    return lo_a, hi_a, lo_s, hi_s, hi_r
+                t = rep.t
+                e = pilot.extent(rho, PILOT_TAIL)
+                lo_a, hi_a = min(lo_a, e[0]), max(hi_a, e[1])
+                lo_s, hi_s, hi_r = min(lo_s, e[2]), max(hi_s, e[3]), max(hi_r, e[4])
+        return lo_a, hi_a, lo_s, hi_s, hi_r
+
+    def _build_grid(self, ini: dict, grid: dict, box) -> None:
+        a_min, a_max, s_min, s_max, r_max = box
+        n_a, n_s, n_r = grid["n_a"], grid["n_s"], grid["n_r"]
+        if ini["a_law"] == "point":
+            # put a0 at a cell centre: shift the a-grid, keeping h_a = (a_max − a_min)/n_a
+            h = (a_max - a_min) / n_a
+            k = math.floor((ini["a"] - a_min) / h)
+            a_min = ini["a"] - (k + 0.5) * h
+            a_max = a_min + n_a * h
+        self.box = (a_min, a_max, s_min, s_max, r_max)
+        self.a_edges = np.linspace(a_min, a_max, n_a + 1)
+        self.s_edges = np.linspace(s_min, s_max, n_s + 1)
+        self.r_edges = np.linspace(0.0, r_max, n_r + 1)
+        self.a_centers = 0.5 * (self.a_edges[1:] + self.a_edges[:-1])
+        self.s_centers = 0.5 * (self.s_edges[1:] + self.s_edges[:-1])
+        self.r_centers = 0.5 * (self.r_edges[1:] + self.r_edges[:-1])
+        self.h_a, self.h_s, self.h_r = ((a_max - a_min) / n_a, (s_max - s_min) / n_s, r_max / n_r)
+        self.shape = (n_a, n_s, n_r)
+
+    def initial_state(self) -> np.ndarray:
+        ini = self.config.section("init")
+        if ini["a_law"] == "point":
+            pa = np.zeros(self.shape[0])
+            pa[int(np.argmin(np.abs(self.a_centers - ini["a"])))] = 1.0 / self.h_a
+        elif ini["a_law"] == "gaussian":
+            pa = _normal_law(self.a_edges, ini["a"], ini["a_std"])
+        else:
+            lo, hi = ini["a"] - ini["a_halfwidth"], ini["a"] + ini["a_halfwidth"]
+            e = np.clip(self.a_edges, lo, hi)
+            pa = np.diff(e) / (hi - lo) / self.h_a
+        ps = _normal_law(self.s_edges, ini["s0"], ini["kappa"] / math.sqrt(self._dof))
+        # r = (κ/√d) χ_{d−1}: the chi law with d−1 dof and scale κ √((d−1)/d)
+        pr = chi_law(self.r_edges, ini["kappa"] * math.sqrt((self._dof - 1) / self._dof),
+                     self._dof - 1)
+        return np.ascontiguousarray(pa[:, None, None] * ps[None, :, None] * pr[None, None, :])
+
+    # ---------------------------------------------------------------- output
+    @property
+    def grid(self) -> dict[str, np.ndarray]:
+        return {"a_edges": self.a_edges, "s_edges": self.s_edges, "r_edges": self.r_edges,
+                "a_centers": self.a_centers, "s_centers": self.s_centers,
+                "r_centers": self.r_centers}
+
+    @property
+    def fields(self) -> dict[str, tuple[int, ...]]:
+        n_a, n_s, n_r = self.shape
+        return {"risk": (), "mass": (), "mean_a": (), "mean_s": (), "mean_r": (),
+                "marginal_a": (n_a,), "marginal_s": (n_s,), "marginal_r": (n_r,),
+                "density": self.shape}
+
+    def marginals(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Densities of a, s and r (each integrates to the mass)."""
+        return (state.sum(axis=(1, 2)) * self.h_s * self.h_r,
+                state.sum(axis=(0, 2)) * self.h_a * self.h_r,
+                state.sum(axis=(0, 1)) * self.h_a * self.h_s)
+
+    def snapshot(self, state: np.ndarray) -> dict[str, float | np.ndarray]:
+        ma, ms, mr = self.marginals(state)
+        mass = float(ma.sum() * self.h_a)
+        return {
+            "risk": self.risk(state), "mass": mass,
+            "mean_a": float(np.dot(self.a_centers, ma) * self.h_a / mass),
+            "mean_s": float(np.dot(self.s_centers, ms) * self.h_s / mass),
+            "mean_r": float(np.dot(self.r_centers, mr) * self.h_r / mass),
+            "marginal_a": ma, "marginal_s": ms, "marginal_r": mr, "density": state.copy(),
+        }
+
+    def risk(self, state: np.ndarray) -> float:
+        """R(ρ̄) = R# + 2∫V dρ̄ + Σ_q w_q M_q² with midpoint moments (the discrete energy)."""
+        return self.kernel.risk(state, self.a_centers, self.h_a, self.h_s, self.h_r)
+
+    def extent(self, state: np.ndarray, tail: float) -> tuple[float, float, float, float, float]:
+        """(a_lo, a_hi, s_lo, s_hi, r_hi): beyond each, the marginal has mass < ``tail``."""
+        ma, ms, mr = self.marginals(state)
+
+        def upper(edges, dens):
+            cum = np.cumsum((dens * np.diff(edges))[::-1])[::-1]  # mass in [e_i, end]
+            idx = np.nonzero(cum >= tail)[0]
+            return edges[idx[-1] + 1] if idx.size else edges[0]
+
+        def lower(edges, dens):
+            cum = np.cumsum(dens * np.diff(edges))  # mass in [start, e_{i+1}]
+            idx = np.nonzero(cum >= tail)[0]
+            return edges[idx[0]] if idx.size else edges[-1]
+
+        return (lower(self.a_edges, ma), upper(self.a_edges, ma), lower(self.s_edges, ms),
+                upper(self.s_edges, ms), upper(self.r_edges, mr))
+
+    def make_stepper(self) -> Stepper:
+        s = self.config.section("solver")
+        return NeuronStepper(self, s["cfl"], s["theta"], s["parallel"])
+
+    def check_walls(self, state: np.ndarray, t: float) -> None:
+        g = self.config.section("grid")
+        k, tol = g["wall_cells"], g["wall_tol"]
+        ma, ms, mr = self.marginals(state)
+        walls = [
+            ("a_min", ma[:k].sum() * self.h_a, self.box[0], "lower"),
+            ("a_max", ma[-k:].sum() * self.h_a, self.box[1], "raise"),
+            ("s_min", ms[:k].sum() * self.h_s, self.box[2], "lower"),
+            ("s_max", ms[-k:].sum() * self.h_s, self.box[3], "raise"),
+            ("r_max", mr[-k:].sum() * self.h_r, self.box[4], "raise"),
+        ]
+        for key, mass, value, verb in walls:
+            if mass > tol:
+                new = value - abs(value) - 1.0 if verb == "lower" else 2 * abs(value) + 0.5
+                raise SolverError(
+                    f"mass {mass:.3g} reached the wall grid.{key} = {value:.4g} at t = {t:.4g} "
+                    f"(within {k} cells, tolerance grid.wall_tol = {tol:g}); {verb} it, e.g. "
+                    f"--set grid.{key}={new:.3g}"
+                )
+
+    def attrs(self) -> dict[str, object]:
+        k = self.kernel
+        return {**dict(zip(WALLS, self.box, strict=True)), "kernel_terms": k.n_terms,
+                "kernel_nodes": k.n_nodes,
+                "kernel_rank": int(k.feats.shape[0]),
+                "kernel_truncation_error": k.truncation_error}
+
+    def warnings(self) -> list[str]:
+        k = self.kernel
+        if k.converged:
+            return []
+        return [
+            f"warning: the kernel reached kernel.max_terms / kernel.max_nodes ({k.n_terms} terms, "
+            f"{k.n_nodes} nodes) before kernel.tol = {self.config['kernel.tol']:g}; estimated "
+            f"relative error {k.truncation_error:.2g}"
+        ]
