@@ -1,6 +1,8 @@
 """Command-line interface: argument parsing only; every command calls a library function.
 
     meanfield-pde solve gaussians|CONFIG.toml [--set KEY=VALUE ...] [-o FILE.h5] [--force] [-q]
+                        [--steady]
+    meanfield-pde gibbs gaussians|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
     meanfield-pde info FILE.h5
     meanfield-pde plot FILE.h5 -o FIG.png
     meanfield-pde config gaussians|CONFIG.toml [--set ...] [--keys [--markdown]]
@@ -56,8 +58,20 @@ def _cmd_solve(args: argparse.Namespace) -> int:
             raise DataError(f"output {out} exists; pass --force to overwrite it or choose "
                             "another path with -o")
     summary = solve(cfg, args.output, overwrite=args.force, progress=not args.quiet,
-                    on_warning=lambda w: print(w, file=sys.stderr))
+                    on_warning=lambda w: print(w, file=sys.stderr), steady=args.steady)
     for line in summary.lines():
+        print(line)
+    return 0
+
+
+def _cmd_gibbs(args: argparse.Namespace) -> int:
+    from .solver import solve_gibbs
+
+    cfg = resolve_config(args.target, args.set)
+    if args.output is not None and Path(args.output).exists() and not args.force:
+        raise DataError(f"output {args.output} exists; pass --force to overwrite it or choose "
+                        "another path with -o")
+    for line in solve_gibbs(cfg, args.output, overwrite=args.force).lines():
         print(line)
     return 0
 
@@ -77,10 +91,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if "risk" in res.fields and t.size:
         risk = res.fields["risk"]
         print(f"risk      {risk[0]:.10g} at t = {t[0]:g} -> {risk[-1]:.10g} at t = {t[-1]:g}")
+    if "free_energy" in res.fields and t.size:
+        fe = res.fields["free_energy"]
+        print(f"free energy {fe[0]:.12g} at t = {t[0]:g} -> {fe[-1]:.12g} at t = {t[-1]:g}")
     if "mass" in res.fields and t.size:
         mass = res.fields["mass"]
         print(f"mass      max relative drift {np.max(np.abs(mass - mass[0])) / mass[0]:.2e}")
-    for key in ("wall_seconds", "compile_seconds", "setup_seconds", "n_steps", "r_max",
+    for key in ("solution", "steady_reached", "steady_rate", "newton_iterations",
+                "newton_residual", "wall_seconds", "compile_seconds", "setup_seconds", "n_steps",
+                "r_max",
                 "kernel_terms",
                 "kernel_truncation_error"):
         if key in res.attrs:
@@ -127,7 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="result file (default: runs/<problem>-<UTC time>.h5)")
     s.add_argument("--force", action="store_true", help="overwrite an existing output file")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--steady", action="store_true",
+                   help="after time.t_end keep going until the free energy is stationary "
+                        "(relative dF/dt < time.steady_tol)")
     s.set_defaults(func=_cmd_solve)
+
+    gb = sub.add_parser("gibbs", help="solve the self-consistent Gibbs state directly (noise)")
+    gb.add_argument("target", help=f"problem name ({', '.join(PROBLEMS)}) or CONFIG.toml")
+    gb.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    gb.add_argument("-o", "--output", metavar="FILE.h5",
+                    help="result file (default: runs/<problem>-gibbs-<UTC time>.h5)")
+    gb.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    gb.set_defaults(func=_cmd_gibbs)
 
     i = sub.add_parser("info", help="show the configuration and summary of a result file")
     i.add_argument("file", metavar="FILE.h5")

@@ -249,12 +249,28 @@ _SCHEDULE = {
     "values": FloatList([], item=Float(0.0, lo=0.0),
                         doc="xi on each piece (one more than times)"),
 }
+_NOISE = {
+    "beta": Float(math.inf, lo=0.0, allow_inf=True,
+                  doc="inverse temperature of noisy SGD (inf = noiseless)"),
+    "lam": Float(0.0, lo=0.0, lo_closed=True, doc="l2 penalty lambda (also without noise)"),
+}
+_STEADY = {
+    "steady_tol": Float(1e-10, lo=0.0, doc="--steady: stop when the relative free-energy "
+                                            "decrease per unit time is below this"),
+    "steady_tol_rho": Float(1e-10, lo=0.0, doc="--steady: and the relative L1 change of the "
+                                                  "density per unit time is below this"),
+    "steady_t_max": Float(1e6, lo=0.0, doc="--steady: give up at this time"),
+}
 _SOLVER = {
     "cfl": Float(0.4, lo=0.0, hi=0.5, hi_closed=True,
                  doc="dt = cfl h / max abs(u); <= 0.5 keeps the density non-negative"),
     "theta": Float(2.0, lo=1.0, hi=2.0, lo_closed=True, hi_closed=True,
                    doc="generalised-minmod parameter of the slope limiter"),
     "max_steps": Int(100_000_000, lo=1, doc="stop with an error after this many steps"),
+    "noisy_scheme": Choice("semi-implicit", options=("semi-implicit", "explicit"),
+                           doc="with noise: frozen-interaction implicit steps (no parabolic dt "
+                               "limit) or explicit SSP-RK3"),
+    "dt_max": Float(0.01, lo=0.0, doc="with noise (semi-implicit): largest time step"),
 }
 _KERNEL = {
     "tol": Float(1e-12, lo=0.0, hi=1e-2, hi_closed=True,
@@ -292,7 +308,8 @@ SCHEMAS: dict[str, dict[str, dict[str, Spec]]] = {
             "wall_cells": Int(4, lo=1, doc="cells next to the outer wall that must stay empty"),
             "wall_tol": Float(1e-9, lo=0.0, hi=1.0, doc="mass allowed in those cells"),
         },
-        "time": _TIME,
+        "noise": _NOISE,
+        "time": {**_TIME, **_STEADY},
         "schedule": _SCHEDULE,
         "solver": _SOLVER,
     },
@@ -340,7 +357,8 @@ SCHEMAS["single-neuron"] = {
         "wall_cells": Int(2, lo=1, doc="cells next to each wall that must stay empty"),
         "wall_tol": Float(1e-6, lo=0.0, hi=1.0, doc="mass allowed in those cells"),
     },
-    "time": {**_TIME, "t_end": Float(8.0, lo=0.0, doc="final time of the run"),
+    "noise": _NOISE,
+    "time": {**_TIME, **_STEADY, "t_end": Float(8.0, lo=0.0, doc="final time of the run"),
              "n_outputs": Int(81, lo=2, hi=1_000_000,
                               doc="number of output times (uniform / log)")},
     "schedule": _SCHEDULE,

@@ -43,8 +43,12 @@ class RunSummary:
     setup_seconds: float
     mass_drift: float  # max relative |mass − mass_0| over the snapshots
     min_density: float
-    risk_increase: float  # max over snapshots of R_{k+1} − R_k (<= 0 up to round-off)
+    risk_increase: float  # max over snapshots of E_{k+1} − E_k, E = F (noisy) or R (<= 0)
     warnings: list[str] = field(default_factory=list)
+    energy_name: str = "risk"
+    free_energy_final: float | None = None
+    steady: bool | None = None  # --steady: reached the tolerance?
+    steady_rate: float | None = None
 
     def lines(self) -> list[str]:
         return [
@@ -53,10 +57,15 @@ class RunSummary:
             f"{self.n_steps} steps ({self.n_rejected} rejected)",
             f"  risk {self.risk_initial:.10g} -> {self.risk_final:.10g}",
             f"  mass drift {self.mass_drift:.2e}, min density {self.min_density:.3g}, "
-            f"max risk increase {max(self.risk_increase, 0.0):.2e}",
+            f"max {self.energy_name.replace('_', ' ')} increase "
+            f"{max(self.risk_increase, 0.0):.2e}",
             f"  wall time {self.wall_seconds:.2f} s (+ {self.compile_seconds:.2f} s compile/load, "
             f"{self.setup_seconds:.2f} s setup)",
-        ]
+        ] + ([f"  free energy {self.free_energy_final:.12g}"]
+             if self.free_energy_final is not None else []) + (
+            [f"  steady state {'reached' if self.steady else 'NOT reached'} at t = "
+             f"{self.t_end:g} (relative dF/dt = {self.steady_rate:.2e})"]
+            if self.steady is not None else [])
 
 
 def default_output_path(problem: str, directory: str | Path = "runs") -> Path:
@@ -84,9 +93,15 @@ def _status_error(status: int, t: float, problem: Problem) -> SolverError:
     return SolverError(f"stepper stopped with status {status} at t = {t:.6g}")
 
 
+def _steady(rate: float | None, rho_rate: float | None, cfg: Config) -> bool:
+    """Both steady-state criteria: relative dF/dt and relative L1 change of ρ per unit time."""
+    return (rate is not None and rho_rate is not None and abs(rate) <= cfg["time.steady_tol"]
+            and rho_rate <= cfg["time.steady_tol_rho"])
+
+
 def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = False,
           progress: bool = False, problem: Problem | None = None,
-          on_warning: Callable[[str], None] | None = None) -> RunSummary:
+          on_warning: Callable[[str], None] | None = None, steady: bool = False) -> RunSummary:
     """Solve the mean-field PDE described by ``cfg`` and write the result file.
 
     Parameters
@@ -96,6 +111,10 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
     overwrite: replace an existing ``output`` (otherwise that is an error).
     progress: show a progress bar on stderr.
     on_warning: called with each one-line warning of the problem before the run starts.
+    steady: after t_end, keep going in intervals that double in length, writing a snapshot after
+        each, until the relative free-energy decrease per unit time is below
+        ``time.steady_tol`` and the relative L1 change of ρ per unit time is below
+        ``time.steady_tol_rho`` (or t reaches ``time.steady_t_max``).
     """
     t0 = time.perf_counter()
     problem_class(cfg.problem).warmup(cfg)  # compile, or load the cached kernels
@@ -121,8 +140,9 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
 
     snap = problem.snapshot(state)
     writer.append(0.0, snap)
+    energy = "free_energy" if "free_energy" in snap else "risk"
     mass0, risk0 = snap["mass"], snap["risk"]
-    risks, masses, min_density = [risk0], [mass0], float(state.min())
+    risks, masses, energies, min_density = [risk0], [mass0], [snap[energy]], float(state.min())
 
     bar = None
     if progress:
@@ -134,14 +154,30 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
                               "[{elapsed}<{remaining}]{postfix}")
     t, n_steps, n_rejected = 0.0, 0, 0
     t_wall = time.perf_counter()
+    steady_ok, rate, rho_rate = None, None, None
+    writer_times, last_state = [0.0], state.copy()
+    plan = list(zip(stops[1:], is_output[1:], strict=True))
+    interval = float(stops[-1] - stops[-2]) if len(stops) > 1 else 1.0
     try:
-        for t_stop, out in zip(stops[1:], is_output[1:], strict=True):
+        i = 0
+        while i < len(plan) or steady:
+            if i >= len(plan):  # --steady: extend the plan past t_end
+                if _steady(rate, rho_rate, cfg):
+                    steady_ok = True
+                    break
+                if t >= cfg["time.steady_t_max"]:
+                    steady_ok = False
+                    break
+                interval *= 2.0
+                plan.append((min(t + interval, cfg["time.steady_t_max"]), True))
+            t_stop, out = plan[i]
+            i += 1
             while t < t_stop:
                 rep = stepper.advance(state, t, float(t_stop), CHUNK_STEPS)
                 n_steps += rep.steps
                 n_rejected += rep.rejected
                 if bar is not None:
-                    bar.update(rep.t - t)
+                    bar.update(min(rep.t, bar.total) - min(t, bar.total))
                 t = rep.t
                 if rep.status not in (REACHED, MAX_STEPS):
                     raise _status_error(rep.status, t, problem)
@@ -155,8 +191,16 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
             if out:
                 snap = problem.snapshot(state)
                 writer.append(t, snap)
+                if i >= len(stops) - 1:  # past t_end (or at it): the steady-state criterion
+                    span = t - writer_times[-1]
+                    rate = (energies[-1] - snap[energy]) / (span * max(abs(snap[energy]), 1e-300))
+                    rho_rate = (float(np.sum(np.abs(state - last_state)))
+                                / (span * float(np.sum(np.abs(state)))))
+                last_state = state.copy()
+                writer_times.append(t)
                 risks.append(snap["risk"])
                 masses.append(snap["mass"])
+                energies.append(snap[energy])
                 min_density = min(min_density, float(state.min()))
                 if bar is not None:
                     bar.set_postfix_str(f"risk={snap['risk']:.6g}", refresh=False)
@@ -164,7 +208,9 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - t_wall
-    risks_a, masses_a = np.array(risks), np.array(masses)
+    if steady and steady_ok is None:
+        steady_ok = _steady(rate, rho_rate, cfg)
+    risks_a, masses_a, energies_a = np.array(risks), np.array(masses), np.array(energies)
     summary = RunSummary(
         path=path, problem=cfg.problem, t_end=t, n_snapshots=writer.n_snapshots,
         risk_initial=risk0, risk_final=float(risks_a[-1]), n_steps=n_steps,
@@ -172,13 +218,71 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
         setup_seconds=setup_seconds,
         mass_drift=float(np.max(np.abs(masses_a - mass0)) / mass0),
         min_density=min_density + 0.0,  # no "-0" in reports
-        risk_increase=float(np.max(np.diff(risks_a))) if risks_a.size > 1 else 0.0,
-        warnings=problem.warnings(),
+        risk_increase=float(np.max(np.diff(energies_a))) if energies_a.size > 1 else 0.0,
+        warnings=problem.warnings(), energy_name=energy,
+        free_energy_final=float(energies_a[-1]) if energy == "free_energy" else None,
+        steady=steady_ok if steady else None, steady_rate=rate if steady else None,
     )
+    extra = ({"steady_reached": bool(steady_ok), "steady_rate": float(rate),
+              "steady_rho_rate": float(rho_rate)} if steady else {})
     writer.finish(
+        **extra,
         wall_seconds=wall, compile_seconds=compile_seconds, setup_seconds=setup_seconds,
         n_steps=n_steps,
         n_rejected=n_rejected, mass_drift=summary.mass_drift,
         min_density=summary.min_density, risk_final=summary.risk_final,
     )
     return summary
+
+
+@dataclass
+class GibbsSummary:
+    """What :func:`solve_gibbs` reports."""
+
+    path: Path
+    problem: str
+    free_energy: float
+    risk: float
+    iterations: int
+    residual: float
+    wall_seconds: float
+
+    def lines(self) -> list[str]:
+        return [
+            f"wrote {self.path}",
+            f"  self-consistent Gibbs state of {self.problem}: free energy "
+            f"{self.free_energy:.12g}, risk {self.risk:.10g}",
+            f"  Newton iterations {self.iterations}, relative residual {self.residual:.1e}, "
+            f"{self.wall_seconds:.2f} s",
+        ]
+
+
+def solve_gibbs(cfg: Config, output: str | Path | None = None, *,
+                overwrite: bool = False) -> GibbsSummary:
+    """Solve the self-consistent Gibbs fixed point ρ̄* ∝ w exp(−β Ψ_λ(ρ̄*)) directly (Newton in the
+    moment space of the low-rank kernel) and write it as a one-snapshot result file (t = 0,
+    root attribute ``solution = "gibbs_fixed_point"``)."""
+    t0 = time.perf_counter()
+    problem = build_problem(cfg)
+    res = problem.gibbs()
+    if not res.converged:
+        raise SolverError(
+            f"the Gibbs fixed point did not converge (residual {res.residual:.1e} after "
+            f"{res.iterations} Newton steps); try a finer grid or a smaller noise.beta"
+        )
+    state = np.ascontiguousarray(res.density.reshape(problem.initial_state().shape))
+    problem.check_walls(state, float("inf"))
+    wall = time.perf_counter() - t0
+    path = Path(output) if output is not None else default_output_path(cfg.problem + "-gibbs")
+    writer = ResultWriter(
+        path, problem=cfg.problem, config=cfg.to_dict(), grid=problem.grid,
+        fields=problem.fields, overwrite=overwrite,
+        attrs={"seed": "none (deterministic solver)", "solution": "gibbs_fixed_point",
+               **problem.attrs()},
+    )
+    snap = problem.snapshot(state)
+    writer.append(0.0, snap)
+    writer.finish(wall_seconds=wall, newton_iterations=res.iterations,
+                  newton_residual=res.residual)
+    return GibbsSummary(path, cfg.problem, float(snap.get("free_energy", res.free_energy)),
+                        float(snap["risk"]), res.iterations, res.residual, wall)

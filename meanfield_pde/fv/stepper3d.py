@@ -480,6 +480,26 @@ def potential3d(rho, a_c, h_a, h_s, h_r, phi0, feats, w) -> tuple[np.ndarray, np
     return phi, M
 
 
+@numba.njit(cache=True)
+def discrete_risk(rho, a_c, h_a, h_s, h_r, phi0, feats, w, r_sharp, A):
+    """R(ρ) = R# + 2 h³ Σ a_c φ0 ρ + Σ_q w_q M_q² (the discrete energy the scheme dissipates),
+    with the kernels of the stepper and no BLAS (whose spinning threads would compete with the
+    parallel stepper for the cores).  ``A`` (n_s, n_r) is work space."""
+    ns = rho.shape[1]
+    for j in range(ns):
+        _column_moment_row(j, rho, a_c, h_a, A)
+    lin = 0.0
+    flat_a = A.ravel()
+    flat_p = phi0.ravel()
+    for n in range(flat_a.size):
+        lin += flat_p[n] * flat_a[n]
+    out = r_sharp + 2.0 * h_s * h_r * lin
+    for q in range(feats.shape[0]):
+        m = _feature_moment(q, feats, flat_a, h_s * h_r)
+        out += w[q] * m * m
+    return out
+
+
 def risk3d(rho, a_c, h_a, h_s, h_r, phi0, feats, w) -> float:
     """R(ρ) = 2 h³ Σ a_c φ0 ρ + Σ_q w_q M_q² (δR/δρ_ijk = 2 h³ Ψ_ijk; no constant R#)."""
     h3 = h_a * h_s * h_r

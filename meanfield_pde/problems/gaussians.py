@@ -24,6 +24,7 @@ from scipy import special
 from ..activations import Activation, get_activation
 from ..config import Config
 from ..errors import ConfigError, DataError, SolverError
+from ..fv import driftdiffusion1d as dd1
 from ..fv import stepper1d
 from ..fv.lowrank import risk as lowrank_risk
 from ..quadrature import sphere_moments
@@ -192,6 +193,32 @@ class RadialStepper(Stepper):
         return StepReport(t, steps, rej, status, dt, umax)
 
 
+class NoisyRadialStepper(Stepper):
+    """Drift–diffusion steps of the noisy radial equation (:mod:`..fv.driftdiffusion1d`):
+    semi-implicit with the interaction frozen over a step (free energy non-increasing at every
+    step, no parabolic dt limit) or explicit SSP-RK3 with the Scharfetter–Gummel flux."""
+
+    def __init__(self, problem: GaussiansProblem, scheme: str, dt_max: float, cfl: float):
+        self.p, self.scheme, self.dt_max, self.cfl = problem, scheme, dt_max, cfl
+        n, nk = problem.centers.size, problem.kernel.lam.size
+        self.work, self.kwork = dd1.noisy_workspace(n, nk)
+        self.dt = 0.0
+
+    def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
+        p, k = self.p, self.p.kernel
+        if self.scheme == "explicit":
+            out = dd1.advance_noisy_rk3(
+                state, t, t_stop, max_steps, p.h, p.centers, k.v, k.feats, k.lam, p.lam,
+                p.beta, p.d - 1.0, p.schedule.kind, p.schedule.params, 2.0 * self.cfl,
+                self.work, self.kwork)  # cfl <= 1 there (forward-Euler rate), <= 0.5 here
+            return StepReport(*out[:6])
+        t, steps, rej, status, self.dt, f = dd1.advance_noisy(
+            state, t, t_stop, max_steps, p.h, p.centers, k.v, k.feats, k.lam, R_SHARP, p.lam,
+            p.beta, p.d - 1.0, p.schedule.kind, p.schedule.params, self.dt, self.dt_max,
+            self.work, self.kwork)
+        return StepReport(t, steps, rej, status, self.dt, f)
+
+
 class GaussiansProblem(Problem):
     """The radial problem on a cell-centred grid of n cells on [0, r_max] with no-flux walls."""
 
@@ -206,6 +233,18 @@ class GaussiansProblem(Problem):
         self.delta, self.d = m["delta"], m["d"]
         self.activation = get_activation(m["activation"], m["activation_params"])
         self.schedule = Schedule.from_config(cfg)
+        noise = cfg.section("noise")
+        self.beta, self.lam = noise["beta"], noise["lam"]
+        self.noisy = math.isfinite(self.beta)
+        if self.noisy and math.isinf(self.d):
+            raise ConfigError("noise.beta is finite but model.d = inf: the noisy radial equation "
+                              "needs the r^(d-1) weight of a finite d; set model.d")
+        if self.noisy and self.lam == 0.0 and self.activation.bounded:
+            raise ConfigError(
+                f"noise.beta = {self.beta:g} with noise.lam = 0 and the bounded activation "
+                f"{self.activation.name!r}: the Gibbs state ∝ r^(d-1) exp(-beta psi) is not "
+                "normalisable; set noise.lam > 0 (e.g. --set noise.lam=0.01)"
+            )
         ini, grid = cfg.section("init"), cfg.section("grid")
         self._source = self._read_source(ini) if ini["kind"] == "from_file" else None
         self.r_max = self._choose_r_max(ini, grid)
@@ -297,6 +336,10 @@ class GaussiansProblem(Problem):
                     t = rep.t
                     cdf = np.cumsum(rho) * pilot.h
                     reach = max(reach, pilot.edges[1 + np.searchsorted(cdf, cdf[-1] - 1e-12)])
+            if self.noisy:  # the domain must also hold the equilibrium
+                gibbs = pilot.gibbs().density
+                cdf = np.cumsum(gibbs) * pilot.h
+                reach = max(reach, pilot.edges[1 + np.searchsorted(cdf, cdf[-1] - 1e-12)])
             if reach < 0.8 * big:
                 return float(max(1.25 * reach, 1.5 * r_hi))
             big *= 2.0
@@ -322,7 +365,8 @@ class GaussiansProblem(Problem):
 
     @property
     def fields(self) -> dict[str, tuple[int, ...]]:
-        return {"risk": (), "mass": (), "mean_r": (), "density": (self.centers.size,)}
+        extra = {"free_energy": ()} if self.noisy else {}
+        return {"risk": (), "mass": (), "mean_r": (), **extra, "density": (self.centers.size,)}
 
     def snapshot(self, state: np.ndarray) -> dict[str, float | np.ndarray]:
         mass = float(np.sum(state) * self.h)
@@ -330,6 +374,7 @@ class GaussiansProblem(Problem):
             "risk": self.risk(state),
             "mass": mass,
             "mean_r": float(np.dot(self.centers, state) * self.h / mass),
+            **({"free_energy": self.free_energy(state)} if self.noisy else {}),
             "density": state.copy(),
         }
 
@@ -344,7 +389,35 @@ class GaussiansProblem(Problem):
 
     def make_stepper(self) -> Stepper:
         s = self.config.section("solver")
-        return RadialStepper(self.h, self.kernel, self.schedule, s["cfl"], s["theta"])
+        if self.noisy:
+            return NoisyRadialStepper(self, s["noisy_scheme"], s["dt_max"], s["cfl"])
+        kernel = self.kernel
+        if self.lam > 0.0:  # the l2 penalty enters the transport as the potential λ r²/2
+            kernel = RadialKernel(kernel.r, kernel.v + 0.5 * self.lam * self.centers**2,
+                                  kernel.feats, kernel.lam, kernel.n_terms,
+                                  kernel.truncation_error, kernel.converged)
+        return RadialStepper(self.h, kernel, self.schedule, s["cfl"], s["theta"])
+
+    def free_energy(self, state: np.ndarray) -> float:
+        """F = ½R + (λ/2)∫r² dρ̄ + β⁻¹∫ρ̄ log(ρ̄/r^(d−1)) (MATH.md §2; ½R + λ-term if β = ∞)."""
+        k = self.kernel
+        if not self.noisy:
+            return 0.5 * self.risk(state) + 0.5 * self.lam * self.h * float(
+                np.dot(self.centers**2, state))
+        return float(dd1.free_energy(state, self.h, self.centers, k.v, k.feats, k.lam, R_SHARP,
+                                     self.lam, self.beta, self.d - 1.0))
+
+    def gibbs(self):
+        """The self-consistent discrete Gibbs state ρ̄* ∝ r^(d−1) exp(−β(ψ(ρ̄*) + λr²/2)) by
+        Newton in the moment space of the low-rank kernel (:func:`..gibbs.gibbs_fixed_point`)."""
+        from ..gibbs import gibbs_fixed_point
+
+        if not self.noisy:
+            raise ConfigError("the Gibbs state needs noise: set noise.beta to a finite value "
+                              "(and noise.lam > 0)")
+        k = self.kernel
+        return gibbs_fixed_point(self.centers, self.h, k.v, k.feats, k.lam, R_SHARP, self.lam,
+                                 self.beta, self.d - 1.0)
 
     def check_walls(self, state: np.ndarray, t: float) -> None:
         g = self.config.section("grid")

@@ -283,7 +283,10 @@ class SingleNeuronProblem(Problem):
 
     def risk(self, state: np.ndarray) -> float:
         """R(ρ̄) = R# + 2∫V dρ̄ + Σ_q w_q M_q² with midpoint moments (the discrete energy)."""
-        return self.kernel.risk(state, self.a_centers, self.h_a, self.h_s, self.h_r)
+        k = self.kernel
+        return float(stepper3d.discrete_risk(state, self.a_centers, self.h_a, self.h_s, self.h_r,
+                                             -k.v, k.feats, k.weights, k.r_sharp,
+                                             np.empty(k.v.shape)))
 
     def extent(self, state: np.ndarray, tail: float) -> tuple[float, float, float, float, float]:
         """(a_lo, a_hi, s_lo, s_hi, r_hi): beyond each, the marginal has mass < ``tail``."""
