@@ -103,3 +103,37 @@ def test_gibbs_fixed_point_converges_under_grid_refinement():
 def test_noise_configuration_errors(overrides, fragment):
     with pytest.raises(ConfigError, match=fragment):
         _problem(*overrides)
+
+
+# ------------------------------------------------------------------------------ single neuron
+SN_NOISY = ["model.d=10", "noise.beta=10", "noise.lam=1", "grid.n_a=12", "grid.n_s=14",
+            "grid.n_r=14", "grid.a_min=-2.5", "grid.a_max=3", "grid.s_min=-2",
+            "grid.s_max=2", "grid.r_max=3", "grid.wall_tol=1e-3", "init.kappa=0.8",
+            "solver.dt_max=1", "time.t_end=5", "time.n_outputs=6"]
+
+
+def test_single_neuron_long_time_state_equals_the_direct_fixed_point(tmp_path):
+    cfg = default_config("single-neuron").with_overrides(SN_NOISY)
+    summary = solve(cfg, tmp_path / "t.h5", steady=True)
+    assert summary.steady
+    gib = solve_gibbs(cfg, tmp_path / "g.h5")
+    assert gib.residual <= 1e-13
+    a, b = load(tmp_path / "t.h5"), load(tmp_path / "g.h5")
+    cell = np.prod([np.diff(a.grid[f"{x}_edges"])[0] for x in "asr"])
+    assert np.sum(np.abs(a["density"][-1] - b["density"][0])) * cell <= 1e-6
+    fe = a["free_energy"]
+    assert np.all(np.diff(fe) <= 1e-14 * np.abs(fe[:-1]))
+    assert np.max(np.abs(a["mass"] - 1.0)) <= 1e-12 and a["density"].min() >= 0.0
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["noise.beta=10"], "set noise.lam > 0"),
+    (["noise.lam=0.1"], "without noise is not supported for single-neuron"),
+    (["noise.beta=10", "noise.lam=0.1", "model.d=inf", "init.d=30"], "model.d = inf"),
+])
+def test_single_neuron_noise_configuration_errors(overrides, fragment):
+    from meanfield_pde.problems.single_neuron import SingleNeuronProblem
+
+    box = ["grid.a_min=0", "grid.a_max=2", "grid.s_min=-1", "grid.s_max=1.5", "grid.r_max=1.2"]
+    with pytest.raises(ConfigError, match=fragment):
+        SingleNeuronProblem(default_config("single-neuron").with_overrides(box + overrides))

@@ -25,6 +25,7 @@ from scipy import special
 from ..activations import get_activation
 from ..config import Config
 from ..errors import ConfigError, SolverError
+from ..fv import driftdiffusion3d as dd3
 from ..fv import stepper1d, stepper3d
 from ..schedule import Schedule, stop_times
 from .base import Problem, Stepper, StepReport
@@ -63,6 +64,26 @@ class NeuronStepper(Stepper):
         return StepReport(*out)
 
 
+class NoisyNeuronStepper(Stepper):
+    """Semi-implicit drift–diffusion steps of the noisy 3-D equation (interaction frozen over a
+    step, Lie splitting of implicit Scharfetter–Gummel line solves; free energy non-increasing at
+    every step; see :mod:`meanfield_pde.fv.driftdiffusion3d`)."""
+
+    def __init__(self, problem: SingleNeuronProblem, dt_max: float, parallel: bool):
+        self.p, self.dt_max, self.parallel = problem, dt_max, parallel
+        self.phi0 = np.ascontiguousarray(-problem.kernel.v)
+        self.work = dd3.make_noisy3d_work(*problem.shape, problem.kernel.feats.shape[0])
+        self.dt = 0.0
+
+    def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
+        p, k = self.p, self.p.kernel
+        t, steps, rej, status, self.dt, f = dd3.advance_noisy3d(
+            state, t, t_stop, max_steps, p.a_centers, p.s_centers, p.r_centers, p.h_a, p.h_s,
+            p.h_r, self.phi0, k.feats, k.weights, k.r_sharp, p.lam, p.beta, p.d - 2.0,
+            p.schedule.kind, p.schedule.params, self.dt, self.dt_max, self.parallel, self.work)
+        return StepReport(t, steps, rej, status, self.dt, f)
+
+
 class SingleNeuronProblem(Problem):
     """The (a, s, r) problem on a uniform n_a × n_s × n_r grid."""
 
@@ -81,6 +102,25 @@ class SingleNeuronProblem(Problem):
             self.target = get_activation(m["target"], m["target_params"])
         self.label_noise = m["label_noise"]
         self.schedule = Schedule.from_config(cfg)
+        noise = cfg.section("noise")
+        self.beta, self.lam = noise["beta"], noise["lam"]
+        self.noisy = math.isfinite(self.beta)
+        if not self.noisy and self.lam > 0.0:
+            raise ConfigError("noise.lam > 0 without noise is not supported for single-neuron "
+                              "(the noiseless 3-D stepper needs Psi linear in a); set noise.beta")
+        if self.noisy:
+            if math.isinf(self.d):
+                raise ConfigError("noise.beta is finite but model.d = inf: the noisy equation "
+                                  "needs the r^(d-2) weight of a finite d; set model.d")
+            if self.lam == 0.0 and self.sigma.bounded:
+                raise ConfigError(
+                    f"noise.beta = {self.beta:g} with noise.lam = 0 and the bounded activation "
+                    f"{self.sigma.name!r}: the Gibbs state is not normalisable in a; set "
+                    "noise.lam > 0 (e.g. --set noise.lam=0.01)"
+                )
+            if cfg["solver.noisy_scheme"] != "semi-implicit":
+                raise ConfigError("solver.noisy_scheme = 'explicit' exists for gaussians only; "
+                                  "use 'semi-implicit' for single-neuron")
         ini, grid = cfg.section("init"), cfg.section("grid")
         self._dof = self._init_dof(ini)
         box = pilot_box or self._choose_box(ini, grid)
@@ -177,10 +217,10 @@ class SingleNeuronProblem(Problem):
             if any(near):
                 if found is not None:  # the refinement pass hit a wall: keep the first answer
                     return found
+                spans = [wide[1] - wide[0]] * 2 + [wide[3] - wide[2]] * 2 + [wide[4]]
                 for i, hit in enumerate(near):
-                    if hit:
-                        step = [span_a, span_a, span_s, span_s, wide[4]][i]
-                        wide[i] += -2 * step if i in (0, 2) else 2 * step
+                    if hit:  # double the box towards that wall
+                        wide[i] += -spans[i] if i in (0, 2) else spans[i]
                 continue
             lo_a, hi_a, lo_s, hi_s, hi_r = reach
             pad_a, pad_s = PAD * (hi_a - lo_a), PAD * (hi_s - lo_s)
@@ -212,6 +252,9 @@ class SingleNeuronProblem(Problem):
                 e = pilot.extent(rho, PILOT_TAIL)
                 lo_a, hi_a = min(lo_a, e[0]), max(hi_a, e[1])
                 lo_s, hi_s, hi_r = min(lo_s, e[2]), max(hi_s, e[3]), max(hi_r, e[4])
+        # (unlike the radial problem, the equilibrium's reach is not added: a 3-D Gibbs solve on
+        # the pilot grid costs O(Q² cells) per Newton step; --steady and gibbs runs that reach a
+        # wall stop with the wall-mass error, which names the wall to move)
         return lo_a, hi_a, lo_s, hi_s, hi_r
 
     def _build_grid(self, ini: dict, grid: dict, box) -> None:
@@ -260,7 +303,8 @@ class SingleNeuronProblem(Problem):
     @property
     def fields(self) -> dict[str, tuple[int, ...]]:
         n_a, n_s, n_r = self.shape
-        return {"risk": (), "mass": (), "mean_a": (), "mean_s": (), "mean_r": (),
+        extra = {"free_energy": ()} if self.noisy else {}
+        return {"risk": (), "mass": (), **extra, "mean_a": (), "mean_s": (), "mean_r": (),
                 "marginal_a": (n_a,), "marginal_s": (n_s,), "marginal_r": (n_r,),
                 "density": self.shape}
 
@@ -275,6 +319,7 @@ class SingleNeuronProblem(Problem):
         mass = float(ma.sum() * self.h_a)
         return {
             "risk": self.risk(state), "mass": mass,
+            **({"free_energy": self.free_energy(state)} if self.noisy else {}),
             "mean_a": float(np.dot(self.a_centers, ma) * self.h_a / mass),
             "mean_s": float(np.dot(self.s_centers, ms) * self.h_s / mass),
             "mean_r": float(np.dot(self.r_centers, mr) * self.h_r / mass),
@@ -307,7 +352,27 @@ class SingleNeuronProblem(Problem):
 
     def make_stepper(self) -> Stepper:
         s = self.config.section("solver")
+        if self.noisy:
+            return NoisyNeuronStepper(self, s["dt_max"], s["parallel"])
         return NeuronStepper(self, s["cfl"], s["theta"], s["parallel"])
+
+    def free_energy(self, state: np.ndarray) -> float:
+        """F = ½R + (λ/2)∫(a² + s² + r²) dρ̄ + β⁻¹∫ρ̄ log(ρ̄/r^(d−2)) (MATH.md §3)."""
+        k = self.kernel
+        return float(dd3.free_energy3d(state, self.a_centers, self.s_centers, self.r_centers,
+                                       self.h_a, self.h_s, self.h_r, -k.v, k.feats, k.weights,
+                                       k.r_sharp, self.lam, self.beta, self.d - 2.0))
+
+    def gibbs(self):
+        """The self-consistent discrete Gibbs state ρ̄* ∝ r^(d−2) exp(−β Ψ_λ(z; ρ̄*)) by Newton in
+        the moment space of the separable kernel (:func:`..fv.driftdiffusion3d.gibbs_state3d`)."""
+        if not self.noisy:
+            raise ConfigError("the Gibbs state needs noise: set noise.beta to a finite value "
+                              "(and noise.lam > 0)")
+        k = self.kernel
+        return dd3.gibbs_state3d(self.a_centers, self.s_centers, self.r_centers, self.h_a,
+                                 self.h_s, self.h_r, -k.v, k.feats, k.weights, k.r_sharp,
+                                 self.lam, self.beta, self.d - 2.0)
 
     def check_walls(self, state: np.ndarray, t: float) -> None:
         g = self.config.section("grid")
