@@ -254,6 +254,13 @@ _NOISE = {
                   doc="inverse temperature of noisy SGD (inf = noiseless)"),
     "lam": Float(0.0, lo=0.0, lo_closed=True, doc="l2 penalty lambda (also without noise)"),
 }
+_SGD = {
+    "n_neurons": Int(800, lo=1, hi=10_000_000, doc="SGD: width N of the network"),
+    "eps": Float(1e-4, lo=0.0, doc="SGD: time per sample (step size s_k = eps xi(k eps))"),
+    "batch": Int(1, lo=1, hi=1_000_000, doc="SGD: samples per step (a step advances t by "
+                                             "batch * eps)"),
+    "seed": Int(0, lo=0, hi=2**63 - 1, doc="SGD: seed of the random generator"),
+}
 _STEADY = {
     "steady_tol": Float(1e-10, lo=0.0, doc="--steady: stop when the relative free-energy "
                                             "decrease per unit time is below this"),
@@ -309,6 +316,7 @@ SCHEMAS: dict[str, dict[str, dict[str, Spec]]] = {
             "wall_tol": Float(1e-9, lo=0.0, hi=1.0, doc="mass allowed in those cells"),
         },
         "noise": _NOISE,
+        "sgd": _SGD,
         "time": {**_TIME, **_STEADY},
         "schedule": _SCHEDULE,
         "solver": _SOLVER,
@@ -358,6 +366,7 @@ SCHEMAS["single-neuron"] = {
         "wall_tol": Float(1e-6, lo=0.0, hi=1.0, doc="mass allowed in those cells"),
     },
     "noise": _NOISE,
+    "sgd": _SGD,
     "time": {**_TIME, **_STEADY, "t_end": Float(8.0, lo=0.0, doc="final time of the run"),
              "n_outputs": Int(81, lo=2, hi=1_000_000,
                               doc="number of output times (uniform / log)")},
