@@ -62,7 +62,7 @@ def gibbs_grid_convergence() -> dict:
         risks.append(p.risk(p.gibbs().density))
     out["radial"] = {"n": ns, "risk": risks,
                      "error": list(np.abs(np.array(risks) - risks[-1]))}
-    ns3 = [6, 8, 12, 16, 24]
+    ns3 = [8, 10, 12, 16, 24]
     risks3 = []
     for n in ns3:
         p = SingleNeuronProblem(default_config("single-neuron").with_overrides(

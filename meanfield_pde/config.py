@@ -309,7 +309,7 @@ SCHEMAS: dict[str, dict[str, dict[str, Spec]]] = {
                             doc='snapshot time in init.file, or "last"'),
         },
         "grid": {
-            "n": Int(2000, lo=8, hi=10_000_000, doc="number of cells in r"),
+            "n": Int(2400, lo=8, hi=10_000_000, doc="number of cells in r"),
             "r_max": FloatOr("auto", keywords=("auto",), number=Float(1.0, lo=0.0),
                              doc='outer wall, or "auto"'),
             "wall_cells": Int(4, lo=1, doc="cells next to the outer wall that must stay empty"),

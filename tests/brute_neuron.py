@@ -66,9 +66,9 @@ def v_tanh_tensor(s: float, r: float) -> float:
     return float(W300 @ (np.tanh(g) * np.tanh(s * g + r * z)) @ W300)
 
 
-def r_sharp_brute(name: str, noise: float = 0.0) -> float:
-    """E f_*(G)² + ν²."""
-    return PAIRS[name](1.0, 1.0, 1.0) + noise * noise
+def r_sharp_brute(name: str, noise_variance: float = 0.0) -> float:
+    """E f_*(G)² + ν² (the argument is the variance ν², like ``model.label_noise``)."""
+    return PAIRS[name](1.0, 1.0, 1.0) + noise_variance
 
 
 def u_brute(name: str, d: float, z1: tuple[float, float, float],

@@ -70,7 +70,7 @@ def test_v_on_the_grid_reaches_r_near_zero():
 
 def test_r_sharp():
     assert r_sharp(TANH) == pytest.approx(r_sharp_brute("tanh"), abs=1e-14)
-    assert r_sharp(RELU, 0.3) == pytest.approx(0.5 + 0.09, abs=1e-14)
+    assert r_sharp(RELU, 0.3) == pytest.approx(0.5 + 0.3, abs=1e-14)  # 0.3 is the variance ν²
 
 
 # ------------------------------------------------------------------------------ U and Ψ

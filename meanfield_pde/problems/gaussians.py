@@ -32,7 +32,8 @@ from ..schedule import Schedule, stop_times
 from .base import Problem, Stepper, StepReport
 
 R_SHARP = 1.0  # E y² for labels ±1
-PILOT_CELLS = 400  # cells of the pilot run that sizes the automatic wall
+PILOT_CELLS = 800  # cells of the pilot run that sizes the automatic wall
+PILOT_TAIL = 1e-15  # the pilot's reach: mass beyond it < PILOT_TAIL
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,9 +320,9 @@ class GaussiansProblem(Problem):
     def _pilot_reach(self, r_hi: float) -> float:
         """Automatic wall from a coarse pilot run.
 
-        ``PILOT_CELLS`` cells on a wide domain find how far mass travels by t_end; r_max = 1.25 ×
-        that reach (the 1 − 1e-12 quantile), at least 1.5 r_hi.  The pilot's domain doubles while
-        its own mass reaches its wall."""
+        ``PILOT_CELLS`` cells on a wide domain find how far mass travels by t_end; r_max = 1.5 ×
+        that reach (the 1 − PILOT_TAIL quantile), at least 1.5 r_hi.  The pilot's domain doubles
+        while its own mass reaches its wall."""
         big = max(10.0 * r_hi, r_hi + 10.0)
         t_end = self.config["time.t_end"]
         for _ in range(6):
@@ -335,13 +336,14 @@ class GaussiansProblem(Problem):
                         return big  # the main run will report the failure with its own grid
                     t = rep.t
                     cdf = np.cumsum(rho) * pilot.h
-                    reach = max(reach, pilot.edges[1 + np.searchsorted(cdf, cdf[-1] - 1e-12)])
+                    reach = max(reach, pilot.edges[1 + np.searchsorted(cdf, cdf[-1] - PILOT_TAIL)])
             if self.noisy:  # the domain must also hold the equilibrium
                 gibbs = pilot.gibbs().density
                 cdf = np.cumsum(gibbs) * pilot.h
                 reach = max(reach, pilot.edges[1 + np.searchsorted(cdf, cdf[-1] - 1e-12)])
             if reach < 0.8 * big:
-                return float(max(1.25 * reach, 1.5 * r_hi))
+                # finer grids move mass slightly further than the coarse pilot: margin 1.5
+                return float(max(1.5 * reach, 1.5 * r_hi))
             big *= 2.0
         raise SolverError(
             f"mass keeps moving outwards beyond r = {big:.3g} by t = {t_end:g}; set grid.r_max "

@@ -562,10 +562,11 @@ def _v_points(sigma: Activation, target: Activation, s: np.ndarray, r: np.ndarra
 
 
 def r_sharp(target: Activation, label_noise: float = 0.0) -> float:
-    """R# = E f_*(G)² + ν² (ν = ``label_noise``), with E f_*(G)² = v(1, 0) for σ = f_*."""
+    """R# = E f_*(G)² + ν², with ``label_noise`` = ν² the variance of the label noise (the
+    config key ``model.label_noise``), and E f_*(G)² = v(1, 0) for σ = f_*."""
     if not (math.isfinite(label_noise) and label_noise >= 0):
         raise ConfigError(f"label_noise must be a finite number >= 0, got {label_noise!r}")
-    return float(_v_points(target, target, np.array([1.0]), np.array([0.0]))[0]) + label_noise**2
+    return float(_v_points(target, target, np.array([1.0]), np.array([0.0]))[0]) + label_noise
 
 
 # ----------------------------------------------------------------------------- the kernel
