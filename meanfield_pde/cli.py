@@ -2,6 +2,8 @@
 
     meanfield-pde solve gaussians|CONFIG.toml [--set KEY=VALUE ...] [-o FILE.h5] [--force] [-q]
                         [--steady]
+    meanfield-pde sgd gaussians|single-neuron|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
+    meanfield-pde validate gaussians|single-neuron|CONFIG.toml [--widths N ...] [--seeds S ...]
     meanfield-pde gibbs gaussians|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
     meanfield-pde info FILE.h5
     meanfield-pde plot FILE.h5 -o FIG.png
@@ -76,6 +78,39 @@ def _cmd_gibbs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sgd(args: argparse.Namespace) -> int:
+    from .solver import solve_sgd
+
+    cfg = resolve_config(args.target, args.set)
+    if args.output is not None and Path(args.output).exists() and not args.force:
+        raise DataError(f"output {args.output} exists; pass --force to overwrite it or choose "
+                        "another path with -o")
+    for line in solve_sgd(cfg, args.output, overwrite=args.force,
+                          progress=not args.quiet).lines():
+        print(line)
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import validate
+
+    cfg = resolve_config(args.target, args.set)
+    if any(n < 1 for n in args.widths) or not args.seeds:
+        raise ConfigError("--widths must be positive integers and --seeds non-empty")
+    out = Path(args.output) if args.output else Path("runs") / f"validate-{cfg.problem}"
+    rep = validate(cfg, args.widths, args.seeds, out, workers=args.workers)
+    print(f"wrote {out / 'validation.json'} and {out / 'validation.png'}")
+    print(f"  eps = {rep['eps']:g}, seeds {rep['seeds']}; sup_t |R_SGD - R_PDE| and W1 at the "
+          "last time:")
+    for row in rep["summary"]:
+        w1 = ", ".join(f"W1({k}) {v[-1]:.3g}" for k, v in row["w1_mean"].items())
+        print(f"  N = {row['n']:>6}: {row['sup_risk_gap_mean']:.4f} ± "
+              f"{row['sup_risk_gap_std']:.4f}   {w1}   ({row['sgd_seconds']:.1f} s per run)")
+    if rep["gap_decay_exponent"] is not None:
+        print(f"  fitted gap ~ N^(-{rep['gap_decay_exponent']:.2f})")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from .storage import load
 
@@ -97,7 +132,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if "mass" in res.fields and t.size:
         mass = res.fields["mass"]
         print(f"mass      max relative drift {np.max(np.abs(mass - mass[0])) / mass[0]:.2e}")
-    for key in ("solution", "steady_reached", "steady_rate", "newton_iterations",
+    for key in ("kind", "seed", "generator", "n_neurons", "eps", "batch", "n_samples",
+                "solution", "steady_reached", "steady_rate", "newton_iterations",
                 "newton_residual", "wall_seconds", "compile_seconds", "setup_seconds", "n_steps",
                 "r_max",
                 "kernel_terms",
@@ -150,6 +186,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after time.t_end keep going until the free energy is stationary "
                         "(relative dF/dt < time.steady_tol)")
     s.set_defaults(func=_cmd_solve)
+
+    sg = sub.add_parser("sgd", help="particle SGD of the d-dimensional network itself")
+    sg.add_argument("target", help=f"problem name ({', '.join(PROBLEMS)}) or CONFIG.toml")
+    sg.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="e.g. --set sgd.n_neurons=3200 --set sgd.seed=2")
+    sg.add_argument("-o", "--output", metavar="FILE.h5",
+                    help="result file (default: runs/<problem>-sgd-<UTC time>.h5)")
+    sg.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    sg.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sg.set_defaults(func=_cmd_sgd)
+
+    va = sub.add_parser("validate", help="the PDE against particle SGD for several widths")
+    va.add_argument("target", help=f"problem name ({', '.join(PROBLEMS)}) or CONFIG.toml")
+    va.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    va.add_argument("--widths", type=int, nargs="+", default=[200, 800, 3200], metavar="N")
+    va.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED")
+    va.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    va.add_argument("-o", "--output", metavar="DIR",
+                    help="output directory (default runs/validate-<problem>)")
+    va.set_defaults(func=_cmd_validate)
 
     gb = sub.add_parser("gibbs", help="solve the self-consistent Gibbs state directly (noise)")
     gb.add_argument("target", help=f"problem name ({', '.join(PROBLEMS)}) or CONFIG.toml")

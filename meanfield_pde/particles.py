@@ -602,14 +602,16 @@ def run_sgd(cfg: Config, *, n_neurons: int | None = None, eps: float | None = No
             times: np.ndarray | list[float] | None = None,
             on_progress: Callable[[float, float], None] | None = None,
             state: SGDState | None = None,
-            on_output: Callable[[int, SGDState], None] | None = None) -> SGDResult:
+            on_output: Callable[[int, SGDState, float, np.ndarray], None] | None = None
+            ) -> SGDResult:
     """Run particle SGD for ``cfg`` and record risk and reduced coordinates at the output times.
 
     ``n_neurons, eps, batch, seed`` override ``[sgd]``; ``times`` default to
     :func:`~meanfield_pde.schedule.output_times` (each output lands on the first step boundary
     at or after its time; :attr:`SGDResult.t` holds the actual times).  ``on_progress(t, t_end)``
     is called after every block of steps.  ``state`` continues a saved run (outputs before its
-    step are skipped); ``on_output(k, state)`` is called at each output (e.g. to checkpoint).
+    step are skipped); ``on_output(k, state, risk, coords)`` is called at each output (to write
+    the snapshot as the run goes, or to checkpoint).
     """
     t_wall = time.perf_counter()
     sgd = ParticleSGD(cfg, n_neurons=n_neurons, eps=eps, batch=batch, seed=seed)
@@ -630,7 +632,7 @@ def run_sgd(cfg: Config, *, n_neurons: int | None = None, eps: float | None = No
         coords.append(sgd.coords(st.theta))
         t_out.append(st.t)
         if on_output is not None:
-            on_output(k, st)
+            on_output(k, st, risks[-1], coords[-1])
     return SGDResult(
         t=np.asarray(t_out, dtype=np.float64), risk=np.asarray(risks, dtype=np.float64),
         coords=np.asarray(coords, dtype=np.float64), seed=sgd.seed, generator=sgd.generator,

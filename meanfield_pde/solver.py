@@ -286,3 +286,79 @@ def solve_gibbs(cfg: Config, output: str | Path | None = None, *,
                   newton_residual=res.residual)
     return GibbsSummary(path, cfg.problem, float(snap.get("free_energy", res.free_energy)),
                         float(snap["risk"]), res.iterations, res.residual, wall)
+
+
+@dataclass
+class SGDSummary:
+    """What :func:`solve_sgd` reports."""
+
+    path: Path
+    problem: str
+    n_neurons: int
+    eps: float
+    batch: int
+    seed: int
+    t_end: float
+    risk_initial: float
+    risk_final: float
+    n_samples: int
+    wall_seconds: float
+    risk_seconds: float
+
+    def lines(self) -> list[str]:
+        return [
+            f"wrote {self.path}",
+            f"  particle SGD of {self.problem}: N = {self.n_neurons}, eps = {self.eps:g}, "
+            f"batch = {self.batch}, seed = {self.seed}, t in [0, {self.t_end:g}]",
+            f"  risk {self.risk_initial:.10g} -> {self.risk_final:.10g}",
+            f"  {self.n_samples} samples in {self.wall_seconds:.2f} s "
+            f"({self.risk_seconds:.2f} s of it for the population risk)",
+        ]
+
+
+def solve_sgd(cfg: Config, output: str | Path | None = None, *, overwrite: bool = False,
+              progress: bool = False) -> SGDSummary:
+    """Run one-pass SGD of the d-dimensional network (:mod:`meanfield_pde.particles`) and write
+    ``t``, ``risk`` (the population risk R_N, no test set) and the reduced coordinates of every
+    neuron at each output time: ``r`` (K, N) for gaussians, ``z`` (K, N, 3) = (a, s, r) for
+    single-neuron.  Snapshots are appended as the run goes; root attributes ``kind = "sgd"``,
+    ``seed``, ``generator``, ``n_neurons``, ``eps``, ``batch``."""
+    from .particles import ParticleSGD, run_sgd
+
+    s = cfg.section("sgd")
+    probe = ParticleSGD(cfg)
+    n = probe.n
+    fields = ({"risk": (), "r": (n,)} if cfg.problem == "gaussians"
+              else {"risk": (), "z": (n, 3)})
+    key = "r" if cfg.problem == "gaussians" else "z"
+    path = Path(output) if output is not None else default_output_path(cfg.problem + "-sgd")
+    writer = ResultWriter(
+        path, problem=cfg.problem, config=cfg.to_dict(), grid={}, fields=fields,
+        overwrite=overwrite,
+        attrs={"kind": "sgd", "seed": int(s["seed"]), "generator": probe.generator,
+               "n_neurons": n, "eps": float(s["eps"]), "batch": int(s["batch"])},
+    )
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=float(cfg["time.t_end"]), unit="t", desc=f"sgd N={n}", leave=False,
+                   disable=None)
+
+    def on_output(_k, state, risk, coords):
+        writer.append(float(state.t), {"risk": float(risk), key: coords})
+
+    def on_progress(t, _t_end):
+        if bar is not None:
+            bar.update(min(t, bar.total) - bar.n)
+
+    try:
+        res = run_sgd(cfg, on_output=on_output, on_progress=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    writer.finish(wall_seconds=res.wall_seconds, risk_seconds=res.risk_seconds,
+                  n_samples=res.n_samples, risk_truncation_error=res.risk_truncation_error)
+    return SGDSummary(path, cfg.problem, res.n_neurons, res.eps, res.batch, res.seed,
+                      float(res.t[-1]), float(res.risk[0]), float(res.risk[-1]), res.n_samples,
+                      res.wall_seconds, res.risk_seconds)

@@ -1,0 +1,149 @@
+"""The PDE against the network it describes (MATH.md §5).
+
+``validate(cfg, widths, seeds)`` solves the PDE once, runs particle SGD of the d-dimensional network
+for every width N and seed (in worker processes), and reports per N
+
+* sup_t |R_SGD(t) − R_PDE(t)| (mean ± std over seeds; the PDE risk interpolated linearly at the
+  SGD output times, which land on step boundaries),
+* W1 between the empirical law of r (gaussians) or of each coordinate of z = (a, s, r)
+  (single-neuron) and the PDE's marginal density, at every output time,
+* the exponent p of a fit gap ≈ C N^(−p) (the theorem's rate is between 1/2 and 1),
+
+writes ``validation.json`` and ``validation.png`` (risk curves overlaid; histograms of the particles
+over the PDE density at three times, as in MMN18 Fig. 1).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import wasserstein_distance
+
+from .config import Config, build_config
+from .storage import load
+
+MAX_TIMES = 41  # SGD outputs used for the comparison (each costs an O(N²) risk evaluation)
+
+
+def _quantiles(edges: np.ndarray, density: np.ndarray, m: int = 20000) -> np.ndarray:
+    """m equally spaced quantiles of the piecewise-constant density on ``edges`` (exact)."""
+    cdf = np.concatenate([[0.0], np.cumsum(density * np.diff(edges))])
+    cdf /= cdf[-1]
+    u = (np.arange(m) + 0.5) / m
+    keep = np.concatenate([[True], np.diff(cdf) > 0])  # strictly increasing for interp
+    return np.interp(u, cdf[keep], edges[keep])
+
+
+def _sgd_job(args: tuple[str, dict, int, int, list[float]]) -> dict:
+    problem, cfg_dict, n, seed, times = args
+    from .particles import run_sgd
+
+    cfg = build_config(problem, cfg_dict, [f"sgd.n_neurons={n}", f"sgd.seed={seed}"])
+    res = run_sgd(cfg, times=np.asarray(times))
+    return {"n": n, "seed": seed, "t": res.t.tolist(), "risk": res.risk.tolist(),
+            "coords": res.coords, "wall_seconds": res.wall_seconds}
+
+
+def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Path, *,
+             workers: int | None = None, pde_file: str | Path | None = None) -> dict:
+    """Run the comparison and write ``validation.json`` and ``validation.png`` in ``out_dir``."""
+    from .solver import solve
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pde_path = Path(pde_file) if pde_file else out_dir / "pde.h5"
+    if not pde_path.exists():
+        solve(cfg, pde_path)
+    pde = load(pde_path)
+    t_pde = pde.t
+    idx = np.unique(np.round(np.linspace(0, t_pde.size - 1, min(MAX_TIMES, t_pde.size)))
+                    .astype(int))
+    times = t_pde[idx]
+    jobs = [(cfg.problem, cfg.to_dict(), n, s, times.tolist()) for n in widths for s in seeds]
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    # spawn, not fork: forking after Numba's threading layer has started can kill the workers
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        runs = list(pool.map(_sgd_job, jobs))
+
+    names = ["r"] if cfg.problem == "gaussians" else ["a", "s", "r"]
+    marg = {"r": pde["density"]} if cfg.problem == "gaussians" else {
+        x: pde[f"marginal_{x}"] for x in names}
+    quant = {x: [_quantiles(pde.grid[f"{x}_edges"], marg[x][k]) for k in idx] for x in names}
+    per_run = []
+    for run in runs:
+        t = np.asarray(run["t"])
+        gap = np.abs(np.asarray(run["risk"]) - np.interp(t, t_pde, pde["risk"]))
+        coords = np.asarray(run["coords"])
+        w1 = {}
+        for c, x in enumerate(names):
+            vals = coords if cfg.problem == "gaussians" else coords[..., c]
+            w1[x] = [float(wasserstein_distance(vals[k], quant[x][k])) for k in range(t.size)]
+        per_run.append({"n": run["n"], "seed": run["seed"], "t": t.tolist(),
+                        "risk": run["risk"], "sup_risk_gap": float(gap.max()), "w1": w1,
+                        "wall_seconds": run["wall_seconds"]})
+    summary = []
+    for n in widths:
+        rs = [r for r in per_run if r["n"] == n]
+        gaps = np.array([r["sup_risk_gap"] for r in rs])
+        w1 = {x: np.mean([r["w1"][x] for r in rs], axis=0).tolist() for x in names}
+        summary.append({"n": n, "sup_risk_gap_mean": float(gaps.mean()),
+                        "sup_risk_gap_std": float(gaps.std(ddof=1)) if gaps.size > 1 else 0.0,
+                        "w1_mean": w1, "sgd_seconds": float(np.mean([r["wall_seconds"]
+                                                                   for r in rs]))})
+    ns = np.array(widths, dtype=float)
+    means = np.array([s["sup_risk_gap_mean"] for s in summary])
+    exponent = float(-np.polyfit(np.log(ns), np.log(means), 1)[0]) if len(ns) > 1 else None
+    report = {
+        "problem": cfg.problem, "config": cfg.to_dict(), "widths": widths, "seeds": seeds,
+        "eps": cfg["sgd.eps"], "batch": cfg["sgd.batch"], "times": times.tolist(),
+        "pde_file": str(pde_path), "pde_risk": pde["risk"][idx].tolist(),
+        "summary": summary, "gap_decay_exponent": exponent, "runs": per_run,
+    }
+    (out_dir / "validation.json").write_text(json.dumps(report, indent=1))
+    _figure(report, pde, idx, runs, names, out_dir / "validation.png")
+    return report
+
+
+def _figure(report: dict, pde, idx: np.ndarray, runs: list[dict], names: list[str],
+            out: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(16, 4.5 + 3.5 * (len(names) - 1)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(names), 4, squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(pde.t, pde["risk"], "k-", lw=2, label="PDE")
+    for i, run in enumerate(r for r in runs if r["seed"] == report["seeds"][0]):
+        ax.plot(run["t"], run["risk"], "-", color=f"C{i}", lw=1, label=f"SGD N = {run['n']}")
+    ax.set_xlabel("t")
+    ax.set_ylabel("risk")
+    ax.legend(fontsize="small")
+    ax.set_title(f"risk: PDE and SGD (seed {report['seeds'][0]})")
+    largest = max(report["widths"])
+    run = next(r for r in runs if r["n"] == largest and r["seed"] == report["seeds"][0])
+    coords = np.asarray(run["coords"])
+    picks = [idx[len(idx) // 4], idx[len(idx) // 2], idx[-1]]
+    for row, x in enumerate(names):
+        if row:
+            axes[row, 0].axis("off")
+        edges = pde.grid[f"{x}_edges"]
+        dens = pde["density"] if len(names) == 1 else pde[f"marginal_{x}"]
+        for col, k in enumerate(picks):
+            ax = axes[row, col + 1]
+            j = int(np.nonzero(idx == k)[0][0])
+            vals = coords[j] if len(names) == 1 else coords[j][:, "asr".index(x)]
+            ax.hist(vals, bins=60, density=True, alpha=0.5, color="C1",
+                    label=f"SGD N = {largest}")
+            ax.stairs(dens[k], edges, color="k", label="PDE")
+            ax.set_xlabel(x)
+            ax.set_title(f"t = {pde.t[k]:.3g}")
+            if col == 0:
+                ax.legend(fontsize="small")
+    fig.suptitle(f"{report['problem']}: PDE vs particle SGD (eps = {report['eps']:g})")
+    fig.savefig(out, dpi=110)

@@ -1,0 +1,73 @@
+"""`meanfield-pde sgd` and `validate`: files, reproducibility, and the PDE–SGD agreement."""
+
+import json
+
+import numpy as np
+import pytest
+
+from meanfield_pde import load
+from meanfield_pde.cli import main
+from meanfield_pde.config import default_config
+from meanfield_pde.solver import solve_sgd
+from meanfield_pde.validate import validate
+
+
+def test_sgd_command_writes_reduced_coordinates(tmp_path, capsys):
+    out = tmp_path / "sgd.h5"
+    args = ["sgd", "gaussians", "-q", "-o", str(out), "--set", "sgd.n_neurons=64",
+            "--set", "sgd.eps=1e-3", "--set", "time.t_end=1", "--set", "time.n_outputs=11"]
+    assert main(args) == 0
+    res = load(out)
+    assert res.complete and res.attrs["kind"] == "sgd" and res.attrs["seed"] == 0
+    assert res["r"].shape == (11, 64) and res["risk"].shape == (11,)
+    assert np.allclose(res.t, np.linspace(0, 1, 11), atol=1e-12)
+    # the same seed gives bit-identical files' data; --force is needed to overwrite
+    assert main(args) == 2 and "--force" in capsys.readouterr().err
+    again = tmp_path / "again.h5"
+    assert main([*args[:4], str(again), *args[5:]]) == 0
+    assert np.array_equal(load(again)["r"], res["r"])
+    assert np.array_equal(load(again)["risk"], res["risk"])
+
+
+def test_sgd_single_neuron_coordinates():
+    cfg = default_config("single-neuron").with_overrides(
+        ["sgd.n_neurons=32", "sgd.eps=1e-3", "time.t_end=0.5", "time.n_outputs=3"])
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        s = solve_sgd(cfg, f"{tmp}/z.h5")
+        res = load(s.path)
+    z = res["z"]
+    assert z.shape == (3, 32, 3)
+    assert np.all(z[0, :, 0] == 1.0)  # a = 1 at t = 0 (point law)
+    assert np.all(z[..., 2] >= 0.0)  # r = |P w| >= 0
+    assert s.risk_final < s.risk_initial
+
+
+def test_validate_small(tmp_path):
+    cfg = default_config("gaussians").with_overrides(
+        ["time.t_end=1", "time.n_outputs=11", "sgd.eps=5e-4", "grid.n=600"])
+    rep = validate(cfg, [50, 400], [0, 1], tmp_path, workers=2)
+    data = json.loads((tmp_path / "validation.json").read_text())
+    assert (tmp_path / "validation.png").stat().st_size > 20_000
+    assert data["widths"] == [50, 400] and len(data["runs"]) == 4
+    gaps = [s["sup_risk_gap_mean"] for s in rep["summary"]]
+    assert gaps[1] < gaps[0]  # the gap shrinks with N
+    assert rep["gap_decay_exponent"] > 0.3
+    w1 = rep["summary"][1]["w1_mean"]["r"]
+    assert len(w1) == 11 and max(w1) < 0.2
+
+
+@pytest.mark.slow
+def test_mmn18_fig1_agreement(tmp_path):
+    """MMN18 Fig. 1: N = 800, eps = 1e-4: sup |R_SGD − R_PDE| < 0.02, W1(r) < 0.05 at t = 5, 10, 20,
+    and the gap shrinks from N = 200 to 800 to 3200 (several minutes: `pytest -m slow`)."""
+    cfg = default_config("gaussians")
+    rep = validate(cfg, [200, 800, 3200], [0, 1, 2], tmp_path)
+    by_n = {s["n"]: s for s in rep["summary"]}
+    assert by_n[800]["sup_risk_gap_mean"] < 0.02
+    times = np.array(rep["times"])
+    for t in (5.0, 10.0, 20.0):
+        k = int(np.argmin(np.abs(times - t)))
+        assert by_n[800]["w1_mean"]["r"][k] < 0.05
+    gaps = [by_n[n]["sup_risk_gap_mean"] for n in (200, 800, 3200)]
+    assert gaps[0] > gaps[1] > gaps[2]
