@@ -75,8 +75,9 @@ def convergence(ns: tuple[int, ...]) -> dict:
     finest = np.array(rows[-1]["risk"])
     for row in rows:
         row["diff_to_finest"] = list(np.abs(np.array(row["risk"]) - finest))
-    # observed order from the last three grids (ratio 2) and a Richardson estimate of the limit
-    r = np.array([row["risk"] for row in rows[-3:]])
+    # observed order from the last three grids with ratio 2, and a Richardson estimate of the limit
+    triple = [row for row in rows if row["n"] in (ns[-1] // 4, ns[-1] // 2, ns[-1])]
+    r = np.array([row["risk"] for row in triple])
     d1, d2 = r[1] - r[0], r[2] - r[1]
     order = np.log2(np.abs(d1 / d2))
     limit = r[2] + d2 / (2.0**order - 1.0)
@@ -87,7 +88,9 @@ def convergence(ns: tuple[int, ...]) -> dict:
 
 
 def run(quick: bool = False) -> dict:
+    n0 = default_config("gaussians")["grid.n"]
     ns = (250, 500, 1000, 2000, 4000) if quick else (250, 500, 1000, 2000, 4000, 8000)
+    ns = tuple(sorted(set(ns) | {n0}))
     return {"default_run": default_run(), "convergence": convergence(ns),
             "default_n": default_config("gaussians")["grid.n"]}
 
@@ -113,7 +116,7 @@ def render(data: dict) -> str:
         "",
         "Risk at t = 5, 10, 20 against the number of cells (same domain). `Δ finest` is the "
         "difference to the finest grid; `err` is the difference to the Richardson limit of the "
-        "last three grids (observed orders "
+        "grids n_max/4, n_max/2, n_max (observed orders "
         + ", ".join(f"{o:.2f}" for o in c["observed_order"]) + ").",
         "",
         "| n | h | R(5) | R(10) | R(20) | Δ finest (5, 10, 20) | err (5, 10, 20) | steps | "
