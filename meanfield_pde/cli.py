@@ -107,7 +107,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print(f"  N = {row['n']:>6}: {row['sup_risk_gap_mean']:.4f} ± "
               f"{row['sup_risk_gap_std']:.4f}   {w1}   ({row['sgd_seconds']:.1f} s per run)")
     if rep["gap_decay_exponent"] is not None:
-        print(f"  fitted gap ~ N^(-{rep['gap_decay_exponent']:.2f})")
+        print(f"  fitted gap ~ N^({-rep['gap_decay_exponent']:+.2f})")
     return 0
 
 
