@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import common, noise, radial, single_neuron
+from . import common, noise, radial, sgd, single_neuron
 
-SUITES = {"radial": radial, "single_neuron": single_neuron, "noise": noise}
+SUITES = {"radial": radial, "single_neuron": single_neuron, "noise": noise, "sgd": sgd}
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
 
 
