@@ -58,8 +58,9 @@ def test_validate_small(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 5 open: at eps = 1e-4 the sup includes the t = 0 finite-N sampling "
-                          "term (~0.02 at N = 800) and an O(eps) lag at t ~ 5", strict=False)
+@pytest.mark.xfail(reason="issue 5 open: at eps = 1e-4 the sup includes the t = 0 finite-N "
+                          "sampling term (~0.02 at N = 800) and an O(eps) lag at t ~ 5",
+                   strict=False)
 def test_mmn18_fig1_agreement(tmp_path):
     """MMN18 Fig. 1: N = 800, eps = 1e-4: sup |R_SGD − R_PDE| < 0.02, W1(r) < 0.05 at t = 5, 10, 20,
     and the gap shrinks from N = 200 to 800 to 3200 (several minutes: `pytest -m slow`)."""
