@@ -273,6 +273,12 @@ def plot_result(result: Result, out: str | os.PathLike) -> Path:
     Raises:
         DataError: Unknown or unsupported problem, missing fields, or ``out`` not writable.
     """
+    if result.attrs.get("kind") == "sgd":
+        raise DataError(
+            f"{result.path} holds particle SGD (reduced coordinates of every neuron), not a PDE "
+            "solution; compare it with the PDE by `meanfield-pde validate`, or read it with "
+            "meanfield_pde.load"
+        )
     plotter = PLOTTERS.get(result.problem)
     if plotter is None:
         raise DataError(
