@@ -50,15 +50,19 @@ def resolve_config(target: str, overrides: Sequence[str]) -> Config:
     )
 
 
+def _refuse_existing_output(args: argparse.Namespace) -> None:
+    """Fail before any work if -o names an existing file and --force is absent (the writer
+    checks again when it creates the file)."""
+    if args.output is not None and Path(args.output).exists() and not args.force:
+        raise DataError(f"output {args.output} exists; pass --force to overwrite it or choose "
+                        "another path with -o")
+
+
 def _cmd_solve(args: argparse.Namespace) -> int:
     from .solver import solve
 
     cfg = resolve_config(args.target, args.set)
-    if args.output is not None:
-        out = Path(args.output)
-        if out.exists() and not args.force:
-            raise DataError(f"output {out} exists; pass --force to overwrite it or choose "
-                            "another path with -o")
+    _refuse_existing_output(args)
     summary = solve(cfg, args.output, overwrite=args.force, progress=not args.quiet,
                     on_warning=lambda w: print(w, file=sys.stderr), steady=args.steady)
     for line in summary.lines():
@@ -70,9 +74,7 @@ def _cmd_gibbs(args: argparse.Namespace) -> int:
     from .solver import solve_gibbs
 
     cfg = resolve_config(args.target, args.set)
-    if args.output is not None and Path(args.output).exists() and not args.force:
-        raise DataError(f"output {args.output} exists; pass --force to overwrite it or choose "
-                        "another path with -o")
+    _refuse_existing_output(args)
     for line in solve_gibbs(cfg, args.output, overwrite=args.force).lines():
         print(line)
     return 0
@@ -82,9 +84,7 @@ def _cmd_sgd(args: argparse.Namespace) -> int:
     from .solver import solve_sgd
 
     cfg = resolve_config(args.target, args.set)
-    if args.output is not None and Path(args.output).exists() and not args.force:
-        raise DataError(f"output {args.output} exists; pass --force to overwrite it or choose "
-                        "another path with -o")
+    _refuse_existing_output(args)
     for line in solve_sgd(cfg, args.output, overwrite=args.force,
                           progress=not args.quiet).lines():
         print(line)
