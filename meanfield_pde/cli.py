@@ -3,6 +3,7 @@
     meanfield-pde solve gaussians|CONFIG.toml [--set KEY=VALUE ...] [-o FILE.h5] [--force] [-q]
                         [--steady]
     meanfield-pde sgd gaussians|single-neuron|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
+    meanfield-pde resume FILE.h5 [--t-end T]
     meanfield-pde validate gaussians|single-neuron|CONFIG.toml [--widths N ...] [--seeds S ...]
     meanfield-pde gibbs gaussians|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
     meanfield-pde info FILE.h5
@@ -10,6 +11,8 @@
     meanfield-pde config gaussians|CONFIG.toml [--set ...] [--keys [--markdown]]
 
 User errors print one line ``meanfield-pde: error: ...`` on stderr and exit with code 2.
+SIGINT / SIGTERM during solve, sgd or resume write a checkpoint, print the resume command and
+exit with 130 / 143.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 
 from .config import PROBLEMS, Config, default_config, keys_markdown, load_config, schema_rows
 from .errors import ConfigError, DataError, MeanFieldError
+from .runcontrol import Interrupted, trap_signals
 
 PROG = "meanfield-pde"
 ALIASES = {"single-neuron": "single-neuron", "single_neuron": "single-neuron"}
@@ -63,8 +67,10 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
     cfg = resolve_config(args.target, args.set)
     _refuse_existing_output(args)
-    summary = solve(cfg, args.output, overwrite=args.force, progress=not args.quiet,
-                    on_warning=lambda w: print(w, file=sys.stderr), steady=args.steady)
+    with trap_signals() as stop:
+        summary = solve(cfg, args.output, overwrite=args.force, progress=not args.quiet,
+                        on_warning=lambda w: print(w, file=sys.stderr), steady=args.steady,
+                        stop=stop)
     for line in summary.lines():
         print(line)
     return 0
@@ -85,8 +91,20 @@ def _cmd_sgd(args: argparse.Namespace) -> int:
 
     cfg = resolve_config(args.target, args.set)
     _refuse_existing_output(args)
-    for line in solve_sgd(cfg, args.output, overwrite=args.force,
-                          progress=not args.quiet).lines():
+    with trap_signals() as stop:
+        summary = solve_sgd(cfg, args.output, overwrite=args.force, progress=not args.quiet,
+                            stop=stop)
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from .solver import resume
+
+    with trap_signals() as stop:
+        summary = resume(args.file, t_end=args.t_end, progress=not args.quiet, stop=stop)
+    for line in summary.lines():
         print(line)
     return 0
 
@@ -97,6 +115,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.target, args.set)
     if any(n < 1 for n in args.widths) or not args.seeds:
         raise ConfigError("--widths must be positive integers and --seeds non-empty")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers} must be >= 1 (or left out: one per core)")
     out = Path(args.output) if args.output else Path("runs") / f"validate-{cfg.problem}"
     rep = validate(cfg, args.widths, args.seeds, out, workers=args.workers)
     print(f"wrote {out / 'validation.json'} and {out / 'validation.png'}")
@@ -168,6 +188,11 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _printable(exc: object) -> str:
+    """The message on one line: control characters (a newline in a file name, ...) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(exc))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -197,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--force", action="store_true", help="overwrite an existing output file")
     sg.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sg.set_defaults(func=_cmd_sgd)
+
+    rs = sub.add_parser("resume", help="continue an interrupted (or extend a finished) run")
+    rs.add_argument("file", metavar="FILE.h5")
+    rs.add_argument("--t-end", type=float, default=None, metavar="T",
+                    help="run on to time T (past the stored time.t_end)")
+    rs.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    rs.set_defaults(func=_cmd_resume)
 
     va = sub.add_parser("validate", help="the PDE against particle SGD for several widths")
     va.add_argument("target", help=f"problem name ({', '.join(PROBLEMS)}) or CONFIG.toml")
@@ -239,12 +271,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
+    except Interrupted as exc:
+        print(f"{PROG}: {_printable(exc)}", file=sys.stderr)
+        return exc.exit_code
     except MeanFieldError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {_printable(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # disk full, permissions, ... while writing
         hint = "free some disk space" if exc.errno == errno.ENOSPC else "check the path"
-        print(f"{PROG}: error: {exc.strerror or exc} ({exc.filename or ''}); {hint}",
+        print(_printable(f"{PROG}: error: {exc.strerror or exc} ({exc.filename or ''}); {hint}"),
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -31,7 +31,10 @@ INF_NAMES = ("inf", "infinity", "+inf")
 # value specs
 # --------------------------------------------------------------------------------------------
 def _fmt(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**60:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,10 @@ def _as_float(spec: Spec, value: Any, key: str, allow_inf: bool = False) -> floa
         return math.inf
     if not isinstance(value, int | float):
         raise spec.fail(key, value, "is not a number")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:
+        raise spec.fail(key, value, "is too large") from None
     if math.isnan(x) or (math.isinf(x) and not (allow_inf and x > 0)):
         raise spec.fail(key, value, "is not finite")
     return x
@@ -260,6 +266,16 @@ _SGD = {
     "batch": Int(1, lo=1, hi=1_000_000, doc="SGD: samples per step (a step advances t by "
                                              "batch * eps)"),
     "seed": Int(0, lo=0, hi=2**63 - 1, doc="SGD: seed of the random generator"),
+    "init_sampling": Choice("iid", options=("iid", "stratified"),
+                            doc="SGD: initial radii i.i.d. from rho_0, or stratified (one per "
+                                "1/N quantile bin; gaussians only)"),
+}
+_CHECKPOINT = {
+    "every": Float(0.0, lo=0.0, lo_closed=True,
+                   doc="simulated time between checkpoints (0: no time trigger)"),
+    "wall_seconds": Float(60.0, lo=0.0, lo_closed=True,
+                          doc="wall-clock seconds between checkpoints (0: no wall trigger); "
+                              "one is always written at the start, at the end and on a signal"),
 }
 _STEADY = {
     "steady_tol": Float(1e-10, lo=0.0, doc="--steady: stop when the relative free-energy "
@@ -320,6 +336,7 @@ SCHEMAS: dict[str, dict[str, dict[str, Spec]]] = {
         "time": {**_TIME, **_STEADY},
         "schedule": _SCHEDULE,
         "solver": _SOLVER,
+        "checkpoint": _CHECKPOINT,
     },
 }
 
@@ -372,6 +389,7 @@ SCHEMAS["single-neuron"] = {
                               doc="number of output times (uniform / log)")},
     "schedule": _SCHEDULE,
     "solver": {**_SOLVER, "parallel": Bool(True, doc="use both cores (prange) in the 3-D kernels")},
+    "checkpoint": _CHECKPOINT,
 }
 
 PROBLEMS = tuple(SCHEMAS)
@@ -435,12 +453,19 @@ def default_config(problem: str) -> Config:
     return build_config(problem, {})
 
 
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
 def parse_value(text: str) -> Any:
     """Parse the right-hand side of ``--set key=value`` as a TOML value, else as a bare string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text.strip()
+    except (ValueError, RecursionError) as exc:  # e.g. > 4300 digits, nesting too deep
+        raise ConfigError(f"--set value {text[:40]!r}... cannot be read ({_first_line(exc)}); "
+                          "give a plain number, string or short list") from None
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -544,8 +569,8 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}; fix the file") from None
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {_first_line(exc)}; fix the file") from None
     problem = data.get("problem")
     if problem is None:
         raise ConfigError(

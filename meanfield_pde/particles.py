@@ -386,6 +386,9 @@ class ParticleSGD:
         self.n = int(sgd["n_neurons"] if n_neurons is None else n_neurons)
         self.eps = float(sgd["eps"] if eps is None else eps)
         self.batch = int(sgd["batch"] if batch is None else batch)
+        if sgd["init_sampling"] == "stratified" and self.problem != PROBLEM_A:
+            raise ConfigError("sgd.init_sampling = 'stratified' exists for gaussians only (the "
+                              "single-neuron initial law is not a law of one radius); use 'iid'")
         self.seed = int(sgd["seed"] if seed is None else seed)
         if self.n < 1:
             raise ConfigError(f"sgd.n_neurons = {self.n} is out of range; accepted: n >= 1")
@@ -441,7 +444,13 @@ class ParticleSGD:
         direction (N × d normals, then N chi-squares); ``gaussian`` — uniform direction, then r
         from N(mean, std²) conditioned on r >= 0 by inverting the normal CDF of N uniforms;
         ``from_file`` — uniform direction, then r from the piecewise-constant density of
-        ``init.file`` at ``init.time`` (N uniforms, inverse CDF).
+        ``init.file`` at ``init.time`` (N uniforms, inverse CDF).  With
+        ``sgd.init_sampling = "stratified"`` the radii are r_i = F^{-1}(u_i) for stratified
+        uniforms u_i = (π_i + v_i)/N (π a random permutation, v_i uniform; N × d normals for the
+        directions first, then the permutation, then N uniforms): each neuron still has the law
+        ρ̄_0, but the empirical law of the radii is within 1/N of it in Kolmogorov distance, which
+        removes the O(N^-1/2) fluctuation of R_N(θ^0) around R(ρ̄_0) (the population risk of an
+        isotropic initial law depends on the neurons through their radii only at first order).
         Problem B: a (``init.a_law``): ``point`` a = init.a (no draw), ``gaussian`` a + a_std g
         (N normals), ``uniform`` a + a_halfwidth (2U − 1) (N uniforms); then w: with
         k = ``init.d`` or d, w = (κ/√k) G (N × d normals) with w_1 += ``init.s0`` if k = d,
@@ -458,24 +467,30 @@ class ParticleSGD:
     def _init_gaussians(self, rng: np.random.Generator) -> np.ndarray:
         ini, n, d = self.cfg.section("init"), self.n, self.d
         kind = ini["kind"]
+        stratified = self.cfg["sgd.init_sampling"] == "stratified"
         if kind == "chi":
             dof = int(ini["d"] or d)
             g = rng.standard_normal((n, d))
+            if stratified:
+                r = ini["kappa"] / math.sqrt(dof) * np.sqrt(special.chdtri(
+                    dof, 1.0 - _stratified_uniforms(rng, n)))
+                return _directions(g) * r[:, None]
             if dof == d:
                 return ini["kappa"] / math.sqrt(d) * g
             r = ini["kappa"] / math.sqrt(dof) * np.sqrt(rng.chisquare(dof, n))
             return _directions(g) * r[:, None]
         g = rng.standard_normal((n, d))
+        u = _stratified_uniforms(rng, n) if stratified else rng.random(n)
         if kind == "gaussian":
             mean, std = ini["mean"], ini["std"]
             p = special.ndtr(mean / std)  # P(N(mean, std²) >= 0)
-            r = mean - std * special.ndtri(rng.random(n) * p)
+            r = mean - std * special.ndtri(u * p)
             r = np.maximum(r, 0.0)
         else:
             edges, dens = _read_radial_density(ini)
             mass = dens * np.diff(edges)
             cdf = np.concatenate([[0.0], np.cumsum(mass)])
-            u = rng.random(n) * cdf[-1]
+            u = u * cdf[-1]
             cell = np.clip(np.searchsorted(cdf, u, side="right") - 1, 0, mass.size - 1)
             frac = np.where(mass[cell] > 0, (u - cdf[cell]) / np.where(mass[cell] > 0,
                                                                        mass[cell], 1.0), 0.5)
@@ -574,6 +589,11 @@ class ParticleSGD:
         return self._risk
 
 
+def _stratified_uniforms(rng: np.random.Generator, n: int) -> np.ndarray:
+    """u_i = (π_i + v_i)/n: one uniform in each of the n strata [k/n, (k+1)/n), in random order."""
+    return (rng.permutation(n) + rng.random(n)) / n
+
+
 def _directions(g: np.ndarray) -> np.ndarray:
     """Rows of ``g`` normalised to unit length (uniform directions for Gaussian rows)."""
     norm = np.sqrt(np.einsum("ij,ij->i", g, g))
@@ -582,18 +602,10 @@ def _directions(g: np.ndarray) -> np.ndarray:
 
 def _read_radial_density(ini: dict) -> tuple[np.ndarray, np.ndarray]:
     """(r_edges, density) of ``init.file`` at ``init.time`` (as the radial PDE reads it)."""
-    from . import storage
+    from .problems.gaussians import read_radial_density
 
-    if not ini["file"]:
-        raise ConfigError("init.kind = 'from_file' needs init.file = path of a result file")
-    res = storage.load(ini["file"])
-    if res.problem != "gaussians":
-        raise DataError(f"init.file {ini['file']} holds a {res.problem!r} result, "
-                        "not 'gaussians'")
-    if res.n_snapshots == 0:
-        raise DataError(f"init.file {ini['file']} has no snapshot yet")
-    idx = res.n_snapshots - 1 if ini["time"] == "last" else res.index_of_time(ini["time"])
-    return np.asarray(res.grid["r_edges"]), np.maximum(np.asarray(res.fields["density"][idx]), 0)
+    edges, dens = read_radial_density(ini["file"], ini["time"])
+    return edges, np.maximum(dens, 0)
 
 
 # ============================================================================ run
@@ -602,27 +614,37 @@ def run_sgd(cfg: Config, *, n_neurons: int | None = None, eps: float | None = No
             times: np.ndarray | list[float] | None = None,
             on_progress: Callable[[float, float], None] | None = None,
             state: SGDState | None = None,
-            on_output: Callable[[int, SGDState, float, np.ndarray], None] | None = None
-            ) -> SGDResult:
+            on_output: Callable[[int, SGDState, float, np.ndarray], None] | None = None,
+            after_step: int | None = None,
+            on_block: Callable[[SGDState], None] | None = None) -> SGDResult:
     """Run particle SGD for ``cfg`` and record risk and reduced coordinates at the output times.
 
     ``n_neurons, eps, batch, seed`` override ``[sgd]``; ``times`` default to
     :func:`~meanfield_pde.schedule.output_times` (each output lands on the first step boundary
     at or after its time; :attr:`SGDResult.t` holds the actual times).  ``on_progress(t, t_end)``
     is called after every block of steps.  ``state`` continues a saved run (outputs before its
-    step are skipped); ``on_output(k, state, risk, coords)`` is called at each output (to write
-    the snapshot as the run goes, or to checkpoint).
+    step are skipped, or, with ``after_step``, those at steps <= after_step — the outputs a
+    resumed run already wrote); ``on_output(k, state, risk, coords)`` is called at each output
+    (to write the snapshot as the run goes); ``on_block(state)`` after every block of steps, with
+    ``state.theta`` up to date (to checkpoint, or to stop by raising).
     """
     t_wall = time.perf_counter()
     sgd = ParticleSGD(cfg, n_neurons=n_neurons, eps=eps, batch=batch, seed=seed)
     steps = sgd.output_steps(output_times(cfg) if times is None else np.asarray(times))
     st = sgd.initial_state() if state is None else state
-    steps = steps[steps >= st.step]
+    steps = steps[steps >= st.step] if after_step is None else steps[steps > after_step]
+    if steps.size and steps[0] < st.step:
+        raise DataError(f"output step {steps[0]} lies before the state's step {st.step}")
     t_end = float(steps[-1] * sgd.step_time) if steps.size else st.t
     risk = sgd.risk
     risks, coords, t_out = [], [], []
     risk_seconds, trunc = 0.0, 0.0
-    progress = None if on_progress is None else (lambda s: on_progress(s.t, t_end))
+
+    def progress(s: SGDState) -> None:
+        if on_progress is not None:
+            on_progress(s.t, t_end)
+        if on_block is not None:
+            on_block(s)
     for k, target in enumerate(steps):
         sgd.advance(st, int(target - st.step), progress)
         t0 = time.perf_counter()

@@ -8,6 +8,7 @@ appended to the result file immediately, so a crash loses nothing already writte
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,15 +16,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .config import Config
-from .errors import SolverError
+from .errors import DataError, MeanFieldError, SolverError
 from .fv.stepper1d import DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED
 from .problems import Problem, build_problem, problem_class
+from .runcontrol import NEVER, CheckpointClock, StopFlag, config_hash, interrupted
 from .schedule import output_times, stop_times
-from .storage import ResultWriter
+from .storage import ResultWriter, load, package_version
 
-CHUNK_STEPS = 2000
+CHUNK_STEPS = 2000  # at most this many steps per compiled call
+CHUNK_SECONDS = 0.25  # aim for compiled calls of about this long (signals, checkpoints)
 
 
 @dataclass
@@ -79,16 +83,17 @@ def default_output_path(problem: str, directory: str | Path = "runs") -> Path:
     return path
 
 
-def _status_error(status: int, t: float, problem: Problem) -> SolverError:
+def _status_error(status: int, t: float, dt: float, problem: Problem) -> SolverError:
     if status == NONFINITE:
         return SolverError(
-            f"the density became non-finite at t = {t:.6g}; lower solver.cfl or refine grid.n, "
-            "and check that the activation parameters are sensible"
+            f"the density became non-finite at t = {t:.6g} (last dt = {dt:.3g}); lower "
+            "solver.cfl (or solver.dt_max with noise) or refine the grid, and check that the "
+            "activation parameters are sensible"
         )
     if status == DT_UNDERFLOW:
         return SolverError(
-            f"the time step underflowed at t = {t:.6g} (velocity too large for the grid); "
-            "lower solver.cfl or check grid.r_max and the activation"
+            f"the time step underflowed at t = {t:.6g} (dt = {dt:.3g}: velocity too large for "
+            "the grid); lower solver.cfl or check the grid walls and the activation"
         )
     return SolverError(f"stepper stopped with status {status} at t = {t:.6g}")
 
@@ -99,9 +104,41 @@ def _steady(rate: float | None, rho_rate: float | None, cfg: Config) -> bool:
             and rho_rate <= cfg["time.steady_tol_rho"])
 
 
+@dataclass
+class _Progress:
+    """The state of a PDE run between compiled chunks: everything a checkpoint must restore
+    and the per-snapshot statistics of the summary."""
+
+    state: np.ndarray
+    t: float
+    i: int  # index in ``plan`` of the first stop not yet completed
+    plan: list[tuple[float, bool]]  # (stop time, write a snapshot there)
+    n_plan: int  # stops up to t_end (entries beyond are --steady extensions)
+    interval: float  # length of the last --steady extension
+    risks: list[float]
+    masses: list[float]
+    energies: list[float]
+    times: list[float]  # output times written
+    last_state: np.ndarray  # the state of the last snapshot
+    min_density: float
+    n_steps: int = 0
+    n_rejected: int = 0
+    wall_before: float = 0.0  # wall seconds of earlier sessions (resumed runs)
+    rate: float | None = None
+    rho_rate: float | None = None
+
+
+def _plan(cfg: Config, schedule) -> list[tuple[float, bool]]:
+    """(stop, is_output) for every stop after t = 0: outputs and schedule breakpoints."""
+    stops = stop_times(cfg, schedule)
+    is_output = np.isin(stops, output_times(cfg))
+    return [(float(s), bool(o)) for s, o in zip(stops[1:], is_output[1:], strict=True)]
+
+
 def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = False,
           progress: bool = False, problem: Problem | None = None,
-          on_warning: Callable[[str], None] | None = None, steady: bool = False) -> RunSummary:
+          on_warning: Callable[[str], None] | None = None, steady: bool = False,
+          stop: StopFlag = NEVER) -> RunSummary:
     """Solve the mean-field PDE described by ``cfg`` and write the result file.
 
     Parameters
@@ -115,6 +152,11 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
         each, until the relative free-energy decrease per unit time is below
         ``time.steady_tol`` and the relative L1 change of ρ per unit time is below
         ``time.steady_tol_rho`` (or t reaches ``time.steady_t_max``).
+    stop: a flag set by a signal handler (:func:`~meanfield_pde.runcontrol.trap_signals`); when
+        set, the run writes a checkpoint and raises :class:`~meanfield_pde.runcontrol.Interrupted`.
+
+    Checkpoints (``checkpoint.every`` / ``checkpoint.wall_seconds``, and always at t = 0 and at
+    the end) go into the result file; :func:`resume` continues from the last one.
     """
     t0 = time.perf_counter()
     problem_class(cfg.problem).warmup(cfg)  # compile, or load the cached kernels
@@ -133,104 +175,167 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
         fields=problem.fields, attrs={"seed": "none (deterministic solver)", **problem.attrs()},
         overwrite=overwrite,
     )
-    outputs = output_times(cfg)
-    stops = stop_times(cfg, problem.schedule)
-    is_output = np.isin(stops, outputs)
-    max_steps = cfg["solver.max_steps"]
-
+    plan = _plan(cfg, problem.schedule)
     snap = problem.snapshot(state)
     writer.append(0.0, snap)
     energy = "free_energy" if "free_energy" in snap else "risk"
-    mass0, risk0 = snap["mass"], snap["risk"]
-    risks, masses, energies, min_density = [risk0], [mass0], [snap[energy]], float(state.min())
+    run = _Progress(
+        state=state, t=0.0, i=0, plan=plan, n_plan=len(plan),
+        interval=float(plan[-1][0] - (plan[-2][0] if len(plan) > 1 else 0.0)) if plan else 1.0,
+        risks=[snap["risk"]], masses=[snap["mass"]], energies=[snap[energy]], times=[0.0],
+        last_state=state.copy(), min_density=float(state.min()),
+    )
+    return _run_pde(cfg, problem, stepper, writer, run, steady=steady, progress=progress,
+                    stop=stop, compile_seconds=compile_seconds, setup_seconds=setup_seconds,
+                    fresh=True)
 
+
+def _pde_meta(cfg: Config, run: _Progress, stepper, steady: bool, wall: float,
+              done: bool) -> dict:
+    return {
+        "kind": "pde", "t": run.t, "i": run.i, "n_plan": run.n_plan,
+        "t_stop": run.plan[run.i][0] if run.i < len(run.plan) else None,
+        "interval": run.interval, "steady": steady, "rate": run.rate,
+        "rho_rate": run.rho_rate, "n_steps": run.n_steps, "n_rejected": run.n_rejected,
+        "wall_seconds": run.wall_before + wall, "stepper": stepper.get_state(),
+        "min_density": run.min_density, "complete": done,
+        "config_hash": config_hash(cfg.to_dict()), "package_version": package_version(),
+    }
+
+
+def _run_pde(cfg: Config, problem: Problem, stepper, writer: ResultWriter, run: _Progress, *,
+             steady: bool, progress: bool, stop: StopFlag, compile_seconds: float,
+             setup_seconds: float, fresh: bool) -> RunSummary:
+    """The time loop from ``run`` to the end of ``run.plan`` (and past it with ``steady``)."""
+    energy = "free_energy" if "free_energy" in problem.fields else "risk"
+    max_steps = cfg["solver.max_steps"]
+    clock = CheckpointClock(cfg["checkpoint.every"], cfg["checkpoint.wall_seconds"], run.t)
+    t_wall = time.perf_counter()
+    state = run.state
+
+    def checkpoint(done: bool = False) -> None:
+        meta = _pde_meta(cfg, run, stepper, steady, time.perf_counter() - t_wall, done)
+        writer.write_checkpoint({"state": state}, meta)
+        clock.reset(run.t)
+
+    def failed(exc: SolverError) -> SolverError:
+        return SolverError(f"{exc}; the {writer.n_snapshots} snapshots up to t = "
+                           f"{run.times[-1]:.6g} are kept in {writer.path}")
+
+    if fresh:
+        checkpoint()
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=float(stops[-1]), unit="t", desc=cfg.problem, leave=False,
+        total = float(run.plan[run.n_plan - 1][0]) if run.n_plan else 0.0
+        bar = tqdm(total=total, unit="t", desc=cfg.problem, leave=False,
+                   initial=min(run.t, total),
                    disable=None,  # only on a terminal
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| t={n:.3g}/{total:.3g} "
                               "[{elapsed}<{remaining}]{postfix}")
-    t, n_steps, n_rejected = 0.0, 0, 0
-    t_wall = time.perf_counter()
-    steady_ok, rate, rho_rate = None, None, None
-    writer_times, last_state = [0.0], state.copy()
-    plan = list(zip(stops[1:], is_output[1:], strict=True))
-    interval = float(stops[-1] - stops[-2]) if len(stops) > 1 else 1.0
+    steady_ok = None
+    chunk = CHUNK_STEPS
+    # one BLAS thread: the radial potential's matrix-vector products are memory bound, and a
+    # second OpenBLAS thread gains ~10 % on an idle machine but costs 2.4x when the other core is
+    # busy (measured at n = 16000); the 3-D kernels use prange and no BLAS
+    blas = threadpool_limits(limits=1, user_api="blas")
     try:
-        i = 0
-        while i < len(plan) or steady:
-            if i >= len(plan):  # --steady: extend the plan past t_end
-                if _steady(rate, rho_rate, cfg):
+        while True:
+            if run.i >= len(run.plan):
+                if not steady:
+                    break
+                if _steady(run.rate, run.rho_rate, cfg):  # --steady: extend the plan past t_end
                     steady_ok = True
                     break
-                if t >= cfg["time.steady_t_max"]:
+                if run.t >= cfg["time.steady_t_max"]:
                     steady_ok = False
                     break
-                interval *= 2.0
-                plan.append((min(t + interval, cfg["time.steady_t_max"]), True))
-            t_stop, out = plan[i]
-            i += 1
-            while t < t_stop:
-                rep = stepper.advance(state, t, float(t_stop), CHUNK_STEPS)
-                n_steps += rep.steps
-                n_rejected += rep.rejected
+                run.interval *= 2.0
+                run.plan.append((min(run.t + run.interval, cfg["time.steady_t_max"]), True))
+            t_stop, out = run.plan[run.i]
+            while run.t < t_stop:
+                tick = time.perf_counter()
+                rep = stepper.advance(state, run.t, float(t_stop), chunk)
+                run.n_steps += rep.steps
+                run.n_rejected += rep.rejected
                 if bar is not None:
-                    bar.update(min(rep.t, bar.total) - min(t, bar.total))
-                t = rep.t
+                    bar.update(min(rep.t, bar.total) - min(run.t, bar.total))
                 if rep.status not in (REACHED, MAX_STEPS):
-                    raise _status_error(rep.status, t, problem)
-                problem.check_walls(state, t)
-                if n_steps >= max_steps:
-                    raise SolverError(
-                        f"solver.max_steps = {max_steps} reached at t = {t:.6g}; raise "
+                    raise failed(_status_error(rep.status, rep.t, rep.dt, problem))
+                run.t = rep.t
+                try:
+                    problem.check_walls(state, run.t)
+                except SolverError as exc:
+                    raise failed(exc) from None
+                if run.n_steps >= max_steps:
+                    raise failed(SolverError(
+                        f"solver.max_steps = {max_steps} reached at t = {run.t:.6g}; raise "
                         "solver.max_steps or shorten time.t_end"
-                    )
-            t = float(t_stop)
+                    ))
+                if rep.steps:  # chunks of about CHUNK_SECONDS, so signals are seen promptly
+                    rate = rep.steps / max(time.perf_counter() - tick, 1e-9)
+                    chunk = int(min(CHUNK_STEPS, max(1, rate * CHUNK_SECONDS)))
+                if stop:
+                    checkpoint()
+                    raise interrupted(stop, writer.path, run.t)
+                if clock.due(run.t):
+                    checkpoint()
+            run.t = float(t_stop)
             if out:
                 snap = problem.snapshot(state)
-                writer.append(t, snap)
-                if i >= len(stops) - 1:  # past t_end (or at it): the steady-state criterion
-                    span = t - writer_times[-1]
-                    rate = (energies[-1] - snap[energy]) / (span * max(abs(snap[energy]), 1e-300))
-                    rho_rate = (float(np.sum(np.abs(state - last_state)))
-                                / (span * float(np.sum(np.abs(state)))))
-                last_state = state.copy()
-                writer_times.append(t)
-                risks.append(snap["risk"])
-                masses.append(snap["mass"])
-                energies.append(snap[energy])
-                min_density = min(min_density, float(state.min()))
+                writer.append(run.t, snap)
+                if run.i >= run.n_plan - 1:  # at t_end or past it: the steady-state criterion
+                    span = run.t - run.times[-1]
+                    run.rate = ((run.energies[-1] - snap[energy])
+                                / (span * max(abs(snap[energy]), 1e-300)))
+                    run.rho_rate = (float(np.sum(np.abs(state - run.last_state)))
+                                    / (span * float(np.sum(np.abs(state)))))
+                run.last_state = state.copy()
+                run.times.append(run.t)
+                run.risks.append(snap["risk"])
+                run.masses.append(snap["mass"])
+                run.energies.append(snap[energy])
+                run.min_density = min(run.min_density, float(state.min()))
                 if bar is not None:
                     bar.set_postfix_str(f"risk={snap['risk']:.6g}", refresh=False)
+            run.i += 1
+            if stop:
+                checkpoint()
+                raise interrupted(stop, writer.path, run.t)
+            if clock.due(run.t):
+                checkpoint()
     finally:
+        blas.restore_original_limits()
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - t_wall
     if steady and steady_ok is None:
-        steady_ok = _steady(rate, rho_rate, cfg)
-    risks_a, masses_a, energies_a = np.array(risks), np.array(masses), np.array(energies)
+        steady_ok = _steady(run.rate, run.rho_rate, cfg)
+    checkpoint(done=True)  # lets `resume --t-end` extend the run
+    risks_a, masses_a, energies_a = np.array(run.risks), np.array(run.masses), np.array(
+        run.energies)
+    mass0 = masses_a[0]
     summary = RunSummary(
-        path=path, problem=cfg.problem, t_end=t, n_snapshots=writer.n_snapshots,
-        risk_initial=risk0, risk_final=float(risks_a[-1]), n_steps=n_steps,
-        n_rejected=n_rejected, wall_seconds=wall, compile_seconds=compile_seconds,
-        setup_seconds=setup_seconds,
+        path=writer.path, problem=cfg.problem, t_end=run.t, n_snapshots=writer.n_snapshots,
+        risk_initial=float(risks_a[0]), risk_final=float(risks_a[-1]), n_steps=run.n_steps,
+        n_rejected=run.n_rejected, wall_seconds=run.wall_before + wall,
+        compile_seconds=compile_seconds, setup_seconds=setup_seconds,
         mass_drift=float(np.max(np.abs(masses_a - mass0)) / mass0),
-        min_density=min_density + 0.0,  # no "-0" in reports
+        min_density=run.min_density + 0.0,  # no "-0" in reports
         risk_increase=float(np.max(np.diff(energies_a))) if energies_a.size > 1 else 0.0,
         warnings=problem.warnings(), energy_name=energy,
         free_energy_final=float(energies_a[-1]) if energy == "free_energy" else None,
-        steady=steady_ok if steady else None, steady_rate=rate if steady else None,
+        steady=steady_ok if steady else None, steady_rate=run.rate if steady else None,
     )
-    extra = ({"steady_reached": bool(steady_ok), "steady_rate": float(rate),
-              "steady_rho_rate": float(rho_rate)} if steady else {})
+    extra = ({"steady_reached": bool(steady_ok), "steady_rate": float(run.rate),
+              "steady_rho_rate": float(run.rho_rate)} if steady else {})
     writer.finish(
         **extra,
-        wall_seconds=wall, compile_seconds=compile_seconds, setup_seconds=setup_seconds,
-        n_steps=n_steps,
-        n_rejected=n_rejected, mass_drift=summary.mass_drift,
-        min_density=summary.min_density, risk_final=summary.risk_final,
+        wall_seconds=summary.wall_seconds, compile_seconds=compile_seconds,
+        setup_seconds=setup_seconds, n_steps=run.n_steps, n_rejected=run.n_rejected,
+        mass_drift=summary.mass_drift, min_density=summary.min_density,
+        risk_final=summary.risk_final,
     )
     return summary
 
@@ -317,20 +422,20 @@ class SGDSummary:
 
 
 def solve_sgd(cfg: Config, output: str | Path | None = None, *, overwrite: bool = False,
-              progress: bool = False) -> SGDSummary:
+              progress: bool = False, stop: StopFlag = NEVER) -> SGDSummary:
     """Run one-pass SGD of the d-dimensional network (:mod:`meanfield_pde.particles`) and write
     ``t``, ``risk`` (the population risk R_N, no test set) and the reduced coordinates of every
     neuron at each output time: ``r`` (K, N) for gaussians, ``z`` (K, N, 3) = (a, s, r) for
     single-neuron.  Snapshots are appended as the run goes; root attributes ``kind = "sgd"``,
-    ``seed``, ``generator``, ``n_neurons``, ``eps``, ``batch``."""
-    from .particles import ParticleSGD, run_sgd
+    ``seed``, ``generator``, ``n_neurons``, ``eps``, ``batch``.  Checkpoints (parameters, step,
+    generator state) as for :func:`solve`; :func:`resume` continues bit for bit."""
+    from .particles import ParticleSGD
 
     s = cfg.section("sgd")
     probe = ParticleSGD(cfg)
     n = probe.n
     fields = ({"risk": (), "r": (n,)} if cfg.problem == "gaussians"
               else {"risk": (), "z": (n, 3)})
-    key = "r" if cfg.problem == "gaussians" else "z"
     path = Path(output) if output is not None else default_output_path(cfg.problem + "-sgd")
     writer = ResultWriter(
         path, problem=cfg.problem, config=cfg.to_dict(), grid={}, fields=fields,
@@ -338,27 +443,219 @@ def solve_sgd(cfg: Config, output: str | Path | None = None, *, overwrite: bool 
         attrs={"kind": "sgd", "seed": int(s["seed"]), "generator": probe.generator,
                "n_neurons": n, "eps": float(s["eps"]), "batch": int(s["batch"])},
     )
+    return _run_sgd(cfg, writer, None, progress=progress, stop=stop)
+
+
+def _run_sgd(cfg: Config, writer: ResultWriter, ck: dict | None, *, progress: bool,
+             stop: StopFlag, risk_initial: float | None = None,
+             state_arrays: dict | None = None) -> SGDSummary:
+    """SGD from the start (``ck`` None) or from the checkpoint metadata ``ck`` (+ its arrays)."""
+    from .particles import SGDState, run_sgd
+
+    key = "r" if cfg.problem == "gaussians" else "z"
+    ck = ck or {}
+    state = (SGDState.restore(state_arrays["theta"], ck["step"], ck["t"], ck["rng_state"])
+             if state_arrays is not None else None)
+    last = {"step": int(ck.get("last_output_step", -1)), "risk0": risk_initial}
+    wall_before = float(ck.get("wall_seconds", 0.0))
+    risk_before = float(ck.get("risk_seconds", 0.0))
+    clock = CheckpointClock(cfg["checkpoint.every"], cfg["checkpoint.wall_seconds"],
+                            state.t if state is not None else 0.0)
+    t_wall = time.perf_counter()
+    cfg_hash = config_hash(cfg.to_dict())
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=float(cfg["time.t_end"]), unit="t", desc=f"sgd N={n}", leave=False,
-                   disable=None)
+        bar = tqdm(total=float(cfg["time.t_end"]), unit="t", desc=f"sgd N={cfg['sgd.n_neurons']}",
+                   leave=False, disable=None, initial=state.t if state is not None else 0.0)
 
-    def on_output(_k, state, risk, coords):
-        writer.append(float(state.t), {"risk": float(risk), key: coords})
+    def checkpoint(st, risk_seconds: float = 0.0, done: bool = False) -> None:
+        writer.write_checkpoint({"theta": st.theta}, {
+            "kind": "sgd", "t": float(st.t), "step": int(st.step), "rng_state": st.rng_state,
+            "last_output_step": last["step"], "complete": done,
+            "wall_seconds": wall_before + time.perf_counter() - t_wall,
+            "risk_seconds": risk_before + risk_seconds, "config_hash": cfg_hash,
+            "package_version": package_version()})
+        clock.reset(st.t)
+
+    def guard(st) -> None:
+        if not np.all(np.isfinite(st.theta)):
+            raise SolverError(
+                f"the SGD parameters became non-finite at t = {st.t:.6g} (step {st.step}); lower "
+                f"sgd.eps or the schedule's xi0; the {writer.n_snapshots} snapshots so far are "
+                f"kept in {writer.path}")
+
+    def on_output(k, st, risk, coords):
+        guard(st)
+        writer.append(float(st.t), {"risk": float(risk), key: coords})
+        last["step"] = int(st.step)
+        if last["risk0"] is None:
+            last["risk0"] = float(risk)
+        if (k == 0 and state is None) or clock.due(st.t):
+            checkpoint(st)
+        if stop:
+            checkpoint(st)
+            raise interrupted(stop, writer.path, st.t)
+
+    def on_block(st):
+        guard(st)
+        if stop:
+            checkpoint(st)
+            raise interrupted(stop, writer.path, st.t)
+        if clock.due(st.t):
+            checkpoint(st)
 
     def on_progress(t, _t_end):
         if bar is not None:
             bar.update(min(t, bar.total) - bar.n)
 
     try:
-        res = run_sgd(cfg, on_output=on_output, on_progress=on_progress)
+        res = run_sgd(cfg, on_output=on_output, on_progress=on_progress, on_block=on_block,
+                      state=state, after_step=last["step"])
     finally:
         if bar is not None:
             bar.close()
-    writer.finish(wall_seconds=res.wall_seconds, risk_seconds=res.risk_seconds,
-                  n_samples=res.n_samples, risk_truncation_error=res.risk_truncation_error)
-    return SGDSummary(path, cfg.problem, res.n_neurons, res.eps, res.batch, res.seed,
-                      float(res.t[-1]), float(res.risk[0]), float(res.risk[-1]), res.n_samples,
-                      res.wall_seconds, res.risk_seconds)
+    st = res.final_state
+    checkpoint(st, res.risk_seconds, done=True)
+    wall = wall_before + res.wall_seconds
+    risk_seconds = risk_before + res.risk_seconds
+    n_samples = int(st.step * res.batch)
+    written = load(writer.path)
+    writer.finish(wall_seconds=wall, risk_seconds=risk_seconds, n_samples=n_samples,
+                  risk_truncation_error=res.risk_truncation_error)
+    return SGDSummary(writer.path, cfg.problem, res.n_neurons, res.eps, res.batch, res.seed,
+                      float(written.t[-1]), float(written["risk"][0]),
+                      float(written["risk"][-1]), n_samples, wall, risk_seconds)
+
+
+# ------------------------------------------------------------------------------ resume
+def _extend(cfg: Config, t_end: float) -> Config:
+    """``cfg`` with ``time.t_end = t_end``; uniform outputs keep their spacing (n_outputs
+    scaled), log or listed outputs get t_end as a last output."""
+    tc = cfg.section("time")
+    over = [f"time.t_end={float(t_end)!r}"]
+    if tc["outputs"] == "uniform" and tc["t_end"] > 0:
+        spacing = tc["t_end"] / (tc["n_outputs"] - 1)
+        over.append(f"time.n_outputs={max(2, round(t_end / spacing) + 1)}")
+    elif tc["outputs"] == "log":
+        over.append(f"time.outputs={[float(x) for x in output_times(cfg)]!r}")
+    return cfg.with_overrides(over)
+
+
+def _fixed_walls(cfg: Config, attrs: dict) -> Config:
+    """``cfg`` with the walls the original run chose (the automatic ones depend on t_end)."""
+    names = (["r_max"] if cfg.problem == "gaussians"
+             else ["a_min", "a_max", "s_min", "s_max", "r_max"])
+    try:
+        return cfg.with_overrides([f"grid.{w}={float(attrs[w])!r}" for w in names])
+    except KeyError as exc:
+        raise DataError(f"the result file has no {exc.args[0]!r} attribute; it was not written "
+                        "by a solve of this package") from None
+
+
+def resume(path: str | Path, *, t_end: float | None = None, progress: bool = False,
+           stop: StopFlag = NEVER) -> RunSummary | SGDSummary:
+    """Continue the run stored in ``path`` from its last checkpoint, in place.
+
+    The snapshots written after a resume equal those of an uninterrupted run (the PDE steps do
+    not depend on where a run was cut; SGD restores the generator state).  ``t_end`` extends a
+    run past its ``time.t_end`` (uniform outputs keep their spacing; the grid, including an
+    automatic wall, stays that of the original run).
+
+    Raises:
+        DataError: the file is not a result of this package, has no readable checkpoint, is
+            complete and no later ``t_end`` is given, or its stored config does not match the
+            checkpoint.
+    """
+    from .config import build_config
+    from .storage import load, load_checkpoint
+
+    path = Path(path)
+    res = load(path)
+    if res.attrs.get("solution") == "gibbs_fixed_point":
+        raise DataError(f"{path} holds a Gibbs fixed point, not a time-dependent run; nothing to "
+                        "resume")
+    ck = load_checkpoint(path)
+    meta = ck.meta
+    if meta.get("config_hash") != config_hash(res.config):
+        raise DataError(f"the stored config of {path} does not match its checkpoint (the file "
+                        "was edited or mixed from two runs); run the solve again")
+    kind = "sgd" if res.attrs.get("kind") == "sgd" else "pde"
+    if meta.get("kind") != kind:
+        raise DataError(f"the checkpoint of {path} is of kind {meta.get('kind')!r}, the file of "
+                        f"kind {kind!r}; {path} is corrupt, run the solve again")
+    try:
+        cfg = build_config(res.problem, res.config)
+    except MeanFieldError as exc:
+        raise DataError(f"the stored config of {path} is not valid for this version of "
+                        f"meanfield-pde ({exc}); run the solve again") from None
+    t_ck = float(meta["t"])
+    if t_end is None:
+        if res.complete:
+            raise DataError(f"{path} is complete (t_end = {cfg['time.t_end']:g}); pass "
+                            f"--t-end T with T > {t_ck:g} to continue it")
+        new_cfg = cfg
+    else:
+        if meta.get("steady"):
+            raise DataError("a --steady run ends on its own criterion; --t-end does not apply")
+        if not (math.isfinite(t_end) and t_end > t_ck):
+            raise DataError(f"--t-end {t_end:g} must be a finite time after the checkpoint's "
+                            f"t = {t_ck:g}")
+        new_cfg = _extend(cfg, t_end)
+    k = int(meta["n_snapshots"])
+    if not 1 <= k <= res.n_snapshots:
+        raise DataError(f"the checkpoint of {path} counts {k} snapshots but the file has "
+                        f"{res.n_snapshots}; {path} is corrupt, run the solve again")
+    writer = ResultWriter.reopen(path, k)
+    if t_end is not None:
+        writer.update_config(new_cfg.to_dict())
+    if kind == "sgd":
+        theta = ck.arrays.get("theta")
+        return _run_sgd(new_cfg, writer, meta, progress=progress, stop=stop,
+                        state_arrays={"theta": theta}, risk_initial=float(res["risk"][0]))
+    return _resume_pde(path, cfg, new_cfg, res, ck, writer, t_end, progress, stop)
+
+
+def _resume_pde(path: Path, cfg: Config, new_cfg: Config, res, ck, writer: ResultWriter,
+                t_end: float | None, progress: bool, stop: StopFlag) -> RunSummary:
+    meta = ck.meta
+    t0 = time.perf_counter()
+    problem_class(cfg.problem).warmup(cfg)
+    compile_seconds = time.perf_counter() - t0
+    problem = build_problem(_fixed_walls(new_cfg, res.attrs))
+    for name, arr in problem.grid.items():
+        if name not in res.grid or not np.array_equal(res.grid[name], arr):
+            raise DataError(f"the grid of {path} ({name}) differs from the one its config gives "
+                            "in this version of meanfield-pde; run the solve again")
+    state = np.ascontiguousarray(ck.arrays.get("state"), dtype=np.float64)
+    if state.shape != problem.fields["density"]:
+        raise DataError(f"the checkpoint state of {path} has shape {state.shape}, the grid "
+                        f"{problem.fields['density']}; {path} is corrupt, run the solve again")
+    stepper = problem.make_stepper()
+    stepper.set_state(meta["stepper"])
+    k, i = int(meta["n_snapshots"]), int(meta["i"])
+    plan = _plan(cfg, problem.schedule)
+    n_plan = len(plan)
+    if t_end is not None:
+        t_done = plan[i - 1][0] if i >= 1 else 0.0
+        plan = plan[:i] + [e for e in _plan(new_cfg, problem.schedule) if e[0] > t_done]
+        n_plan = len(plan)
+    elif i >= len(plan):  # inside the --steady extension: rebuild the stop in progress
+        plan += [(math.nan, True)] * (i - len(plan))
+        if meta["t_stop"] is not None:
+            plan.append((float(meta["t_stop"]), True))
+    energy = "free_energy" if "free_energy" in problem.fields else "risk"
+    run = _Progress(
+        state=state, t=float(meta["t"]), i=i, plan=plan, n_plan=n_plan,
+        interval=float(meta["interval"]), risks=res["risk"][:k].tolist(),
+        masses=res["mass"][:k].tolist(), energies=res[energy][:k].tolist(),
+        times=res.t[:k].tolist(), last_state=res["density"][k - 1].copy(),
+        min_density=float(meta["min_density"]), n_steps=int(meta["n_steps"]),
+        n_rejected=int(meta["n_rejected"]), wall_before=float(meta["wall_seconds"]),
+        rate=meta["rate"], rho_rate=meta["rho_rate"],
+    )
+    setup_seconds = time.perf_counter() - t0 - compile_seconds
+    return _run_pde(new_cfg, problem, stepper, writer, run, steady=bool(meta["steady"]),
+                    progress=progress, stop=stop, compile_seconds=compile_seconds,
+                    setup_seconds=setup_seconds, fresh=False)

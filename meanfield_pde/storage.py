@@ -9,6 +9,7 @@ A solve writes one HDF5 file. Its layout (``FORMAT_VERSION = 1``) is::
         problem          str    problem name, e.g. "gaussians"
         config           str    resolved config as JSON text
                                 (json.dumps(config, sort_keys=True, allow_nan=False))
+        config_sha256    str    SHA-256 of that text (attributes carry no HDF5 checksum)
         complete         bool   False until the run ends normally (ResultWriter.finish)
         created_utc      str    creation time, ISO 8601 in UTC
         n_snapshots      int    number of finished snapshots K; written after each
@@ -22,7 +23,19 @@ A solve writes one HDF5 file. Its layout (``FORMAT_VERSION = 1``) is::
       <scalar field>     (K,)          float64  e.g. risk, mass
       <array field>      (K, *shape)   float64  e.g. density (K, n) or (K, n_a, n_s, n_r)
       grid/              group of fixed arrays, e.g. grid/r_edges (n+1,), grid/r_centers (n,)
-      checkpoint/        reserved for solver checkpoints (not written yet)
+      checkpoint/        the state to resume from (see below)
+        current   (1,)   int64   slot of the last complete checkpoint (0 or 1; -1: none)
+        slot0/, slot1/   two checkpoint slots, written alternately
+          meta    (CHECKPOINT_META_BYTES,) uint8  JSON text of the scalars (t, step counts,
+                                  dt, position in the output plan, RNG state, config hash,
+                                  n_snapshots at that moment, ...), zero padded
+          <array> e.g. state (n,) or (n_a, n_s, n_r) for PDE runs, theta (N, D) for SGD
+
+A checkpoint is written into the slot ``current`` does not point to; after a flush the pointer
+is flipped (one 8-byte chunk write). Slot datasets keep their shapes, so a rewrite overwrites the
+same bytes and changes no HDF5 metadata: a crash or ``kill -9`` at any moment leaves the slot the
+pointer names intact. Every checkpoint dataset carries the Fletcher-32 filter; a reader that finds
+the current slot damaged falls back to the other one.
 
 ``t`` and every field dataset are resizable along axis 0 (``maxshape=(None, ...)``),
 chunked one snapshot per chunk, filled with NaN where nothing was written, and carry the
@@ -43,6 +56,7 @@ file; every problem (missing, not HDF5, not ours, too new, truncated, corrupt) b
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -60,14 +74,16 @@ import numpy as np
 
 from meanfield_pde.errors import DataError
 
-__all__ = ["FORMAT_VERSION", "Result", "ResultWriter", "load", "package_version"]
+__all__ = ["FORMAT_VERSION", "Checkpoint", "Result", "ResultWriter", "load", "load_checkpoint",
+           "package_version"]
 
 FORMAT_VERSION: int = 1
 """Version of the HDF5 layout written by this module; :func:`load` refuses newer ones."""
 
 TIME_DATASET = "t"
 GRID_GROUP = "grid"
-CHECKPOINT_GROUP = "checkpoint"  # reserved for a later issue; never written or read yet
+CHECKPOINT_GROUP = "checkpoint"
+CHECKPOINT_META_BYTES = 16384  # fixed size of a slot's JSON metadata
 JSON_ATTRS = "json_attrs"
 RESERVED_ATTRS = frozenset(
     {
@@ -75,6 +91,7 @@ RESERVED_ATTRS = frozenset(
         "package_version",
         "problem",
         "config",
+        "config_sha256",
         "complete",
         "created_utc",
         "n_snapshots",
@@ -151,6 +168,10 @@ def _to_json(obj: Any, what: str) -> str:
         ) from exc
     except TypeError as exc:
         raise TypeError(f"{what} is not JSON serializable: {exc}") from exc
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _check_name(name: Any, what: str) -> str:
@@ -320,6 +341,7 @@ class ResultWriter:
                 f.attrs["package_version"] = package_version()
                 f.attrs["problem"] = problem
                 f.attrs["config"] = config_json
+                f.attrs["config_sha256"] = _sha256(config_json)
                 f.attrs["complete"] = np.bool_(False)
                 f.attrs["created_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
                 for name, (value, _) in extra.items():
@@ -450,6 +472,105 @@ class ResultWriter:
         self._n = k + 1
         self._last_t = t
 
+    @classmethod
+    def reopen(cls, path: str | os.PathLike, n_snapshots: int) -> ResultWriter:
+        """A writer that continues the file ``path`` after its first ``n_snapshots`` snapshots
+        (rows beyond them, written after the checkpoint being resumed, are dropped) and marks it
+        incomplete until :meth:`finish`."""
+        self = cls.__new__(cls)
+        p = self._path = Path(path)
+        try:
+            with _open(p, "r+") as f:
+                self._fields = {name: tuple(f[name].shape[1:]) for name in f
+                                if name not in RESERVED_NAMES and isinstance(f[name], h5py.Dataset)}
+                t = f[TIME_DATASET]
+                if not 0 <= n_snapshots <= t.shape[0]:
+                    raise DataError(f"{p} has {t.shape[0]} snapshots, fewer than the checkpoint's "
+                                    f"{n_snapshots}; {_CORRUPT_FIX}")
+                self._last_t = float(t[n_snapshots - 1]) if n_snapshots else -math.inf
+                f.attrs["n_snapshots"] = np.int64(n_snapshots)
+                f.attrs["complete"] = np.bool_(False)
+        except DataError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            raise _write_error(p, exc) from exc
+        self._n = n_snapshots
+        return self
+
+    def update_config(self, config: dict) -> None:
+        """Replace the stored resolved config (``resume --t-end`` extends ``time.t_end``)."""
+        text = _to_json(config, "config")
+        try:
+            with _open(self._path, "r+") as f:
+                f.attrs["config"] = text
+                f.attrs["config_sha256"] = _sha256(text)
+        except (OSError, RuntimeError) as exc:
+            raise _write_error(self._path, exc) from exc
+
+    def write_checkpoint(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> int:
+        """Write a checkpoint (arrays + JSON ``meta``) atomically; returns the slot used.
+
+        The arrays and the metadata go into the slot the pointer ``checkpoint/current`` does not
+        name; the file is flushed, then the pointer is flipped and flushed again, so an
+        interruption at any moment leaves the previous checkpoint in force.  ``meta`` gets
+        ``n_snapshots`` (the snapshots finished so far) and a sequence number added.
+        """
+        p = self._path
+        try:
+            with _open(p, "r+") as f:
+                stored = int(f.attrs["n_snapshots"])
+                if stored != self._n:
+                    raise DataError(
+                        f"output {p} has n_snapshots={stored} but this writer wrote {self._n}; "
+                        "another process changed it, write each run to its own file"
+                    )
+                g = f.require_group(CHECKPOINT_GROUP)
+                if "current" not in g:
+                    g.create_dataset("current", data=np.array([-1], dtype=np.int64),
+                                     chunks=(1,), fletcher32=True)
+                current = int(g["current"][0])
+                slot = 0 if current != 0 else 1
+                seq = 0
+                if current in (0, 1):
+                    try:
+                        seq = _slot_meta(g[f"slot{current}"])["seq"] + 1
+                    except (KeyError, ValueError, OSError, TypeError):
+                        seq = 0
+                text = _to_json({**meta, "n_snapshots": self._n, "seq": seq}, "checkpoint meta")
+                raw = text.encode("utf-8")
+                if len(raw) > CHECKPOINT_META_BYTES:
+                    raise ValueError(f"checkpoint metadata is {len(raw)} bytes, more than "
+                                     f"{CHECKPOINT_META_BYTES}")
+                buf = np.zeros(CHECKPOINT_META_BYTES, dtype=np.uint8)
+                buf[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+                sg = g.require_group(f"slot{slot}")
+                for name, value in {**arrays, "meta": buf}.items():
+                    arr = np.ascontiguousarray(value)
+                    if arr.dtype.kind == "f":
+                        arr = arr.astype(np.float64, copy=False)
+                    ds = sg.get(name)
+                    if ds is not None and ds.shape == arr.shape and ds.dtype == arr.dtype:
+                        ds[...] = arr  # same bytes, no metadata change
+                    else:
+                        if ds is not None:
+                            del sg[name]
+                        sg.create_dataset(name, data=arr, fletcher32=arr.size > 0,
+                                          chunks=arr.shape if arr.size > 0 else None)
+                for name in [n for n in sg if n not in arrays and n != "meta"]:
+                    del sg[name]
+                f.flush()
+                g["current"][0] = slot  # the flip: from here on this slot is in force
+                f.flush()
+        except DataError:
+            raise
+        except FileNotFoundError as exc:
+            raise DataError(
+                f"output {p} disappeared during the run; do not move or delete it while solving"
+            ) from exc
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise _write_error(p, exc) from exc
+        return slot
+
     def set_attrs(self, **attrs: Any) -> None:
         """Set extra root attributes (open, write, close); reserved names are refused."""
         self._write_attrs(_encode_attrs(attrs), complete=None)
@@ -554,6 +675,67 @@ class Result:
         )
 
 
+@dataclass
+class Checkpoint:
+    """The last complete checkpoint of a result file (see :func:`load_checkpoint`)."""
+
+    path: Path
+    slot: int
+    meta: dict
+    arrays: dict[str, np.ndarray]
+    fallback: bool = False  # the pointed-to slot was damaged; this is the other, older one
+
+
+def _slot_meta(g: h5py.Group) -> dict:
+    raw = np.asarray(g["meta"][()], dtype=np.uint8).tobytes().rstrip(b"\0")
+    meta = json.loads(raw.decode("utf-8"))
+    if not isinstance(meta, dict):
+        raise ValueError("checkpoint metadata is not a JSON object")
+    return meta
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read the checkpoint the pointer names (or, if that slot is damaged, the other one).
+
+    Raises:
+        DataError: (one line) the file has no checkpoint, or no readable one.
+    """
+    p = Path(path)
+    load(p)  # the snapshots must be readable too; raises the one-line errors of load()
+    try:
+        with _open(p, "r") as f:
+            if CHECKPOINT_GROUP not in f or "current" not in f[CHECKPOINT_GROUP]:
+                raise DataError(f"{p} has no checkpoint (it was written before checkpoints "
+                                "existed, or killed before the first one); run the solve again")
+            g = f[CHECKPOINT_GROUP]
+            try:
+                current = int(g["current"][0])
+            except (OSError, ValueError, IndexError) as exc:
+                raise DataError(f"cannot read the checkpoint pointer of {p} ({_one_line(exc)}); "
+                                f"{_CORRUPT_FIX}") from exc
+            if current not in (0, 1):
+                raise DataError(f"{p} has no complete checkpoint yet (the run was stopped "
+                                "before its first one); run the solve again")
+            errors = []
+            for slot in (current, 1 - current):
+                try:
+                    sg = g[f"slot{slot}"]
+                    meta = _slot_meta(sg)
+                    arrays = {n: np.asarray(sg[n][()]) for n in sg if n != "meta"}
+                    if slot != current and meta.get("seq", -1) < 0:
+                        raise ValueError("no usable older checkpoint")
+                    return Checkpoint(p, slot, meta, arrays, fallback=slot != current)
+                except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+                    errors.append(f"slot {slot}: {_one_line(exc)}")
+            raise DataError(f"no readable checkpoint in {p} ({'; '.join(errors)}); "
+                            f"{_CORRUPT_FIX}")
+    except DataError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise DataError(f"cannot read the checkpoint of {p}: {_one_line(exc)}; "
+                        f"{_CORRUPT_FIX}") from exc
+
+
 def _first_missing_row(ds: h5py.Dataset, k: int, file_size: int) -> int | None:
     """Return the first of rows ``0..k-1`` without a stored chunk inside the file, or None.
 
@@ -626,6 +808,11 @@ def _read(p: Path, f: h5py.File) -> Result:
         if name not in raw:
             raise DataError(f"cannot read {p}: missing root attribute {name!r}; {_CORRUPT_FIX}")
 
+    digest = raw.get("config_sha256")
+    if digest is not None and (not isinstance(raw["config"], str)
+                               or _sha256(raw["config"]) != digest):
+        raise DataError(f"cannot read {p}: the stored config does not match its checksum; "
+                        f"{_CORRUPT_FIX}")
     try:
         config = json.loads(raw["config"])
     except (TypeError, ValueError) as exc:
@@ -673,7 +860,14 @@ def _read(p: Path, f: h5py.File) -> Result:
                 f"cannot read {p}: row {missing} of dataset {name!r} is not stored "
                 f"(its chunk index is damaged); {_CORRUPT_FIX}"
             )
-        return np.asarray(ds[:k])
+        data = np.asarray(ds[:k])
+        if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+            bad = int(np.argwhere(~np.isfinite(data.reshape(k, -1)))[0][0])
+            raise DataError(
+                f"cannot read {p}: row {bad} of dataset {name!r} is not finite (its chunk index "
+                f"is damaged: the solvers never store NaN or inf); {_CORRUPT_FIX}"
+            )
+        return data
 
     file_size = p.stat().st_size
     t = rows(TIME_DATASET)

@@ -337,6 +337,13 @@ def _bad_config(path: Path) -> None:
     write(path, 2)
     with h5py.File(path, "r+") as f:
         f.attrs["config"] = "{not json"
+        del f.attrs["config_sha256"]  # as in files of older versions
+
+
+def _edited_config(path: Path) -> None:
+    write(path, 2)
+    with h5py.File(path, "r+") as f:  # valid JSON, but not what was written
+        f.attrs["config"] = f.attrs["config"].replace("0", "1")
 
 
 def _short_datasets(path: Path) -> None:
@@ -355,6 +362,7 @@ def _short_datasets(path: Path) -> None:
         (_flipped, "truncated or corrupt"),
         (_newer_format, "upgrade meanfield-pde"),
         (_bad_config, "not valid JSON"),
+        (_edited_config, "does not match its checksum"),
         (_short_datasets, "n_snapshots is 5"),
     ],
 )

@@ -34,6 +34,16 @@ class Stepper(ABC):
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
         """Advance from ``t`` towards ``t_stop`` (landing on it exactly), <= ``max_steps`` steps."""
 
+    def get_state(self) -> dict[str, float]:
+        """What the stepper carries from one call to the next (e.g. the adaptive dt), as plain
+        floats for a checkpoint; stateless steppers return {}."""
+        return {}
+
+    def set_state(self, state: dict[str, float]) -> None:
+        """Restore what :meth:`get_state` returned."""
+        if state:
+            raise ValueError(f"{type(self).__name__} carries no state, got {sorted(state)}")
+
 
 class Problem(ABC):
     """A reduction of the mean-field PDE (MATH.md §2, §3) discretised on a fixed grid."""

@@ -205,6 +205,12 @@ class NoisyRadialStepper(Stepper):
         self.work, self.kwork = dd1.noisy_workspace(n, nk)
         self.dt = 0.0
 
+    def get_state(self) -> dict[str, float]:
+        return {"dt": float(self.dt)}
+
+    def set_state(self, state: dict[str, float]) -> None:
+        self.dt = float(state["dt"])
+
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
         p, k = self.p, self.p.kernel
         if self.scheme == "explicit":
@@ -218,6 +224,25 @@ class NoisyRadialStepper(Stepper):
             p.beta, p.d - 1.0, p.schedule.kind, p.schedule.params, self.dt, self.dt_max,
             self.work, self.kwork)
         return StepReport(t, steps, rej, status, self.dt, f)
+
+
+def read_radial_density(file: str, time: float | str) -> tuple[np.ndarray, np.ndarray]:
+    """(r_edges, density) of the radial PDE result ``file`` at ``time`` (or "last") — the
+    initial law ``init.kind = "from_file"`` of the PDE and of particle SGD."""
+    from .. import storage
+
+    if not file:
+        raise ConfigError("init.kind = 'from_file' needs init.file = path of a result file")
+    res = storage.load(file)
+    if res.problem != "gaussians":
+        raise DataError(f"init.file {file} holds a {res.problem!r} result, not 'gaussians'")
+    if "r_edges" not in res.grid or "density" not in res.fields:
+        raise DataError(f"init.file {file} holds no radial density (an SGD or other result); "
+                        "pass a file written by 'meanfield-pde solve gaussians'")
+    if res.n_snapshots == 0:
+        raise DataError(f"init.file {file} has no snapshot yet")
+    idx = res.n_snapshots - 1 if time == "last" else res.index_of_time(time)
+    return np.asarray(res.grid["r_edges"]), np.asarray(res.fields["density"][idx])
 
 
 class GaussiansProblem(Problem):
@@ -278,19 +303,7 @@ class GaussiansProblem(Problem):
         return int(dof)
 
     def _read_source(self, ini: dict) -> tuple[np.ndarray, np.ndarray]:
-        from .. import storage
-
-        if not ini["file"]:
-            raise ConfigError("init.kind = 'from_file' needs init.file = path of a result file")
-        res = storage.load(ini["file"])
-        if res.problem != self.name:
-            raise DataError(
-                f"init.file {ini['file']} holds a {res.problem!r} result, not {self.name!r}"
-            )
-        if res.n_snapshots == 0:
-            raise DataError(f"init.file {ini['file']} has no snapshot yet")
-        idx = res.n_snapshots - 1 if ini["time"] == "last" else res.index_of_time(ini["time"])
-        return res.grid["r_edges"], res.fields["density"][idx]
+        return read_radial_density(ini["file"], ini["time"])
 
     def _upper_support(self, ini: dict) -> float:
         """An r beyond which ρ̄_0 has mass < 1e-15."""

@@ -75,6 +75,12 @@ class NoisyNeuronStepper(Stepper):
         self.work = dd3.make_noisy3d_work(*problem.shape, problem.kernel.feats.shape[0])
         self.dt = 0.0
 
+    def get_state(self) -> dict[str, float]:
+        return {"dt": float(self.dt)}
+
+    def set_state(self, state: dict[str, float]) -> None:
+        self.dt = float(state["dt"])
+
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
         p, k = self.p, self.p.kernel
         t, steps, rej, status, self.dt, f = dd3.advance_noisy3d(
