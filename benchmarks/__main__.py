@@ -70,6 +70,18 @@ def headline_rows() -> list[tuple[str, str]]:
         r = sn["cost"]["rows"][-1]
         rows.append((f"3-D single-neuron solver, {r['n']}³ cells, 2 threads",
                      f"{r['cells'] / r['parallel']:.1e} cell-steps/s"))
+    sg = common.load("sgd")
+    if sg and "sgd_time_to" in sg["reproduce"]:
+        rep = sg["reproduce"]
+        for tol in ("1e-02", "1e-03"):
+            t_sgd = rep["sgd_time_to"][tol]
+            t_pde = rep["pde_time_to"][tol.replace("e-0", "e-")]
+            est = (f", extrapolated from {len(rep['rows'])} widths" if t_sgd["extrapolated"]
+                   else "")
+            rows.append((f"particle SGD vs PDE: time to the risk curve within {tol} "
+                         f"(ε = {rep['eps']:g})",
+                         f"SGD {_fmt_s(t_sgd['seconds'])} (N = {t_sgd['n']:.0f}{est}), PDE "
+                         f"{_fmt_s(t_pde)}: {t_sgd['seconds'] / t_pde:.0f}×"))
     return rows
 
 

@@ -219,8 +219,10 @@ def _run_pde(cfg: Config, problem: Problem, stepper, writer: ResultWriter, run: 
         clock.reset(run.t)
 
     def failed(exc: SolverError) -> SolverError:
+        again = ("" if fresh else " (a resumed run keeps the grid of the original one: apply "
+                 "such a change by solving again)")
         return SolverError(f"{exc}; the {writer.n_snapshots} snapshots up to t = "
-                           f"{run.times[-1]:.6g} are kept in {writer.path}")
+                           f"{run.times[-1]:.6g} are kept in {writer.path}{again}")
 
     if fresh:
         checkpoint()
