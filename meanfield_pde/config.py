@@ -551,8 +551,8 @@ def _check_common(values: dict[str, dict[str, Any]]) -> None:
         times, vals = sched["times"], sched["values"]
         if len(vals) != len(times) + 1:
             raise ConfigError(
-                f"schedule.values has {len(vals)} entries but schedule.times has {len(times)}; "
-                "piecewise needs one more value than breakpoints"
+                f"schedule.kind = 'piecewise' needs one more entry in schedule.values than in "
+                f"schedule.times (breakpoints); got {len(vals)} and {len(times)}"
             )
         if any(b <= a for a, b in zip(times, times[1:], strict=False)):
             raise ConfigError("schedule.times must be strictly increasing")

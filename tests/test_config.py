@@ -50,7 +50,7 @@ def test_overrides_parse_toml_values_and_bare_strings():
         ("init.kind=uniform", "one of 'chi', 'gaussian', 'from_file'"),
         ("time.outputs=[0, 30]", "time.outputs contains 30 > time.t_end"),
         ("delta", "is malformed"),
-        ("schedule.kind=piecewise", "piecewise needs one more value"),
+        ("schedule.kind=piecewise", "needs one more entry in schedule.values"),
         ("model.delta=true", "is a boolean"),
     ],
 )
