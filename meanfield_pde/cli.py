@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -277,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MeanFieldError as exc:
         print(f"{PROG}: error: {_printable(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `meanfield-pde info r.h5 | head -3`: the reader left
+        devnull = os.open(os.devnull, os.O_WRONLY)  # (no flush error at exit)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except OSError as exc:  # disk full, permissions, ... while writing
         hint = "free some disk space" if exc.errno == errno.ENOSPC else "check the path"
         print(_printable(f"{PROG}: error: {exc.strerror or exc} ({exc.filename or ''}); {hint}"),

@@ -101,6 +101,12 @@ class Float(Spec):
         return x
 
 
+def _int_text(n: int) -> str:
+    """``n`` as written in messages: powers of ten from 10^7 on as 10^k."""
+    k = len(str(abs(n))) - 1
+    return f"{'-' if n < 0 else ''}10^{k}" if k >= 7 and abs(n) == 10**k else str(n)
+
+
 @dataclass(frozen=True)
 class Int(Spec):
     """An integer in [lo, hi]; with ``allow_inf`` also ``inf`` (e.g. the dimension d = inf)."""
@@ -110,8 +116,8 @@ class Int(Spec):
     allow_inf: bool = False
 
     def describe(self) -> str:
-        lo = "" if self.lo is None else f"{self.lo} <= "
-        hi = "" if self.hi is None else f" <= {self.hi}"
+        lo = "" if self.lo is None else f"{_int_text(self.lo)} <= "
+        hi = "" if self.hi is None else f" <= {_int_text(self.hi)}"
         return f"an integer {lo}n{hi}" + (' or "inf"' if self.allow_inf else "")
 
     def coerce(self, value: Any, key: str) -> int | float:
@@ -238,6 +244,7 @@ class Params(Spec):
 # the schema, one table per problem
 # --------------------------------------------------------------------------------------------
 POSITIVE = {"lo": 0.0}
+MAX_D = 10**18  # finite dimensions beyond: the O(1/d) corrections are below double precision
 
 _TIME = {
     "t_end": Float(20.0, lo=0.0, doc="final time of the run"),
@@ -306,7 +313,7 @@ SCHEMAS: dict[str, dict[str, dict[str, Spec]]] = {
     "gaussians": {
         "model": {
             "delta": Float(0.8, lo=0.0, hi=1.0, doc="tau_+- = 1 +- delta"),
-            "d": Int(40, lo=2, allow_inf=True, doc="input dimension (or inf)"),
+            "d": Int(40, lo=2, hi=MAX_D, allow_inf=True, doc="input dimension (or inf)"),
             "activation": Text("ramp", doc="name of sigma"),
             "activation_params": Params({}, doc="parameters of sigma (e.g. s1, s2, t1, t2)"),
         },
@@ -315,7 +322,7 @@ SCHEMAS: dict[str, dict[str, dict[str, Spec]]] = {
             "kind": Choice("chi", options=("chi", "gaussian", "from_file"),
                            doc="chi: r ~ (kappa/sqrt(d)) chi_d; gaussian in r; from_file"),
             "kappa": Float(0.8, lo=0.0, doc="scale of the chi law (w ~ N(0, kappa^2/d I_d))"),
-            "d": Int(0, lo=0, allow_inf=False,
+            "d": Int(0, lo=0, hi=MAX_D, allow_inf=False,
                      doc="degrees of freedom of the chi law; 0 = model.d"),
             "mean": Float(0.8, lo=0.0, doc="mean of the gaussian law of r"),
             "std": Float(0.1, lo=0.0, doc="standard deviation of the gaussian law of r"),
@@ -342,7 +349,7 @@ SCHEMAS: dict[str, dict[str, dict[str, Spec]]] = {
 
 SCHEMAS["single-neuron"] = {
     "model": {
-        "d": Int(30, lo=3, allow_inf=True, doc="input dimension (or inf)"),
+        "d": Int(30, lo=3, hi=MAX_D, allow_inf=True, doc="input dimension (or inf)"),
         "activation": Text("tanh", doc="name of the student's sigma"),
         "activation_params": Params({}, doc="parameters of sigma"),
         "target": Text("same", doc='name of the teacher link f_* ("same" = sigma)'),
@@ -363,7 +370,7 @@ SCHEMAS["single-neuron"] = {
         "kappa": Float(0.5, lo=0.0, doc="w ~ N(0, kappa^2/d I_d): s ~ N(0, kappa^2/d), "
                                         "r ~ (kappa/sqrt(d)) chi_{d-1}"),
         "s0": Float(0.0, doc="mean of s (0: w independent of w_*; > 0: a warm start)"),
-        "d": Int(0, lo=0, doc="dimension used by the initial law; 0 = model.d"),
+        "d": Int(0, lo=0, hi=MAX_D, doc="dimension used by the initial law; 0 = model.d"),
     },
     "grid": {
         "n_a": Int(24, lo=4, hi=4096, doc="cells in a"),

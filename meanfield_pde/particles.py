@@ -89,6 +89,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -367,6 +368,35 @@ def _finite_d(cfg: Config) -> int:
     return int(d)
 
 
+def _available_bytes() -> float:
+    """Memory available to this process: MemAvailable of /proc/meminfo, else physical memory."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return math.inf
+
+
+def _check_memory(n: int, d: int, dim: int, batch: int) -> None:
+    """Refuse, before allocating, a run whose arrays do not fit in memory: the N x N Gram
+    matrix W Wᵀ of the population risk, about four N x D copies of the parameters (θ, its
+    transpose, a batch work array, the snapshot) and the standard normals of one step."""
+    need = 8.0 * (float(n) * n + 4.0 * n * dim + 2.0 * batch * (d + 1))
+    have = _available_bytes()
+    if need > have:
+        raise ConfigError(
+            f"particle SGD with sgd.n_neurons = {n} in model.d = {d} needs about "
+            f"{need / 2**30:.3g} GiB of memory (the N x N Gram matrix of the risk and the N x d "
+            f"parameters), more than the {have / 2**30:.3g} GiB available; lower sgd.n_neurons "
+            "or model.d")
+
+
 def _label_noise_std(cfg: Config) -> float:
     """ν of y = f_*(⟨w_*, x⟩) + ν ζ: ``model.label_noise`` is the variance ν² (as in the PDE's
     R# = E f_*² + ν², :func:`neuron_kernel.r_sharp`)."""
@@ -420,6 +450,7 @@ class ParticleSGD:
         self.noise_coef = math.sqrt(4.0 / self.beta) if self.noisy else 0.0
         self.dim = self.d + (1 if self.problem == PROBLEM_B else 0)  # D
         self.draws_per_step = self.batch * (self.d + 1) + (self.n * self.dim if self.noisy else 0)
+        _check_memory(self.n, self.d, self.dim, self.batch)
         self._risk: PopulationRisk | None = None
 
     # ------------------------------------------------------------------ description

@@ -172,7 +172,8 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
     path = Path(output) if output is not None else default_output_path(cfg.problem)
     writer = ResultWriter(
         path, problem=cfg.problem, config=cfg.to_dict(), grid=problem.grid,
-        fields=problem.fields, attrs={"seed": "none (deterministic solver)", **problem.attrs()},
+        fields=problem.fields, attrs={"seed": "none (deterministic solver)", **problem.attrs(),
+                                      **_output_spacing(cfg)},
         overwrite=overwrite,
     )
     plan = _plan(cfg, problem.schedule)
@@ -443,6 +444,7 @@ def solve_sgd(cfg: Config, output: str | Path | None = None, *, overwrite: bool 
         path, problem=cfg.problem, config=cfg.to_dict(), grid={}, fields=fields,
         overwrite=overwrite,
         attrs={"kind": "sgd", "seed": int(s["seed"]), "generator": probe.generator,
+               **_output_spacing(cfg),
                "n_neurons": n, "eps": float(s["eps"]), "batch": int(s["batch"])},
     )
     return _run_sgd(cfg, writer, None, progress=progress, stop=stop)
@@ -532,16 +534,42 @@ def _run_sgd(cfg: Config, writer: ResultWriter, ck: dict | None, *, progress: bo
 
 
 # ------------------------------------------------------------------------------ resume
-def _extend(cfg: Config, t_end: float) -> Config:
-    """``cfg`` with ``time.t_end = t_end``; uniform outputs keep their spacing (n_outputs
-    scaled), log or listed outputs get t_end as a last output."""
+def _output_spacing(cfg: Config) -> dict:
+    """{"output_spacing": h} for uniform outputs (stored with the result, so that every
+    ``resume --t-end`` continues the grid k h), else {}."""
     tc = cfg.section("time")
+    if tc["outputs"] == "uniform" and tc["t_end"] > 0:
+        return {"output_spacing": tc["t_end"] / (tc["n_outputs"] - 1)}
+    return {}
+
+
+def _extend(cfg: Config, t_end: float, spacing: float | None = None) -> Config:
+    """``cfg`` with ``time.t_end = t_end`` whose output times begin with those of ``cfg``,
+    exactly (a resume's plan, and a later resume's, is rebuilt from the stored config).
+
+    Uniform outputs (spacing h, or ``spacing`` from the file for a run extended before) go on
+    at the times k h after the old t_end, then ``t_end``: n_outputs is scaled when ``t_end`` is
+    a multiple of h (linspace then reproduces the old times bit for bit), otherwise the outputs
+    become the list of those times. Listed (or log) outputs get ``t_end`` as a last output.
+    """
+    tc = cfg.section("time")
+    old = output_times(cfg)
     over = [f"time.t_end={float(t_end)!r}"]
     if tc["outputs"] == "uniform" and tc["t_end"] > 0:
         spacing = tc["t_end"] / (tc["n_outputs"] - 1)
-        over.append(f"time.n_outputs={max(2, round(t_end / spacing) + 1)}")
-    elif tc["outputs"] == "log":
-        over.append(f"time.outputs={[float(x) for x in output_times(cfg)]!r}")
+        n = round(t_end / spacing) + 1
+        if n <= 1_000_000:
+            scaled = cfg.with_overrides([*over, f"time.n_outputs={max(2, n)}"])
+            new = output_times(scaled)
+            if len(new) > len(old) and np.array_equal(new[: len(old)], old):
+                return scaled
+    extra: list[float] = []
+    if spacing is not None and spacing > 0:
+        first = math.floor(old[-1] / spacing + 1e-9) + 1
+        last = math.ceil(t_end / spacing - 1e-9) - 1
+        extra = [k * spacing for k in range(first, last + 1)]
+        extra = [x for x in extra if old[-1] + 1e-9 * spacing < x < t_end - 1e-9 * spacing]
+    over.append(f"time.outputs={[float(x) for x in old] + extra!r}")  # old t_end included
     return cfg.with_overrides(over)
 
 
@@ -604,23 +632,35 @@ def resume(path: str | Path, *, t_end: float | None = None, progress: bool = Fal
         if not (math.isfinite(t_end) and t_end > t_ck):
             raise DataError(f"--t-end {t_end:g} must be a finite time after the checkpoint's "
                             f"t = {t_ck:g}")
-        new_cfg = _extend(cfg, t_end)
+        spacing = res.attrs.get("output_spacing")
+        new_cfg = _extend(cfg, t_end, spacing if isinstance(spacing, float) else None)
     k = int(meta["n_snapshots"])
     if not 1 <= k <= res.n_snapshots:
         raise DataError(f"the checkpoint of {path} counts {k} snapshots but the file has "
                         f"{res.n_snapshots}; {path} is corrupt, run the solve again")
-    writer = ResultWriter.reopen(path, k)
-    if t_end is not None:
-        writer.update_config(new_cfg.to_dict())
     if kind == "sgd":
         theta = ck.arrays.get("theta")
+        n = int(cfg["sgd.n_neurons"])
+        if theta is None or theta.ndim != 2 or theta.shape[0] != n:
+            raise DataError(f"the checkpoint of {path} holds no parameters of {n} neurons; "
+                            f"{path} is corrupt, run the sgd again")
+        writer = _reopen(path, k, new_cfg if t_end is not None else None)
         return _run_sgd(new_cfg, writer, meta, progress=progress, stop=stop,
                         state_arrays={"theta": theta}, risk_initial=float(res["risk"][0]))
-    return _resume_pde(path, cfg, new_cfg, res, ck, writer, t_end, progress, stop)
+    return _resume_pde(path, cfg, new_cfg, res, ck, t_end, progress, stop)
 
 
-def _resume_pde(path: Path, cfg: Config, new_cfg: Config, res, ck, writer: ResultWriter,
-                t_end: float | None, progress: bool, stop: StopFlag) -> RunSummary:
+def _reopen(path: Path, k: int, new_cfg: Config | None) -> ResultWriter:
+    """The first write of a resume (after every check): drop the rows after the checkpoint's
+    ``k`` snapshots and store the extended config (``--t-end``), if any."""
+    writer = ResultWriter.reopen(path, k)
+    if new_cfg is not None:
+        writer.update_config(new_cfg.to_dict())
+    return writer
+
+
+def _resume_pde(path: Path, cfg: Config, new_cfg: Config, res, ck, t_end: float | None,
+                progress: bool, stop: StopFlag) -> RunSummary:
     meta = ck.meta
     t0 = time.perf_counter()
     problem_class(cfg.problem).warmup(cfg)
@@ -658,6 +698,7 @@ def _resume_pde(path: Path, cfg: Config, new_cfg: Config, res, ck, writer: Resul
         rate=meta["rate"], rho_rate=meta["rho_rate"],
     )
     setup_seconds = time.perf_counter() - t0 - compile_seconds
+    writer = _reopen(path, k, new_cfg if t_end is not None else None)
     return _run_pde(new_cfg, problem, stepper, writer, run, steady=bool(meta["steady"]),
                     progress=progress, stop=stop, compile_seconds=compile_seconds,
                     setup_seconds=setup_seconds, fresh=False)

@@ -9,12 +9,20 @@ A solve writes one HDF5 file. Its layout (``FORMAT_VERSION = 1``) is::
         problem          str    problem name, e.g. "gaussians"
         config           str    resolved config as JSON text
                                 (json.dumps(config, sort_keys=True, allow_nan=False))
-        config_sha256    str    SHA-256 of that text (attributes carry no HDF5 checksum)
+        config_sha256    str    SHA-256 of that text
         complete         bool   False until the run ends normally (ResultWriter.finish)
         created_utc      str    creation time, ISO 8601 in UTC
         n_snapshots      int    number of finished snapshots K; written after each
                                 snapshot's data, so readers trust it (rows >= K of a
                                 dataset are debris of an interrupted write and are ignored)
+        rows_sha256      str    "K h_K h_(K-1)": the hash chain of the snapshot rows,
+                                h_0 = SHA-256(""), h_(k+1) = SHA-256(h_k || row k), with
+                                h_k as its 64 hex characters and row k the float64
+                                little-endian bytes of t[k] and of every field's row k in
+                                sorted name order;
+                                written after the rows and before n_snapshots
+        grid_sha256      str    SHA-256 over the grid arrays (name, dtype, shape, bytes
+                                in sorted name order)
         json_attrs       str    JSON list naming the extra attributes below that hold
                                 JSON text (dicts and lists); bookkeeping only
         <extra>          scalar or str, e.g. seed, wall_seconds, compile_seconds, n_steps;
@@ -28,7 +36,8 @@ A solve writes one HDF5 file. Its layout (``FORMAT_VERSION = 1``) is::
         slot0/, slot1/   two checkpoint slots, written alternately
           meta    (CHECKPOINT_META_BYTES,) uint8  JSON text of the scalars (t, step counts,
                                   dt, position in the output plan, RNG state, config hash,
-                                  n_snapshots at that moment, ...), zero padded
+                                  n_snapshots at that moment, arrays_sha256 = the SHA-256
+                                  of each array of the slot, ...), zero padded
           <array> e.g. state (n,) or (n_a, n_s, n_r) for PDE runs, theta (N, D) for SGD
 
 A checkpoint is written into the slot ``current`` does not point to; after a flush the pointer
@@ -44,6 +53,16 @@ reported on read instead of returning wrong numbers. The file uses the HDF5 1.8 
 (``libver="v108"``, readable by HDF5 >= 1.8): its superblock and object headers are
 checksummed too, and unlike the HDF5 >= 1.10 format it stays readable after a writer is
 killed while the file is open.
+
+Integrity beyond HDF5's own checksums. Two structures of the 1.8 format carry none: the
+v1 B-trees that index the chunks of a dataset (a damaged entry can point a row at other
+bytes, e.g. zeros, which pass Fletcher-32) and the global heap of variable-length strings
+(a damaged size field there makes libhdf5 loop forever). Hence every string attribute is a
+fixed-length UTF-8 byte string, kept with all other attributes in the root's checksummed
+object header (the root never switches to dense attribute storage), and the content of the
+rows, the grid and each checkpoint slot is covered by the SHA-256 digests above, which
+:func:`load` and :func:`load_checkpoint` verify. Files without the digests (written before
+they existed) are read without that check.
 
 Writing follows the Dedalus pattern: every operation of :class:`ResultWriter` opens the
 file, writes, flushes and closes it. A crash or ``kill -9`` of the solver therefore leaves
@@ -95,6 +114,8 @@ RESERVED_ATTRS = frozenset(
         "complete",
         "created_utc",
         "n_snapshots",
+        "rows_sha256",
+        "grid_sha256",
         JSON_ATTRS,
     }
 )
@@ -104,6 +125,9 @@ RESERVED_NAMES = frozenset({TIME_DATASET, GRID_GROUP, CHECKPOINT_GROUP})
 # corrupted metadata is detected instead of being parsed, and (unlike the 1.10 format) no
 # "file is already open for write" flag that makes a file unreadable after a writer crash.
 _LIBVER = ("v108", "v108")
+# Keep every root attribute in the (checksummed) object header: HDF5 moves them to "dense"
+# storage (a fractal heap) beyond 8 by default.
+_MAX_COMPACT_ATTRIBUTES = 4096
 _LOCK_TIMEOUT_SECONDS = 10.0  # how long to wait for another process holding the file
 _CORRUPT_FIX = "the file is truncated or corrupt (re-run the solve)"
 _T = TypeVar("_T")
@@ -174,6 +198,57 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _str_attr(text: str) -> np.bytes_:
+    """A string attribute as fixed-length UTF-8 bytes (HDF5 keeps variable-length strings in
+    the unchecksummed global heap); the empty string is one NUL byte, read back as ""."""
+    return np.bytes_(text.encode("utf-8") or b"\0")
+
+
+def _digest_arrays(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over named arrays: name, dtype, shape and C-order bytes, in sorted name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[name])
+        h.update(json.dumps([name, arr.dtype.str, list(arr.shape)]).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+_CHAIN_START = hashlib.sha256(b"").hexdigest()
+
+
+def _chain_step(prev: str, row: list[np.ndarray]) -> str:
+    """h_(k+1) = SHA-256(h_k || row k): ``row`` holds t[k] then each field's row k (sorted
+    names), as float64 little-endian bytes."""
+    h = hashlib.sha256(prev.encode("ascii"))
+    for arr in row:
+        h.update(np.ascontiguousarray(arr, dtype="<f8").tobytes())
+    return h.hexdigest()
+
+
+def _chain(columns: list[np.ndarray], k: int) -> list[str]:
+    """[h_0, ..., h_k] for the first ``k`` rows of ``columns`` (t first, then the fields in
+    sorted name order)."""
+    out = [_CHAIN_START]
+    for i in range(k):
+        out.append(_chain_step(out[-1], [c[i] for c in columns]))
+    return out
+
+
+def _rows_attr(k: int, chain: list[str]) -> np.bytes_:
+    """The rows_sha256 attribute "K h_K h_(K-1)" from ``chain`` = [..., h_(K-1), h_K] (for
+    K = 0, h_(-1) is written as h_0)."""
+    return _str_attr(f"{k} {chain[-1]} {chain[-2] if len(chain) > 1 else chain[-1]}")
+
+
+def _parse_rows_attr(value: Any) -> tuple[int, str, str]:
+    """(K, h_K, h_(K-1)) from a rows_sha256 attribute; ValueError if malformed."""
+    parts = value.split(" ") if isinstance(value, str) else []
+    if len(parts) != 3 or not parts[0].isdigit():
+        raise ValueError(f"malformed rows_sha256 {value!r}")
+    return int(parts[0]), parts[1], parts[2]
+
+
 def _check_name(name: Any, what: str) -> str:
     """Validate a dataset/attribute name (non-empty str without '/')."""
     if not isinstance(name, str) or not name or "/" in name or name == ".":
@@ -184,7 +259,7 @@ def _check_name(name: Any, what: str) -> str:
 def _encode_attr(name: str, value: Any) -> tuple[Any, bool]:
     """Return ``(value to store, stored_as_json)`` for one extra root attribute."""
     if isinstance(value, Mapping | list | tuple):
-        return _to_json(value, f"attribute {name!r}"), True
+        return _str_attr(_to_json(value, f"attribute {name!r}")), True
     if isinstance(value, bool | np.bool_):
         return np.bool_(value), False
     if isinstance(value, int | np.integer):
@@ -194,7 +269,7 @@ def _encode_attr(name: str, value: Any) -> tuple[Any, bool]:
     if isinstance(value, float | np.floating):
         return np.float64(value), False
     if isinstance(value, str | np.str_):
-        return str(value), False
+        return _str_attr(str(value)), False
     raise TypeError(
         f"attribute {name!r} has type {type(value).__name__}; "
         "use a bool, int, float, str, dict or list"
@@ -244,6 +319,16 @@ def _retry_locked(fn: Callable[[], _T], path: Path) -> _T:
                 ) from exc
             time.sleep(delay)
             delay = min(2 * delay, 0.2)
+
+
+def _create_file(path: Path, overwrite: bool) -> h5py.File:
+    """Create ``path`` in the HDF5 1.8 format with every root attribute kept compact."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_V18, h5py.h5f.LIBVER_V18)
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_attr_phase_change(_MAX_COMPACT_ATTRIBUTES, 0)
+    flags = h5py.h5f.ACC_TRUNC if overwrite else h5py.h5f.ACC_EXCL
+    return h5py.File(h5py.h5f.create(os.fsencode(path), flags, fapl=fapl, fcpl=fcpl))
 
 
 @contextmanager
@@ -314,6 +399,7 @@ class ResultWriter:
         extra = _encode_attrs(attrs)
         self._n = 0
         self._last_t = -math.inf
+        self._chain = [_CHAIN_START]  # h_(K-1), h_K of the rows written (see rows_sha256)
 
         # --- create the file ---------------------------------------------------------
         p = self._path
@@ -328,7 +414,7 @@ class ResultWriter:
         except OSError as exc:
             raise _write_error(p, exc) from exc
         try:
-            f = _retry_locked(lambda: h5py.File(p, "w" if overwrite else "x", libver=_LIBVER), p)
+            f = _retry_locked(lambda: _create_file(p, overwrite), p)
         except FileExistsError as exc:  # created by someone else since the check above
             raise DataError(
                 f"output {p} exists; pass --force to overwrite it or choose another path with -o"
@@ -338,15 +424,19 @@ class ResultWriter:
         try:
             with f:
                 f.attrs["format_version"] = np.int64(FORMAT_VERSION)
-                f.attrs["package_version"] = package_version()
-                f.attrs["problem"] = problem
-                f.attrs["config"] = config_json
-                f.attrs["config_sha256"] = _sha256(config_json)
+                f.attrs["package_version"] = _str_attr(package_version())
+                f.attrs["problem"] = _str_attr(problem)
+                f.attrs["config"] = _str_attr(config_json)
+                f.attrs["config_sha256"] = _str_attr(_sha256(config_json))
                 f.attrs["complete"] = np.bool_(False)
-                f.attrs["created_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+                f.attrs["created_utc"] = _str_attr(
+                    datetime.now(UTC).isoformat(timespec="seconds"))
                 for name, (value, _) in extra.items():
                     f.attrs[name] = value
-                f.attrs[JSON_ATTRS] = json.dumps(sorted(n for n, (_, j) in extra.items() if j))
+                f.attrs[JSON_ATTRS] = _str_attr(
+                    json.dumps(sorted(n for n, (_, j) in extra.items() if j)))
+                f.attrs["grid_sha256"] = _str_attr(_digest_arrays(grid_arrays))
+                f.attrs["rows_sha256"] = _rows_attr(0, self._chain)
                 g = f.create_group(GRID_GROUP)
                 for name, arr in grid_arrays.items():
                     checksum = arr.ndim > 0 and arr.size > 0
@@ -456,10 +546,14 @@ class ResultWriter:
                         "another process changed it, write each run to its own file"
                     )
                 # Resizing to exactly k+1 also drops debris of an earlier interrupted append.
-                for name, arr in {TIME_DATASET: np.float64(t), **arrays}.items():
+                row = {TIME_DATASET: np.float64(t), **arrays}
+                for name, arr in row.items():
                     ds = f[name]
                     ds.resize(k + 1, axis=0)
                     ds[k] = arr
+                f.flush()
+                chain = [self._chain[-1], _chain_step(self._chain[-1], self._row_order(row))]
+                f.attrs["rows_sha256"] = _rows_attr(k + 1, chain)
                 f.flush()
                 f.attrs["n_snapshots"] = np.int64(k + 1)  # last: readers trust it
                 f.flush()
@@ -471,6 +565,11 @@ class ResultWriter:
             raise _write_error(p, exc) from exc
         self._n = k + 1
         self._last_t = t
+        self._chain = chain
+
+    def _row_order(self, row: Mapping[str, Any]) -> list[np.ndarray]:
+        """The arrays of one row in hash-chain order: t, then the fields by sorted name."""
+        return [np.asarray(row[TIME_DATASET]), *(np.asarray(row[n]) for n in sorted(self._fields))]
 
     @classmethod
     def reopen(cls, path: str | os.PathLike, n_snapshots: int) -> ResultWriter:
@@ -488,6 +587,11 @@ class ResultWriter:
                     raise DataError(f"{p} has {t.shape[0]} snapshots, fewer than the checkpoint's "
                                     f"{n_snapshots}; {_CORRUPT_FIX}")
                 self._last_t = float(t[n_snapshots - 1]) if n_snapshots else -math.inf
+                columns = [np.asarray(f[name][:n_snapshots])
+                           for name in (TIME_DATASET, *sorted(self._fields))]
+                self._chain = _chain(columns, n_snapshots)[-2:]
+                f.attrs["rows_sha256"] = _rows_attr(n_snapshots, self._chain)
+                f.flush()  # before n_snapshots: see the reader's check of rows_sha256
                 f.attrs["n_snapshots"] = np.int64(n_snapshots)
                 f.attrs["complete"] = np.bool_(False)
         except DataError:
@@ -502,8 +606,8 @@ class ResultWriter:
         text = _to_json(config, "config")
         try:
             with _open(self._path, "r+") as f:
-                f.attrs["config"] = text
-                f.attrs["config_sha256"] = _sha256(text)
+                f.attrs["config"] = _str_attr(text)
+                f.attrs["config_sha256"] = _str_attr(_sha256(text))
         except (OSError, RuntimeError) as exc:
             raise _write_error(self._path, exc) from exc
 
@@ -536,7 +640,15 @@ class ResultWriter:
                         seq = _slot_meta(g[f"slot{current}"])["seq"] + 1
                     except (KeyError, ValueError, OSError, TypeError):
                         seq = 0
-                text = _to_json({**meta, "n_snapshots": self._n, "seq": seq}, "checkpoint meta")
+                stored_arrays = {}
+                for name, value in arrays.items():
+                    arr = np.ascontiguousarray(value)
+                    if arr.dtype.kind == "f":
+                        arr = arr.astype(np.float64, copy=False)
+                    stored_arrays[name] = arr
+                text = _to_json({**meta, "n_snapshots": self._n, "seq": seq,
+                                 "arrays_sha256": _digest_arrays(stored_arrays)},
+                                "checkpoint meta")
                 raw = text.encode("utf-8")
                 if len(raw) > CHECKPOINT_META_BYTES:
                     raise ValueError(f"checkpoint metadata is {len(raw)} bytes, more than "
@@ -544,10 +656,7 @@ class ResultWriter:
                 buf = np.zeros(CHECKPOINT_META_BYTES, dtype=np.uint8)
                 buf[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
                 sg = g.require_group(f"slot{slot}")
-                for name, value in {**arrays, "meta": buf}.items():
-                    arr = np.ascontiguousarray(value)
-                    if arr.dtype.kind == "f":
-                        arr = arr.astype(np.float64, copy=False)
+                for name, arr in {**stored_arrays, "meta": buf}.items():
                     ds = sg.get(name)
                     if ds is not None and ds.shape == arr.shape and ds.dtype == arr.dtype:
                         ds[...] = arr  # same bytes, no metadata change
@@ -591,7 +700,7 @@ class ResultWriter:
                         as_json.add(name)
                     else:
                         as_json.discard(name)
-                f.attrs[JSON_ATTRS] = json.dumps(sorted(as_json))
+                f.attrs[JSON_ATTRS] = _str_attr(json.dumps(sorted(as_json)))
                 if complete is not None:
                     f.attrs["complete"] = np.bool_(complete)
         except FileNotFoundError as exc:
@@ -722,6 +831,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
                     sg = g[f"slot{slot}"]
                     meta = _slot_meta(sg)
                     arrays = {n: np.asarray(sg[n][()]) for n in sg if n != "meta"}
+                    digest = meta.get("arrays_sha256")
+                    if digest is not None and digest != _digest_arrays(arrays):
+                        raise ValueError("its arrays do not match their SHA-256 digest")
                     if slot != current and meta.get("seq", -1) < 0:
                         raise ValueError("no usable older checkpoint")
                     return Checkpoint(p, slot, meta, arrays, fallback=slot != current)
@@ -786,6 +898,37 @@ def load(path: str | os.PathLike) -> Result:
                 f"{p} is not an HDF5 file ({reason}); pass a result file written by meanfield-pde"
             ) from exc
         raise DataError(f"cannot read {p}: {reason}; {_CORRUPT_FIX}") from exc
+
+
+def _check_digests(p: Path, f: h5py.File, raw: dict, k: int, t: np.ndarray,
+                   fields: dict[str, np.ndarray], grid: dict[str, np.ndarray]) -> None:
+    """Compare the rows and the grid with their stored SHA-256 digests (if the file has them).
+
+    rows_sha256 = "K h_K h_(K-1)" may trail n_snapshots = N after a crash: K = N + 1 (killed
+    between the two attributes of an append: h_(K-1) covers the N rows) or K < N (killed while
+    a resume was dropping rows: h_K covers the first K).
+    """
+    digest = raw.get("grid_sha256")
+    if digest is not None and digest != _digest_arrays(grid):
+        raise DataError(f"cannot read {p}: the grid arrays do not match their SHA-256 digest; "
+                        f"{_CORRUPT_FIX}")
+    if "rows_sha256" not in raw:
+        return
+    try:
+        k_hash, last, prev = _parse_rows_attr(raw["rows_sha256"])
+    except ValueError as exc:
+        raise DataError(f"cannot read {p}: {exc}; {_CORRUPT_FIX}") from exc
+    if k_hash <= k:
+        n, want = k_hash, last
+    elif k_hash == k + 1:
+        n, want = k, prev
+    else:
+        raise DataError(f"cannot read {p}: rows_sha256 covers {k_hash} rows but n_snapshots is "
+                        f"{k}; {_CORRUPT_FIX}")
+    columns = [t, *(fields[name] for name in sorted(fields))]
+    if _chain(columns, n)[-1] != want:
+        raise DataError(f"cannot read {p}: the stored snapshots do not match their SHA-256 "
+                        f"digest (damaged data or chunk index); {_CORRUPT_FIX}")
 
 
 def _read(p: Path, f: h5py.File) -> Result:
@@ -884,6 +1027,7 @@ def _read(p: Path, f: h5py.File) -> Result:
             fields[name] = rows(name)
     g = member(f, GRID_GROUP, h5py.Group)
     grid = {name: np.asarray(member(g, name, h5py.Dataset)[()]) for name in g}
+    _check_digests(p, f, raw, k, t, fields, grid)
 
     return Result(
         path=p,

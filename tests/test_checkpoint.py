@@ -124,7 +124,7 @@ def test_resume_refuses_complete_file_foreign_file_and_changed_config(tmp_path, 
     with pytest.raises(Interrupted):
         solve(cfg, tmp_path / "b.h5", overwrite=True, stop=StopAfter(3))
     with h5py.File(tmp_path / "b.h5", "r+") as f:  # someone edits the config (and its hash)
-        text = f.attrs["config"].replace('"delta": 0.8', '"delta": 0.7')
+        text = f.attrs["config"].decode().replace('"delta": 0.8', '"delta": 0.7')
         f.attrs["config"] = text
         f.attrs["config_sha256"] = hashlib.sha256(text.encode()).hexdigest()
     assert main(["resume", str(tmp_path / "b.h5")]) == 2
@@ -154,6 +154,35 @@ def test_t_end_extends_a_finished_run(case, tmp_path):
         PDE_TOL if run is solve else 0.0)
     stored = load(tmp_path / "short.h5").config
     assert stored["time"]["t_end"] == 2.0 and stored["time"]["n_outputs"] == 21
+
+
+@pytest.mark.parametrize("case", ["radial", "sgd-radial"])
+@pytest.mark.parametrize("t_ends", [(1.03, 1.5, 2.2), (1.2, 1.6, 3.0), (1.05,)])
+def test_chained_t_end_extensions(case, t_ends, tmp_path):
+    """``resume --t-end`` several times, at ends that are not multiples of the output spacing
+    h = 0.1 (a second extension used to fail with IndexError: the first stored n_outputs = 11
+    for t_end = 1.03, spacing 0.103, not the outputs it wrote): the file holds the outputs k h
+    and each t_end, and equals one run to the last t_end with those outputs listed. The stored
+    config reproduces the times: its plan is what a later resume rebuilds."""
+    from meanfield_pde.schedule import output_times
+
+    problem, over, run = CASES[case]
+    cfg = default_config(problem).with_overrides(over)
+    run(cfg, tmp_path / "chain.h5")
+    grid = 0.1 * np.arange(40)
+    expected = list(grid[:11])
+    for t_end in t_ends:
+        resume(tmp_path / "chain.h5", t_end=t_end)
+        expected += [x for x in grid if expected[-1] + 1e-9 < x < t_end - 1e-9] + [t_end]
+    res = load(tmp_path / "chain.h5")
+    np.testing.assert_allclose(res.t, expected, rtol=0, atol=1e-12)
+    stored = default_config(problem).with_overrides(
+        [f"time.{k}={v!r}" for k, v in res.config["time"].items()])
+    np.testing.assert_allclose(output_times(stored), res.t, rtol=0, atol=1e-12)  # SGD: steps
+    run(cfg.with_overrides([f"time.t_end={t_ends[-1]!r}", f"time.outputs={res.t.tolist()!r}"]),
+        tmp_path / "one.h5")
+    assert max_difference(tmp_path / "chain.h5", tmp_path / "one.h5") <= (
+        PDE_TOL if run is solve else 0.0)
 
 
 def test_checkpoint_slots_alternate_and_a_damaged_slot_falls_back(tmp_path):

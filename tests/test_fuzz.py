@@ -13,11 +13,14 @@ the rest of the search keeps running; remove the exclusion once the bug is fixed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import re
 import shutil
+import signal
 import string
+import sys
 import tomllib
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -29,7 +32,7 @@ import tomli_w
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from meanfield_pde.cli import build_parser, main
+from meanfield_pde.cli import _printable, build_parser, main
 from meanfield_pde.config import (
     SCHEMAS,
     Bool,
@@ -48,7 +51,9 @@ from meanfield_pde.config import (
     parse_value,
 )
 from meanfield_pde.errors import ConfigError, DataError
-from meanfield_pde.storage import load
+from meanfield_pde.runcontrol import Interrupted, StopFlag
+from meanfield_pde.solver import solve
+from meanfield_pde.storage import load, load_checkpoint
 
 PREFIX = "meanfield-pde: error: "
 
@@ -74,18 +79,44 @@ def fuzz_settings(n: int, **kw) -> settings:
 # --------------------------------------------------------------------------------------------
 # values
 # --------------------------------------------------------------------------------------------
-# BUG: an integer beyond the float range (|n| >= 2**1024, e.g. --set model.delta=1 followed by
-# 400 zeros, or the same in a TOML file) escapes as OverflowError from config._as_float
-# (float(value)); an integer literal of more than 4300 digits escapes as ValueError (Python's
-# int-string limit) from tomllib, in parse_value and load_config alike. Integers are kept inside
-# +-2**1000 until that is fixed.
-BIG = 2**1000
+@contextlib.contextmanager
+def _no_int_digit_limit():
+    """Lift Python's int-string limit while the test itself writes an integer of more than 4300
+    digits (str() raises ValueError); the package reads with the limit."""
+    old = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(old)
+
+
+class _Huge(int):
+    """An integer of more than 4300 digits, with a short repr: hypothesis prints drawn values,
+    and Python refuses to print such an integer. str() gives the digits (under
+    _no_int_digit_limit), as TOML writers need."""
+
+    def __repr__(self) -> str:
+        with _no_int_digit_limit():
+            text = int.__repr__(self)
+        return f"{text[:8]}...<{len(text.lstrip('-'))} digits>"
+
+    def __str__(self) -> str:
+        return int.__repr__(self)
+
+
+# Integers of every size: beyond the float range (|n| >= 2**1024: "is too large" for a float key)
+# and beyond Python's int-string limit (more than 4300 digits: tomllib cannot read them, in
+# parse_value and load_config alike: a one-line ConfigError).
+HUGE = [2**1024, -(2**1024), 10**400, 10**4300 - 1, _Huge(10**4300), _Huge(-(10**4300)),
+        _Huge(10**5000 + 7)]
 INTS = st.one_of(
     st.integers(-5, 5),
     st.integers(-(10**6), 10**6),
-    st.integers(-BIG, BIG),
+    st.integers(-(2**1100), 2**1100),
     st.sampled_from([2**31, 2**53 + 1, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64, 10**30,
-                     -(10**30), 10**300, -(10**300), 4096, 4097, 100_000, 100_001, 10_000_000]),
+                     -(10**30), 10**300, -(10**300), 4096, 4097, 100_000, 100_001, 10_000_000,
+                     *HUGE]),
 )
 FLOATS = st.one_of(
     st.floats(),  # nan, +-inf, -0.0, subnormals included
@@ -97,15 +128,13 @@ FLOATS = st.one_of(
 # "One line": no vertical whitespace (what moves a terminal to a new line, or splits the message
 # for grep / wc -l); str.splitlines would also count \x1c-\x1e, \x85, \u2028 and \u2029.
 LINE_BREAKS = "\n\r\x0b\x0c"
-# BUG: a user-supplied name or path with a line break is interpolated raw into the message, which
-# then has two lines: an unknown key or parameter name (--set 'model.a<newline>b=1', or "a\nb" = 1
-# under [model.activation_params] in a TOML file: "unknown key model.a" / "b; known keys ...")
-# and a file name (meanfield-pde info 'a<newline>b.h5': "result file a" / "b.h5 does not exist";
-# likewise config files and -o paths). Names and paths are drawn without line breaks until fixed.
+# Names and paths may hold line breaks: the library quotes a user's name in its messages as
+# given, and the CLI escapes control characters (cli._printable), so what the user sees stays one
+# line (see _assert_one_line).
 NAMES = st.one_of(
-    st.sampled_from(["a", "s1", "s2", "t1", "t2", "", " ", "x y", "ü", "値", "1", "-", "inf"]),
-    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=LINE_BREAKS),
-            max_size=8),
+    st.sampled_from(["a", "s1", "s2", "t1", "t2", "", " ", "x y", "ü", "値", "1", "-", "inf",
+                     "a\nb", "a\rb", "\x0b", "\x85", "\u2028"]),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=8),
 )
 FRAGMENTS = st.sampled_from([
     "", " ", "[1,2", "[1, 2]", "[]", "{a=1}", "{}", "{a = {b = 1}}", "[[1]]", "[1, 'a']", "{", "}",
@@ -117,10 +146,11 @@ FRAGMENTS = st.sampled_from([
     "ramp", "tanh", "relu", "chi", "from_file", "semi-implicit", "point", "é", "😀", "\x00",
     "a\x00b",
 ])
-# BUG: deeply nested TOML, "[" * 1000 (or "{a=" * 1000) after --set KEY= or as a value in a TOML
-# file, escapes as RecursionError from tomllib (parse_value and load_config catch only
-# TOMLDecodeError). Raw texts are kept short (<= 40 characters), so it is not drawn until fixed.
-TEXTS = st.one_of(FRAGMENTS, st.text(max_size=12), st.text(string.printable, max_size=40))
+# Deeply nested TOML (tomllib recurses: RecursionError), as a value after --set KEY= or in a
+# TOML file, is a one-line ConfigError.
+DEEP = st.sampled_from(["[" * 1000, "[" * 1000 + "]" * 1000, "{a=" * 1000,
+                        "{a=" * 1000 + "1" + "}" * 1000, "[" * 100 + "1" + "]" * 100])
+TEXTS = st.one_of(FRAGMENTS, st.text(max_size=12), st.text(string.printable, max_size=40), DEEP)
 SCALARS = st.one_of(INTS, FLOATS, st.booleans(), TEXTS, st.dates(), st.times())
 ANY = st.recursive(
     SCALARS,
@@ -138,7 +168,8 @@ def near_valid(spec) -> st.SearchStrategy:
         lo = spec.lo if spec.lo is not None else -100.0
         hi = spec.hi if spec.hi is not None else lo + 100.0
         inner = st.floats(lo, hi)
-        out = st.one_of(inner, st.sampled_from(edge or [0.0]), st.just(spec.default))
+        out = st.one_of(inner, st.sampled_from(edge or [0.0]), st.just(spec.default),
+                        st.sampled_from(HUGE))
         if spec.allow_inf:
             out = st.one_of(out, st.sampled_from(["inf", "Infinity", " +INF ", math.inf]))
         return out
@@ -147,7 +178,7 @@ def near_valid(spec) -> st.SearchStrategy:
         hi = spec.hi if spec.hi is not None else lo + 10**6
         edge = [lo - 1, lo, lo + 1, hi - 1, hi, hi + 1]
         out = st.one_of(st.integers(lo, hi), st.sampled_from(edge), st.just(spec.default),
-                        st.integers(lo, min(hi, lo + 100)).map(float))
+                        st.integers(lo, min(hi, lo + 100)).map(float), st.sampled_from(HUGE))
         if spec.allow_inf:
             out = st.one_of(out, st.sampled_from(["inf", "INF", math.inf, -math.inf]))
         return out
@@ -177,6 +208,37 @@ def values_for(spec) -> st.SearchStrategy:
     return st.one_of(near_valid(spec), ANY)
 
 
+def _dumps(doc: dict) -> str:
+    """tomli_w.dumps, for integers of any size too."""
+    with _no_int_digit_limit():
+        return tomli_w.dumps(doc)
+
+
+def _unreadable(value) -> bool:
+    """Whether ``value``, written as TOML, holds an integer that tomllib cannot read back."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) >= 10**4300
+    if isinstance(value, dict):
+        return any(_unreadable(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_unreadable(v) for v in value)
+    return False
+
+
+def _assert_unreadable(msg: str, *, texts: list[str] = (), path: Path | None = None) -> None:
+    """The one-line error for TOML that tomllib cannot read (an integer of more than 4300 digits,
+    nesting too deep): it quotes the start of one of the --set values ``texts`` (not the key:
+    parse_value does not know it), or names the file ``path``."""
+    _assert_one_line(msg, [str(path)] if path else [])
+    if path is None:
+        assert any(msg.startswith(f"--set value {t[:40]!r}") for t in texts), msg
+        assert "cannot be read" in msg, msg
+    else:
+        assert msg.startswith(f"{path} is not valid TOML"), msg
+
+
 def _toml_str(s: str) -> str:
     return tomli_w.dumps({"v": s})[len("v = "):-1]
 
@@ -186,7 +248,8 @@ def toml_text(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        with _no_int_digit_limit():
+            return str(value)
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
@@ -221,8 +284,25 @@ def _one_line(msg: str) -> bool:
     return bool(msg.strip()) and not any(c in msg for c in LINE_BREAKS)
 
 
-def _assert_one_line(msg: str) -> None:
-    assert _one_line(msg), repr(msg)
+def _texts(value) -> list[str]:
+    """Every string in a (nested) value: table keys and string items."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in (*_texts(k), *_texts(v))]
+    if isinstance(value, list):
+        return [t for v in value for t in _texts(v)]
+    return []
+
+
+def _assert_one_line(msg: str, user=()) -> None:
+    """One line as the CLI prints it (control characters escaped), and one line apart from the
+    texts in ``user`` (names and paths the user gave, which the message may quote as given)."""
+    assert _one_line(_printable(msg)), repr(msg)
+    rest = msg
+    for text in sorted((t for t in user if t), key=len, reverse=True):
+        rest = rest.replace(text, "<user>")
+    assert _one_line(rest), repr(msg)
 
 
 def _accepted_alone(problem: str, key: str, value) -> bool:
@@ -242,7 +322,7 @@ def _check_build(problem: str, pairs: list[tuple[str, object]], build, scratch: 
         cfg = build()
     except ConfigError as exc:
         msg = str(exc)
-        _assert_one_line(msg)
+        _assert_one_line(msg, [t for _, v in pairs for t in _texts(v)])
         if not any(_names_key(msg, k) for k, _ in pairs):
             assert all(_accepted_alone(problem, k, v) for k, v in pairs), msg
             sections = {k.partition(".")[0] for k, _ in pairs}
@@ -283,13 +363,25 @@ def test_one_key_via_set(data, scratch):
         return
     problem, section, name, spec = data.draw(st.sampled_from(KEYS), label="key")
     key = f"{section}.{name}"
+    drawn = None
     if data.draw(st.booleans(), label="raw text"):
         text = data.draw(TEXTS, label="text")
     else:
         drawn = data.draw(values_for(spec), label="value")
         text = toml_text(drawn)
-        assert _same(parse_value(text), drawn)  # the test's own TOML rendering
-    value = parse_value(text)
+    try:
+        value = parse_value(text)
+    except ConfigError as exc:  # TOML that tomllib cannot read
+        assert drawn is None or _unreadable(drawn), text[:80]
+        _assert_unreadable(str(exc), texts=[text])
+        for build in (lambda: default_config(problem).with_overrides([f"{key}={text}"]),
+                      lambda: build_config(problem, {}, [f" {key} ={text}"])):
+            with pytest.raises(ConfigError) as err:
+                build()
+            _assert_unreadable(str(err.value), texts=[text])
+        return
+    if drawn is not None:
+        assert _same(value, drawn)  # the test's own TOML rendering
     _check_build(problem, [(key, value)],
                  lambda: default_config(problem).with_overrides([f"{key}={text}"]), scratch)
     _check_build(problem, [(key, value)],
@@ -322,10 +414,23 @@ def test_several_keys_via_set_and_toml_file(data, scratch):
         pairs.append((f"{section}.{name}", value))
         overrides.append(f"{section}.{name}={toml_text(value)}")
         doc.setdefault(section, {})[name] = value
+    path = scratch / "several.toml"
+    path.write_text(_dumps(doc), encoding="utf-8")
+    if any(_unreadable(v) for _, v in pairs):  # every --set value is read; the file holds
+        with pytest.raises(ConfigError) as err:  # the last value of each key
+            build_config(problem, {}, overrides)
+        _assert_unreadable(str(err.value), texts=[o.partition("=")[2] for o in overrides])
+        if _unreadable(doc):
+            with pytest.raises(ConfigError) as err:
+                load_config(path)
+            _assert_unreadable(str(err.value), path=path)
+        else:
+            final = [(f"{s}.{k}", v) for s, t in doc.items() if s != "problem"
+                     for k, v in t.items()]
+            _check_build(problem, final, lambda: load_config(path), scratch)
+        return
     via_set = _check_build(problem, pairs,
                            lambda: build_config(problem, {}, overrides), scratch)
-    path = scratch / "several.toml"
-    path.write_text(tomli_w.dumps(doc), encoding="utf-8")
     via_file = _check_build(problem, pairs, lambda: load_config(path), scratch)
     assert (via_set is None) == (via_file is None)
     if via_set is not None:
@@ -345,11 +450,10 @@ def test_raw_toml_value_in_file(data, scratch):
     path.write_text(text, encoding="utf-8")
     try:
         value = tomllib.loads(text)[section][name]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError):  # the last two: unreadable
         with pytest.raises(ConfigError) as err:
             load_config(path)
-        _assert_one_line(str(err.value))
-        assert str(path) in str(err.value)
+        _assert_unreadable(str(err.value), path=path)
         return
     _check_build(problem, [(f"{section}.{name}", value)], lambda: load_config(path), scratch)
 
@@ -400,12 +504,15 @@ def test_unknown_and_misspelt_keys_and_sections(data, scratch):
         return  # the "misspelling" is a real name
     doc = {"problem": problem, section_name: value if key is None else {key: value}}
     path = scratch / "unknown.toml"
-    path.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    path.write_text(_dumps(doc), encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_config(path)
     msg = str(err.value)
-    _assert_one_line(msg)
-    if key is None:
+    user = [section_name, key or "", *_texts(value)]
+    _assert_one_line(msg, user)
+    if _unreadable(value):
+        _assert_unreadable(msg, path=path)
+    elif key is None:
         assert f"{section_name} must be a table" in msg
     elif section_name not in schema:
         assert f"unknown section [{section_name}]" in msg
@@ -415,10 +522,14 @@ def test_unknown_and_misspelt_keys_and_sections(data, scratch):
     if key is not None and not set(section_name + key) & set(".=") \
             and section_name.strip() == section_name and key.strip() == key \
             and section_name and key:
+        text = toml_text(value)
         with pytest.raises(ConfigError) as err:
-            default_config(problem).with_overrides([f"{section_name}.{key}={toml_text(value)}"])
-        _assert_one_line(str(err.value))
-        assert "unknown" in str(err.value)
+            default_config(problem).with_overrides([f"{section_name}.{key}={text}"])
+        _assert_one_line(str(err.value), user)
+        if _unreadable(value):
+            _assert_unreadable(str(err.value), texts=[text])
+        else:
+            assert "unknown" in str(err.value)
 
 
 @fuzz_settings(100)
@@ -427,7 +538,7 @@ def test_problem_key_of_a_file(problem, data, scratch):
     """A wrong, missing or mismatched ``problem`` is a one-line ConfigError."""
     path = scratch / "problem.toml"
     doc = data.draw(st.sampled_from(["value", "missing"]), label="doc")
-    text = tomli_w.dumps({"problem": problem} if doc == "value" else {"model": {}})
+    text = _dumps({"problem": problem} if doc == "value" else {"model": {}})
     path.write_text(text, encoding="utf-8")
     if isinstance(problem, str) and problem in SCHEMAS and doc == "value":
         assert load_config(path) == default_config(problem)
@@ -437,20 +548,22 @@ def test_problem_key_of_a_file(problem, data, scratch):
     else:
         with pytest.raises(ConfigError) as err:
             load_config(path)
-    _assert_one_line(str(err.value))
-    assert "problem" in str(err.value)
+    _assert_one_line(str(err.value), _texts(problem))
+    if doc == "value" and _unreadable(problem):
+        _assert_unreadable(str(err.value), path=path)
+    else:
+        assert "problem" in str(err.value).replace(str(path), "")
 
 
 @fuzz_settings(100)
 @given(item=st.one_of(TEXTS, st.text(max_size=30)))
 def test_malformed_set_items(item):
     """Any --set item: a Config or a one-line ConfigError, never another exception."""
-    key, sep, text = item.partition("=")
-    item = re.sub(f"[{LINE_BREAKS}]", " ", key) + sep + text  # BUG: line breaks in names, above
+    key = item.partition("=")[0].strip()
     try:
         default_config("gaussians").with_overrides([item])
     except ConfigError as exc:
-        _assert_one_line(str(exc))
+        _assert_one_line(str(exc), [key, *key.split(".")])
 
 
 # --------------------------------------------------------------------------------------------
@@ -474,7 +587,8 @@ PROBLEM_OF = {"gaussians": "gaussians", "single-neuron": "single-neuron",
 CONFIG_TARGETS = [*PROBLEM_OF, "Gaussians", "gaussian", "single", "", "-", "missing.toml",
                   A + "corrupt.toml", A + "badutf8.toml", A + "empty.toml", A + "noproblem.toml",
                   A + "missing.toml", A + "dir", A + "dir.toml", A + "other.txt",
-                  A + "result_g.h5", A + "afile/x.toml"]
+                  A + "result_g.h5", A + "afile/x.toml", A + "deep.toml", A + "huge.toml",
+                  A + "overflow.toml"]
 FILE_TARGETS = [A + "result_g.h5", A + "result_sgd.h5", A + "result_sn.h5", A + "trunc.h5",
                 A + "empty.h5", A + "garbage.h5", A + "valid_g.toml", A + "dir", A + "missing.h5",
                 A + "afile/x.h5", "", "-"]
@@ -482,13 +596,14 @@ OUTPUTS = [A + "out/new.h5", A + "out/deep/er/new.h5", A + "existing.h5", A + "d
            A + "afile/x.h5", A + "afile", "", A + "out/" + "x" * 300 + ".h5", A + "out/new.png"]
 PNG_OUTPUTS = [A + "out/x.png", A + "out/sub/x.png", A + "dir", A + "afile/x.png",
                A + "existing.png", A + "out/x.pdf", A + "out/" + "y" * 300 + ".png", ""]
-# BUG: init.kind = "from_file" with init.file = an SGD result of the same problem escapes as
-# KeyError: 'r_edges' (gaussians.py _read_source reads res.grid["r_edges"] unchecked):
-#   meanfield-pde sgd gaussians -o g-sgd.h5 ... ; then
-#   meanfield-pde solve gaussians --set init.kind=from_file --set init.file=g-sgd.h5
-# so result_sgd.h5 is left out of the init.file values until that is fixed.
-INIT_FILES = [A + "result_g.h5", A + "result_sn.h5", A + "trunc.h5", A + "garbage.h5", A + "dir",
-              A + "missing.h5", A + "valid_g.toml", ""]
+# validate's output directories that already hold a pde.h5 from elsewhere: made with another
+# config (the arena's results; the drawn grid sizes differ from theirs) or damaged, so validate
+# must solve again
+STALE_PDE = {"g": "result_g.h5", "sn": "result_sn.h5", "sgd": "result_sgd.h5",
+             "trunc": "trunc.h5", "garbage": "garbage.h5"}
+# init.file: an SGD result holds no radial density (a one-line DataError)
+INIT_FILES = [A + "result_g.h5", A + "result_sgd.h5", A + "result_sn.h5", A + "trunc.h5",
+              A + "garbage.h5", A + "dir", A + "missing.h5", A + "valid_g.toml", ""]
 JUNK_FLAGS = ["--frobnicate", "-x", "--", "-", "--set", "-o", "--output", "--widths", "--seeds",
               "--workers", "--steady=1", "--force=yes", "-qq", "--se", "--forc", "--st", "--keys",
               "--markdown", "--quiet", "-h", "--help", "--version", "--set=", "--set=model.delta",
@@ -496,16 +611,33 @@ JUNK_FLAGS = ["--frobnicate", "-x", "--", "-", "--set", "-o", "--output", "--wid
 REAL_FLAGS = {"solve": ["--force", "-q", "--quiet", "--steady"], "sgd": ["--force", "-q"],
               "gibbs": ["--force"], "validate": [], "config": ["--keys", "--markdown"]}
 # Words typed by a user: no NUL (an OS argument cannot hold one) and no lone surrogates (the
-# captured stderr of pytest is strict UTF-8, unlike the real one).
+# captured stderr of pytest is strict UTF-8, unlike the real one); line breaks and other control
+# characters are in (the CLI escapes them in its messages).
 WORDS = st.one_of(
     st.sampled_from(["", " ", "-", "--", "solve ", "SOLVE", "h5", "x.toml", "x.h5", "../", "~",
-                     "é", "😀", "a\tb"]),
-    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00" + LINE_BREAKS),
-            max_size=10),  # BUG: line breaks in paths and names, see LINE_BREAKS
+                     "é", "😀", "a\tb", "a\nb", "x\n.h5", "\r", "a\x1bb", "\x85", "\u2028"]),
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+            max_size=10),
 )
 
 
-def _set_group(draw, problem: str | None) -> list[str]:
+def _excluded(cmd: str, key: str, text: str) -> bool:
+    """Dimensions an SGD example must not draw, for time alone: SGD draws N x d normals per
+    step, so model.d is kept <= 10**6 there (seconds at most). Larger d are refused when they
+    do not fit in memory and d >= 10**18 + 1 (beyond which d = inf to double precision) always:
+    see test_cli_fixed_bugs."""
+    if key != "model.d" or cmd not in ("sgd", "validate"):
+        return False
+    try:
+        value = parse_value(text)
+    except ConfigError:
+        return False
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return isinstance(value, int) and not isinstance(value, bool) and 10**6 < value <= 10**18
+
+
+def _set_group(draw, problem: str | None, cmd: str = "") -> list[str]:
     keys = [k for k in KEYS if problem is None or k[0] == problem]
     kind = draw(st.integers(0, 9))
     if kind == 4:  # a junk key
@@ -520,10 +652,9 @@ def _set_group(draw, problem: str | None) -> list[str]:
         else:  # mostly values close to valid ones, so that the solvers run
             text = _pick(draw, (6, near_valid(spec).map(toml_text)), (2, ANY.map(toml_text)),
                          (2, TEXTS))
+            if _excluded(cmd, f"{section}.{name}", text):
+                text = toml_text(spec.default)
         item = f"{section}.{name}={text}"
-    # BUG: a line break in the key part (before "=") gives a two-line "unknown key" message
-    key, sep, text = item.partition("=")
-    item = re.sub(f"[{LINE_BREAKS}]", " ", key) + sep + text
     return ["--set=" + item] if _chance(draw, 6) else ["--set", item]
 
 
@@ -546,13 +677,6 @@ def _pins(problem: str, cmd: str, draw=None) -> list[str]:
                  "grid.n_r": size(8, 12, 8), "grid.a_min": -4, "grid.a_max": 4,
                  "grid.s_min": -2, "grid.s_max": 2, "grid.r_max": 3,
                  "kernel.max_terms": size(1, 16, 8), "kernel.max_nodes": size(2, 32, 16)}
-    if cmd == "validate":
-        # BUG: validate escapes as IndexError (validate.py _figure, coords[j]) when SGD has fewer
-        # output times than the PDE (several PDE times land on one SGD step), e.g.
-        #   meanfield-pde validate gaussians --set time.t_end=0.01 --set sgd.eps=1e-3
-        #     --set grid.n=64 --set grid.r_max=6 --widths 4 --seeds 0
-        # so validate gets at least 20 SGD steps between uniformly spaced outputs.
-        pins |= {"sgd.eps": "1e-4", "sgd.batch": 1, "time.outputs": '"uniform"'}
     out = []
     for key, value in pins.items():
         out += ["--set", f"{key}={value}"]
@@ -605,7 +729,7 @@ def cli_argv(draw) -> tuple[list[str], bool]:
             groups.append([target])
             problem = PROBLEM_OF.get(target)
         for _ in range(draw(st.integers(0, 3))):
-            groups.append(_set_group(draw, problem))
+            groups.append(_set_group(draw, problem, cmd))
         if problem == "gaussians" and _chance(draw, 5):
             groups.append(["--set", "init.kind=from_file", "--set",
                            "init.file=" + _toml_str(draw(st.sampled_from(INIT_FILES)))])
@@ -619,12 +743,12 @@ def cli_argv(draw) -> tuple[list[str], bool]:
             seeds = st.one_of(ints, st.sampled_from([str(2**63), str(2**64)]))
             groups.append(["--seeds", *_pick(draw, (1, st.lists(seeds, max_size=2)),
                                              (4, st.sampled_from([["0"], ["1", "2"]])))])
-            # BUG: --workers -1 escapes as ValueError("max_workers must be greater than 0") from
-            # ProcessPoolExecutor (after the PDE solve); workers are drawn >= 0 until fixed.
-            groups.append(["--workers", str(draw(st.integers(0, 3)))])
+            if not _chance(draw, 5):  # left out: one per core (run in-process, _InProcessPool)
+                groups.append(["--workers", str(draw(st.integers(-2, 3)))])
             if draw(st.booleans()):
                 groups.append(["-o", draw(st.sampled_from(
-                    [A + "out/v", A + "afile", A + "existing.h5", A + "dir", A + "afile/v"]))])
+                    [A + "out/v", A + "afile", A + "existing.h5", A + "dir", A + "afile/v",
+                     *(A + f"stale/{name}" for name in STALE_PDE)]))])
         for flag in draw(st.lists(st.sampled_from(REAL_FLAGS[cmd] or ["-h"]), max_size=3,
                                   unique=True)):
             if flag != "-h" or _chance(draw, 10):
@@ -676,6 +800,10 @@ def arena(tmp_path_factory) -> Path:
     (root / "empty.toml").write_text("")
     (root / "noproblem.toml").write_text("[model]\ndelta = 0.5\n")
     (root / "other.txt").write_text('problem = "gaussians"\n')
+    (root / "deep.toml").write_text('problem = "gaussians"\n[model]\ndelta = ' + "[" * 1000 + "\n")
+    (root / "huge.toml").write_text('problem = "gaussians"\n[model]\ndelta = ' + "7" * 5000 + "\n")
+    (root / "overflow.toml").write_text('problem = "gaussians"\n[model]\ndelta = 1' + "0" * 400
+                                        + "\n")
     tiny_g = ["--set", "time.t_end=0.01", "--set", "time.n_outputs=3", "--set", "grid.n=64",
               "--set", "grid.r_max=6", "--set", "kernel.max_terms=32", "--set",
               "solver.max_steps=500"]  # bounds `resume --t-end` too
@@ -693,21 +821,25 @@ def arena(tmp_path_factory) -> Path:
     (root / "trunc.h5").write_bytes(good[: len(good) // 2])
     (root / "empty.h5").write_bytes(b"")
     (root / "garbage.h5").write_bytes(np.random.default_rng(0).bytes(4096))
+    (root / "pristine").mkdir()
+    for path in root.glob("*.h5"):
+        shutil.copyfile(path, root / "pristine" / path.name)
     return root
 
 
 def _reset(arena: Path) -> None:
-    """Undo what the previous example wrote, so that examples are independent.
-
-    BUG: this also hides one: validate reuses a pde.h5 left in its output directory whatever
-    config made it, e.g. after ``validate gaussians --set grid.n=64 ... -o v``, the same with
-    ``--set grid.n=32`` escapes as ValueError (matmul: size 64 is different from 32) in
-    validate._self_interaction (and with matching shapes it would compare against a stale PDE).
-    """
+    """Undo what the previous example wrote, so that examples are independent (``resume``
+    extends its file in place; chains of resumes are tested in test_checkpoint.py)."""
+    for path in (arena / "pristine").iterdir():
+        shutil.copyfile(path, arena / path.name)
     shutil.rmtree(arena / "out", ignore_errors=True)
     shutil.rmtree(arena / "cwd" / "runs", ignore_errors=True)
     shutil.copyfile(arena / "result_g.h5", arena / "existing.h5")
     (arena / "existing.png").write_bytes(b"an old figure")
+    shutil.rmtree(arena / "stale", ignore_errors=True)
+    for name, source in STALE_PDE.items():
+        (arena / "stale" / name).mkdir(parents=True)
+        shutil.copyfile(arena / source, arena / "stale" / name / "pde.h5")
 
 
 def _assert_cli_error(err: str) -> None:
@@ -767,6 +899,60 @@ def test_cli_fuzz(drawn, arena, capsys, monkeypatch):
     CLI_STATS[label] = CLI_STATS.get(label, 0) + 1
 
 
+VALIDATE = ["validate", G, "--widths", "3", "--seeds", "0", *_pins(G, "validate")]
+
+
+@pytest.mark.parametrize(("argv", "code", "says"), [
+    # integers beyond the float range and the int-string limit, deep nesting: --set and files
+    (["config", G, "--set", "model.delta=1" + "0" * 400], 2, "is too large"),
+    (["config", G, "--set", "model.delta=" + "7" * 5000], 2, "cannot be read"),
+    (["config", G, "--set", "model.delta=" + "[" * 1000], 2, "cannot be read"),
+    (["config", G, "--set", "model.activation_params=" + "{a=" * 1000], 2, "cannot be read"),
+    (["config", A + "overflow.toml"], 2, "is too large"),
+    (["config", A + "huge.toml"], 2, "is not valid TOML"),
+    (["config", A + "deep.toml"], 2, "is not valid TOML"),
+    # an SGD result as the initial density
+    (["solve", G, "--set", "init.kind=from_file", "--set",
+      "init.file=" + _toml_str(A + "result_sgd.h5"), *_pins(G, "solve")], 2,
+     "holds no radial density"),
+    # fewer SGD output times than PDE ones (several requested times on one SGD step)
+    ([*VALIDATE, "--set", "time.n_outputs=50", "-o", A + "out/v"], 0, None),
+    (["validate", G, "--workers", "-1", "-o", A + "out/v", *_pins(G, "validate")], 2,
+     "--workers -1 must be >= 1"),
+    # a pde.h5 of another grid, of SGD, truncated: solved again (checked below)
+    ([*VALIDATE, "--set", "grid.n=32", "-o", A + "stale/g"], 0, None),
+    ([*VALIDATE, "-o", A + "stale/sgd"], 0, None),
+    ([*VALIDATE, "-o", A + "stale/trunc"], 0, None),
+    # line breaks in names and paths: escaped
+    (["config", G, "--set", "model.a\nb=1"], 2, "unknown key model.a\\nb;"),
+    (["config", G, "--set", 'model.activation_params={"a\\nb" = "x"}'], 2,
+     "model.activation_params.a\\nb = "),
+    (["info", A + "a\nb.h5"], 2, "a\\nb.h5 does not exist"),
+    # dimensions beyond double precision, SGD beyond the memory
+    (["solve", G, "--set", "model.d=1" + "0" * 400], 2, "model.d = an integer of 401 digits"),
+    (["sgd", G, "--set", "sgd.n_neurons=4", "--set", "model.d=10000000000"], 2,
+     "needs about 1.34e+03 GiB"),
+    (["sgd", G, "--set", "sgd.n_neurons=10000000", "--set", "model.d=4"], 2, "GiB of memory"),
+    (["solve", G, "-o", A + "afile/\r.h5", *_pins(G, "solve")], 2, "afile/\\r.h5"),
+])
+def test_cli_fixed_bugs(argv, code, says, arena, capsys, monkeypatch):
+    """Inputs the fuzz once had to leave out: the exit code and the gist of the message."""
+    monkeypatch.chdir(arena / "cwd")
+    monkeypatch.setattr("meanfield_pde.validate.ProcessPoolExecutor", _InProcessPool)
+    _reset(arena)
+    argv = [a.replace(A, f"{arena}/") for a in argv]
+    assert main(argv) == code
+    _, err = capsys.readouterr()
+    if code == 2:
+        _assert_cli_error(err)
+        assert says in err, err
+    if argv[0] == "validate" and code == 0:  # pde.h5 is a solve of the requested config
+        out_dir = Path(argv[argv.index("-o") + 1])
+        report = json.loads((out_dir / "validation.json").read_text())
+        pde = load(out_dir / "pde.h5")
+        assert pde.complete and pde.config == report["config"]
+
+
 # --------------------------------------------------------------------------------------------
 # 3. truncated and bit-flipped result files
 # --------------------------------------------------------------------------------------------
@@ -780,25 +966,67 @@ def result_file(tmp_path_factory) -> tuple[Path, bytes]:
     return where, path.read_bytes()
 
 
-def _info_and_plot(data: bytes, where: Path, capsys) -> tuple[int, int]:
-    """Write ``data`` as a result file and run ``info`` and ``plot`` on it: exit codes."""
+class _StopAfter(StopFlag):
+    """A signal that 'arrives' at the n-th poll of the time loop."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n, self.calls = n, 0
+
+    def __bool__(self) -> bool:
+        self.calls += 1
+        if self.calls >= self.n:
+            self.signum = signal.SIGTERM
+        return self.signum is not None
+
+
+@pytest.fixture(scope="module")
+def interrupted_file(tmp_path_factory) -> tuple[Path, bytes]:
+    """A run stopped by a signal half way (gaussians, 64 cells; a checkpoint every 0.001, so
+    both slots hold one), which ``resume`` finishes, and its bytes."""
+    where = tmp_path_factory.mktemp("fuzz-h5-interrupted")
+    path = where / "interrupted.h5"
+    cfg = default_config("gaussians").with_overrides(
+        ["time.t_end=0.01", "time.n_outputs=21", "grid.n=64", "grid.r_max=6",
+         "checkpoint.every=0.001"])
+    with pytest.raises(Interrupted):
+        solve(cfg, path, stop=_StopAfter(20))
+    res, ck = load(path), load_checkpoint(path)
+    assert not res.complete and 5 < res.n_snapshots < 21 and ck.meta["seq"] >= 2, ck.meta
+    return where, path.read_bytes()
+
+
+# what resume is asked to do: finish the interrupted run, or extend the finished one by two
+# output intervals (the last checkpoint of a finished run is at its end)
+RESUME_ARGS = {"result_file": ["--t-end", "0.0505"], "interrupted_file": []}
+
+
+@pytest.fixture(params=sorted(RESUME_ARGS))
+def damage_target(request) -> tuple[Path, bytes, list[str]]:
+    """Each file to damage: (directory, bytes, the arguments of resume)."""
+    where, good = request.getfixturevalue(request.param)
+    return where, good, RESUME_ARGS[request.param]
+
+
+def _read_damaged(data: bytes, where: Path, resume_args: list[str], capsys) -> tuple[int, ...]:
+    """Write ``data`` as a result file and run ``info``, ``plot`` and ``resume`` on it (the last
+    writes to the file): exit codes, each 0 or 2 with a one-line error."""
     path = where / "damaged.h5"
     path.write_bytes(data)
-    codes = []
-    for argv in (["info", str(path)], ["plot", str(path), "-o", str(where / "x.png")]):
-        codes.append(_run_cli(argv, capsys))
-    return codes[0], codes[1]
+    return tuple(_run_cli(argv, capsys) for argv in (
+        ["info", str(path)], ["plot", str(path), "-o", str(where / "x.png")],
+        ["resume", str(path), "-q", *resume_args]))
 
 
-@fuzz_settings(30)
+@fuzz_settings(20)
 @given(data=st.data())
-def test_truncated_result_file(data, result_file, capsys):
-    where, good = result_file
+def test_truncated_result_file(data, damage_target, capsys):
+    where, good, resume_args = damage_target
     cut = data.draw(st.one_of(st.integers(0, len(good) - 1),
                               st.integers(int(0.9 * len(good)), len(good) - 1)), label="cut")
-    info, plot = _info_and_plot(good[:cut], where, capsys)
+    codes = _read_damaged(good[:cut], where, resume_args, capsys)
     if cut < 0.9 * len(good):
-        assert (info, plot) == (2, 2), cut
+        assert codes == (2, 2, 2), cut
 
 
 def _flip(good: bytes, offset: int, bit: int) -> bytes:
@@ -807,22 +1035,22 @@ def _flip(good: bytes, offset: int, bit: int) -> bytes:
     return bytes(damaged)
 
 
-@fuzz_settings(30)
+@fuzz_settings(20)
 @given(data=st.data())
-def test_bit_flipped_result_file(data, result_file, capsys):
-    where, good = result_file
+def test_bit_flipped_result_file(data, damage_target, capsys):
+    where, good, resume_args = damage_target
     offset = data.draw(st.integers(0, len(good) - 1), label="offset")
     bit = data.draw(st.integers(0, 7), label="bit")
-    _info_and_plot(_flip(good, offset, bit), where, capsys)
+    _read_damaged(_flip(good, offset, bit), where, resume_args, capsys)
 
 
-@fuzz_settings(10)
+@fuzz_settings(8)
 @given(data=st.data())
-def test_garbage_in_result_file(data, result_file, capsys):
-    where, good = result_file
+def test_garbage_in_result_file(data, damage_target, capsys):
+    where, good, resume_args = damage_target
     junk = data.draw(st.binary(min_size=2, max_size=64), label="junk")
     offset = data.draw(st.integers(0, len(good) - len(junk)), label="offset")
-    _info_and_plot(good[:offset] + junk + good[offset + len(junk):], where, capsys)
+    _read_damaged(good[:offset] + junk + good[offset + len(junk):], where, resume_args, capsys)
 
 
 def _raw_data_ranges(path: Path) -> list[tuple[int, int, str]]:
@@ -848,15 +1076,40 @@ def _raw_data_ranges(path: Path) -> list[tuple[int, int, str]]:
     return ranges
 
 
-def _changes(a, b) -> list[str]:
-    """What differs between two loaded results: "config", "attrs", "t", "<name>: NaN rows"
-    (rows read as the NaN fill value) or "<name>: values"."""
-    def attrs(r):
-        return {k: v for k, v in r.attrs.items() if k != "config"}  # attrs["config"] = config
+def _targets(good: bytes, path: Path) -> list[tuple[int, int, str]]:
+    """(start, stop, what) of the places where damage used to pass unnoticed: the text of each
+    string attribute (kept in the global heap, without a checksum, until they became
+    fixed-length) and the nodes of the v1 B-trees that index the chunks of a dataset ("TREE",
+    node type 1: a 24-byte header, then keys and child addresses; keys of at most 32 bytes
+    here), which the HDF5 1.8 format keeps without a checksum: the rows_sha256 and grid_sha256
+    digests cover them."""
+    import h5py
 
-    out = [name for name, x, y in (("problem", a.problem, b.problem), ("config", a.config,
-                                    b.config), ("attrs", attrs(a), attrs(b)),
+    with h5py.File(path, "r") as f:
+        strings = {k: v for k, v in f.attrs.items() if isinstance(v, bytes)}
+    ranges = []
+    for name, text in strings.items():
+        at = good.find(text)
+        if at >= 0:
+            ranges.append((at, at + len(text), f"attr {name}"))
+    at = good.find(b"TREE")
+    while at >= 0:
+        if good[at + 4] == 1:  # a chunk index node
+            entries = int.from_bytes(good[at + 6:at + 8], "little")
+            ranges.append((at, at + 24 + entries * 40 + 32, "chunk index"))
+        at = good.find(b"TREE", at + 4)
+    return ranges
+
+
+def _changes(a, b) -> list[str]:
+    """What differs between two loaded results: "problem", "config", "complete", "attr <name>",
+    "<name>: shape", "<name>: zero rows" (the rows that differ now read as zeros; for a grid
+    array: its elements) or "<name>: values"."""
+    out = [name for name, x, y in (("problem", a.problem, b.problem),
+                                   ("config", a.config, b.config),
                                    ("complete", a.complete, b.complete)) if x != y]
+    out += [f"attr {k}" for k in sorted({*a.attrs, *b.attrs} - {"config"})
+            if a.attrs.get(k) != b.attrs.get(k)]
     pairs = [("t", a.t, b.t)]
     pairs += [(k, a.fields.get(k), b.fields.get(k)) for k in {*a.fields, *b.fields}]
     pairs += [(f"grid/{k}", a.grid.get(k), b.grid.get(k)) for k in {*a.grid, *b.grid}]
@@ -864,56 +1117,80 @@ def _changes(a, b) -> list[str]:
         if x is None or y is None or np.shape(x) != np.shape(y):
             out.append(f"{name}: shape")
         elif not np.array_equal(x, y, equal_nan=True):
-            differ = ~((x == y) | (np.isnan(x) & np.isnan(y)))
-            out.append(f"{name}: NaN rows" if np.all(np.isnan(y[differ])) else f"{name}: values")
+            x2, y2 = np.reshape(x, (len(x), -1)), np.reshape(y, (len(y), -1))
+            differ = np.any((x2 != y2) & ~(np.isnan(x2) & np.isnan(y2)), axis=1)
+            out.append(f"{name}: zero rows" if np.all(y2[differ] == 0) else f"{name}: values")
     return sorted(out)
 
 
-# BUG: two kinds of single-bit damage are read without an error (found by the sweep below):
-# * a flip in a key of a dataset's chunk index (the HDF5 1.8 v1 B-tree has no checksum) hides
-#   stored chunks from lookups; those rows read as the NaN fill value (one flip in an inner node
-#   turned 57 rows of mean_r into NaN). storage._first_missing_row does not notice, because the
-#   damaged entry still names the row; e.g. rejecting NaN in stored rows (never written: the
-#   solver stops on a non-finite state) or checking every chunk_offset coordinate would;
-# * a flip in the config JSON (a variable-length string attribute, kept in the global heap, which
-#   has no checksum) changes it silently ("time": "last" -> "|ast", "wall_seconds" ->
-#   "wall_secofds"); e.g. validating it with config_from_json in load, or storing a checksum of
-#   it in the (checksummed) object header, would catch that.
-# The sweep tolerates exactly these two kinds until fixed; raw data must never change silently.
-KNOWN_SILENT = re.compile(r"config|[\w/]+: NaN rows")
-
-
 def test_bit_flip_sweep(result_file):
-    """Single-bit flips at 400 random offsets, read with load(): every flip is detected
-    (DataError), harmless (the same content: unused bytes) or silent (other content). A silent
-    flip inside raw data would defeat the Fletcher-32 checksums: there must be none."""
+    """Single-bit flips read with load(): 400 at random offsets, 100 in the text of the string
+    attributes and 200 in the chunk indexes (where flips used to pass unnoticed: config text,
+    other attribute texts, chunk addresses pointing at zeros, which pass Fletcher-32). Each
+    flip is detected (a one-line DataError) or harmless (the same content: unused bytes)."""
     where, good = result_file
     src = where / "result.h5"
-    ranges = _raw_data_ranges(src)
-    original = load(src)
+    unchecked = _targets(good, src)
     rng = np.random.default_rng(12345)
-    path = where / "flipped.h5"
-    tally = {"detected": 0, "harmless": 0, "silent": 0}
+
+    def inside(tree: bool, n: int) -> list[int]:
+        pool = np.concatenate([np.arange(lo, hi) for lo, hi, what in unchecked
+                               if (what == "chunk index") == tree])
+        return rng.choice(pool, n).tolist()
+
+    offsets = [*rng.integers(0, len(good), 400).tolist(), *inside(False, 100),
+               *inside(True, 200)]
+    bits = rng.integers(0, 8, len(offsets)).tolist()
+    _sweep(good, src, where / "flipped.h5", list(zip(offsets, bits, strict=True)))
+
+
+def _sweep(good: bytes, src: Path, path: Path, flips: list[tuple[int, int]]) -> dict:
+    """Flip each (offset, bit) of ``good`` (the bytes of ``src``) alone and read the copy
+    ``path`` with load() and load_checkpoint(): each flip must be detected (one-line
+    DataError), harmless (the same content) or, for the checkpoint alone, a fallback to the
+    older slot (the pointer or the newer slot damaged). Returns the tally."""
+    ranges = _raw_data_ranges(src)
+    original, ck0 = load(src), load_checkpoint(src)
+    tally = {"detected": 0, "harmless": 0, "checkpoint fallback": 0, "silent": 0}
     silent = []
-    for offset, bit in zip(rng.integers(0, len(good), 400), rng.integers(0, 8, 400),
-                           strict=True):
-        path.write_bytes(_flip(good, int(offset), int(bit)))
+    for offset, bit in flips:
+        path.write_bytes(_flip(good, offset, bit))
         try:
             res = load(path)
+            ck = load_checkpoint(path)
         except DataError as exc:
             _assert_one_line(str(exc))
             tally["detected"] += 1
             continue
         changes = _changes(original, res)
-        if not changes:
+        same_ck = ck.meta == ck0.meta and ck.arrays.keys() == ck0.arrays.keys() and all(
+            np.array_equal(ck.arrays[k], ck0.arrays[k]) for k in ck.arrays)
+        if not changes and same_ck:
             tally["harmless"] += 1
-            continue
-        tally["silent"] += 1
-        region = next((name for lo, hi, name in ranges if lo <= offset < hi), "metadata")
-        silent.append((int(offset), int(bit), region, changes))
+        elif not changes and ck.fallback and ck.meta["seq"] < ck0.meta["seq"]:
+            tally["checkpoint fallback"] += 1
+        else:
+            region = next((name for lo, hi, name in ranges if lo <= offset < hi), "metadata")
+            tally["silent"] += 1
+            silent.append((offset, bit, region, changes or ["checkpoint"]))
     n = sum(tally.values())
-    print(f"\nbit flips in a {len(good)}-byte result file: "
+    print(f"\n{n} bit flips in a {len(good)}-byte result file: "
           + ", ".join(f"{k} {v} ({v / n:.1%})" for k, v in tally.items())
           + "".join(f"\n  silent: byte {o} bit {b} in {r}: {c}" for o, b, r, c in silent))
-    assert not [s for s in silent if s[2] != "metadata"], silent  # raw data: Fletcher-32
-    assert all(KNOWN_SILENT.fullmatch(c) for s in silent for c in s[3]), silent
+    assert not silent, silent
+    return tally
+
+
+@pytest.mark.slow
+def test_exhaustive_metadata_bit_flips(result_file):
+    """One bit of every byte that is not raw chunk data (superblock, object headers, B-trees,
+    free space): every flip is detected or harmless (about 10 minutes on 2 cores). Measured on
+    a 10-snapshot file of 81 kB: 40838 such bytes, 15 % detected, 84 % harmless, 1 % fallback
+    to the older checkpoint, none silent, none hanging."""
+    where, good = result_file
+    src = where / "result.h5"
+    raw = np.zeros(len(good), dtype=bool)
+    for lo, hi, _ in _raw_data_ranges(src):
+        raw[lo:hi] = True
+    offsets = np.flatnonzero(~raw).tolist()
+    _sweep(good, src, where / "flipped.h5", [(o, o % 8) for o in offsets])

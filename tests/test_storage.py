@@ -117,7 +117,8 @@ def test_round_trip(tmp_path: Path) -> None:
     assert a["n_steps"] == 300 and a["wall_seconds"] == 1.25 and a["compile_seconds"] == 0.5
     assert "json_attrs" not in a
     with h5py.File(path, "r") as f:  # the config is stored as sorted JSON text
-        assert f.attrs["config"] == json.dumps(CONFIG, sort_keys=True, allow_nan=False)
+        assert f.attrs["config"].decode() == json.dumps(CONFIG, sort_keys=True,
+                                                        allow_nan=False)
 
 
 def test_layout(tmp_path: Path) -> None:
@@ -343,7 +344,7 @@ def _bad_config(path: Path) -> None:
 def _edited_config(path: Path) -> None:
     write(path, 2)
     with h5py.File(path, "r+") as f:  # valid JSON, but not what was written
-        f.attrs["config"] = f.attrs["config"].replace("0", "1")
+        f.attrs["config"] = f.attrs["config"].decode().replace("0", "1")
 
 
 def _short_datasets(path: Path) -> None:
@@ -378,3 +379,114 @@ def test_directory_is_not_a_result(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="directory") as exc:
         load(tmp_path)
     assert_one_line(exc, tmp_path)
+
+
+# --------------------------------------------------------------------------------------
+# integrity beyond HDF5's checksums
+# --------------------------------------------------------------------------------------
+def _full_file(path: Path) -> ResultWriter:
+    """A file that went through every kind of write: snapshots, extra string / JSON
+    attributes, two checkpoints, a reopen and a config update."""
+    w = write(path, 4)
+    w.set_attrs(label="baseline", empty="", info={"cpu": "x"}, seed=3)
+    for seq in range(2):
+        w.write_checkpoint({"state": np.arange(N, dtype=float) + seq}, {"t": 1.5, "seq_": seq})
+    w = ResultWriter.reopen(path, 3)
+    w.update_config({**CONFIG, "times": [0.0, 2.0]})
+    w.append(1.25, snapshot(3))
+    w.finish(wall_seconds=1.0, note="done")
+    return w
+
+
+def test_no_metadata_without_checksum_for_attributes(tmp_path: Path) -> None:
+    """Every attribute is a fixed-length value in the root's object header (checksummed in
+    the HDF5 1.8 format): no global heap ("GCOL": variable-length strings; a flipped size
+    field there made libhdf5 loop forever) and no dense attribute storage ("FRHP")."""
+    path = tmp_path / "run.h5"
+    _full_file(path)
+    data = path.read_bytes()
+    assert b"GCOL" not in data and b"FRHP" not in data
+    with h5py.File(path, "r") as f:
+        for name in f.attrs:
+            dtype = f.attrs.get_id(name).dtype
+            info = h5py.check_string_dtype(dtype)
+            assert info is None or info.length is not None, name
+    r = load(path)
+    assert r.attrs["empty"] == "" and r.attrs["note"] == "done" and r.attrs["info"] == {"cpu": "x"}
+    assert r.config["times"] == [0.0, 2.0] and r.n_snapshots == 4
+
+
+def _zero_chunk(path: Path, name: str, offset: tuple[int, ...]) -> None:
+    """Replace one stored chunk by zeros that pass Fletcher-32 (the checksum of zeros is 0):
+    what a damaged chunk index entry pointing at zero bytes of the file reads as."""
+    with h5py.File(path, "r+") as f:
+        ds = f[name]
+        nbytes = int(np.prod(ds.chunks)) * ds.dtype.itemsize + 4
+        ds.id.write_direct_chunk(offset, bytes(nbytes), filter_mask=0)
+
+
+@pytest.mark.parametrize(("name", "offset", "match"), [
+    ("density", (2, 0), "snapshots do not match their SHA-256"),
+    ("risk", (0,), "snapshots do not match their SHA-256"),
+    ("mass", (3,), "snapshots do not match their SHA-256"),
+    ("t", (1,), "not finite and strictly increasing"),
+    ("grid/r_centers", (0,), "grid arrays do not match their SHA-256"),
+])
+def test_rows_and_grid_read_as_zeros_are_detected(tmp_path: Path, name, offset, match) -> None:
+    path = tmp_path / "run.h5"
+    _full_file(path)
+    load(path)
+    _zero_chunk(path, name, offset)
+    with pytest.raises(DataError, match=match) as exc:
+        load(path)
+    assert_one_line(exc, path)
+
+
+def test_checkpoint_arrays_read_as_zeros_fall_back(tmp_path: Path) -> None:
+    """A slot whose state reads as zeros fails its digest: the other (older) slot is used;
+    with both damaged, a one-line error."""
+    from meanfield_pde.storage import load_checkpoint
+
+    path = tmp_path / "run.h5"
+    w = write(path, 2)
+    for seq in range(2):
+        w.write_checkpoint({"state": np.arange(N, dtype=float) + 1 + seq}, {"t": 0.5})
+    ck = load_checkpoint(path)
+    assert ck.slot == 1 and not ck.fallback and ck.arrays["state"][0] == 2.0
+    _zero_chunk(path, "checkpoint/slot1/state", (0,))
+    ck = load_checkpoint(path)
+    assert ck.slot == 0 and ck.fallback and ck.arrays["state"][0] == 1.0
+    _zero_chunk(path, "checkpoint/slot0/state", (0,))
+    with pytest.raises(DataError, match="SHA-256") as exc:
+        load_checkpoint(path)
+    assert_one_line(exc, path)
+
+
+def _set_attr(path: Path, name: str, value) -> None:
+    with h5py.File(path, "r+") as f:
+        f.attrs[name] = value
+
+
+def test_rows_digest_allows_the_crash_windows_only(tmp_path: Path) -> None:
+    """rows_sha256 = "K h_K h_(K-1)" is written between a snapshot's rows and n_snapshots = N:
+    a kill there leaves K = N + 1 (h_(K-1) covers the rows); a kill inside a resume's reopen
+    leaves K < N (h_K covers a prefix). Any other K is corruption."""
+    path = tmp_path / "run.h5"
+    write(path, 4)
+    with h5py.File(path, "r") as f:
+        k, last, prev = f.attrs["rows_sha256"].decode().split()
+    assert k == "4"
+    _set_attr(path, "n_snapshots", np.int64(3))  # killed before n_snapshots = 4
+    assert load(path).n_snapshots == 3
+    _set_attr(path, "n_snapshots", np.int64(2))  # K = N + 2: not a crash window
+    with pytest.raises(DataError, match="covers 4 rows but n_snapshots is 2"):
+        load(path)
+    write(tmp_path / "prefix.h5", 2)
+    with h5py.File(tmp_path / "prefix.h5", "r") as f:
+        prefix = f.attrs["rows_sha256"]
+    _set_attr(path, "rows_sha256", prefix)  # K = 2 < N = 4: a prefix, verified
+    _set_attr(path, "n_snapshots", np.int64(4))
+    assert load(path).n_snapshots == 4
+    _set_attr(path, "rows_sha256", np.bytes_(f"4 {prev} {prev}".encode()))  # wrong h_4
+    with pytest.raises(DataError, match="do not match their SHA-256"):
+        load(path)
