@@ -44,7 +44,9 @@ A checkpoint is written into the slot ``current`` does not point to; after a flu
 is flipped (one 8-byte chunk write). Slot datasets keep their shapes, so a rewrite overwrites the
 same bytes and changes no HDF5 metadata: a crash or ``kill -9`` at any moment leaves the slot the
 pointer names intact. Every checkpoint dataset carries the Fletcher-32 filter; a reader that finds
-the current slot damaged falls back to the other one.
+the current slot damaged falls back to the other one. Each slot's meta also records the SHA-256
+of its arrays, which makes a slot prove itself complete: the reader then takes the newest valid
+slot whatever the pointer says (see :func:`load_checkpoint`).
 
 ``t`` and every field dataset are resizable along axis 0 (``maxshape=(None, ...)``),
 chunked one snapshot per chunk, filled with NaN where nothing was written, and carry the
@@ -341,6 +343,37 @@ def _open(path: Path, mode: str) -> Iterator[h5py.File]:
         f.close()
 
 
+# Every write first checks that the file system keeps this much free beyond what the write adds:
+# libhdf5 does not survive a failed write (the file is left with a superblock pointing past its
+# end, and the next call into the library can crash the process), so "disk full" must be
+# caught before HDF5 sees it.
+DISK_RESERVE_BYTES = 4 * 2**20
+_METADATA_BYTES = 64 * 2**10  # generous bound on the metadata one write adds
+
+
+def _free_bytes(path: Path) -> float:
+    """Bytes available to this user on the file system holding ``path`` (its directory)."""
+    st = os.statvfs(path if path.is_dir() else path.parent)
+    return float(st.f_bavail) * float(st.f_frsize)
+
+
+def _check_space(path: Path, need: float, what: str) -> None:
+    """Refuse (one-line DataError, nothing written) a write of about ``need`` bytes that would
+    leave less than DISK_RESERVE_BYTES free."""
+    try:
+        free = _free_bytes(path)
+    except OSError:
+        return  # unknown (e.g. a file system without statvfs): let the write try
+    need = float(need) + _METADATA_BYTES
+    if free - need < DISK_RESERVE_BYTES:
+        resume = (f", then continue with: meanfield-pde resume {path}" if path.exists()
+                  and what != "the new file" else "")
+        raise DataError(
+            f"disk full: {free / 2**20:.3g} MiB free where {path} is written, {what} needs "
+            f"{need / 2**20:.3g} MiB and {DISK_RESERVE_BYTES / 2**20:.3g} MiB are kept in "
+            f"reserve; free some disk space{resume}")
+
+
 def _write_error(path: Path, exc: BaseException) -> DataError:
     """One-line DataError for a failed write (unwritable location, disk full, ...)."""
     return DataError(
@@ -413,6 +446,8 @@ class ResultWriter:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _write_error(p, exc) from exc
+        _check_space(p, sum(a.nbytes for a in grid_arrays.values()) + len(config_json),
+                     "the new file")
         try:
             f = _retry_locked(lambda: _create_file(p, overwrite), p)
         except FileExistsError as exc:  # created by someone else since the check above
@@ -537,6 +572,7 @@ class ResultWriter:
 
         p = self._path
         k = self._n
+        _check_space(p, 8 + sum(a.nbytes + 4 for a in arrays.values()), "the next snapshot")
         try:
             with _open(p, "r+") as f:
                 stored = int(f.attrs["n_snapshots"])
@@ -551,7 +587,8 @@ class ResultWriter:
                     ds = f[name]
                     ds.resize(k + 1, axis=0)
                     ds[k] = arr
-                f.flush()
+                # The digest may reach the disk before or after the rows (a reader of
+                # n_snapshots = k checks h_k, which it also holds), never after n_snapshots.
                 chain = [self._chain[-1], _chain_step(self._chain[-1], self._row_order(row))]
                 f.attrs["rows_sha256"] = _rows_attr(k + 1, chain)
                 f.flush()
@@ -578,6 +615,7 @@ class ResultWriter:
         incomplete until :meth:`finish`."""
         self = cls.__new__(cls)
         p = self._path = Path(path)
+        _check_space(p, 0, "reopening the file")
         try:
             with _open(p, "r+") as f:
                 self._fields = {name: tuple(f[name].shape[1:]) for name in f
@@ -604,6 +642,7 @@ class ResultWriter:
     def update_config(self, config: dict) -> None:
         """Replace the stored resolved config (``resume --t-end`` extends ``time.t_end``)."""
         text = _to_json(config, "config")
+        _check_space(self._path, 2 * len(text), "the config")
         try:
             with _open(self._path, "r+") as f:
                 f.attrs["config"] = _str_attr(text)
@@ -620,6 +659,8 @@ class ResultWriter:
         ``n_snapshots`` (the snapshots finished so far) and a sequence number added.
         """
         p = self._path
+        _check_space(p, CHECKPOINT_META_BYTES + sum(np.asarray(a).nbytes for a in arrays.values()),
+                     "a checkpoint")
         try:
             with _open(p, "r+") as f:
                 stored = int(f.attrs["n_snapshots"])
@@ -634,12 +675,12 @@ class ResultWriter:
                                      chunks=(1,), fletcher32=True)
                 current = int(g["current"][0])
                 slot = 0 if current != 0 else 1
-                seq = 0
-                if current in (0, 1):
+                seq = 0  # one more than any slot's (the newest valid slot is the one read)
+                for name in ("slot0", "slot1"):
                     try:
-                        seq = _slot_meta(g[f"slot{current}"])["seq"] + 1
-                    except (KeyError, ValueError, OSError, TypeError):
-                        seq = 0
+                        seq = max(seq, int(_slot_meta(g[name])["seq"]) + 1)
+                    except (KeyError, ValueError, OSError, TypeError, UnicodeDecodeError):
+                        pass
                 stored_arrays = {}
                 for name, value in arrays.items():
                     arr = np.ascontiguousarray(value)
@@ -691,6 +732,7 @@ class ResultWriter:
     def _write_attrs(self, encoded: dict[str, tuple[Any, bool]], complete: bool | None) -> None:
         """Write encoded attributes and, if given, the ``complete`` flag, in one open."""
         p = self._path
+        _check_space(p, sum(np.asarray(v).nbytes for v, _ in encoded.values()), "the attributes")
         try:
             with _open(p, "r+") as f:
                 as_json = set(json.loads(f.attrs.get(JSON_ATTRS, "[]")))
@@ -804,7 +846,14 @@ def _slot_meta(g: h5py.Group) -> dict:
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read the checkpoint the pointer names (or, if that slot is damaged, the other one).
+    """Read the last complete checkpoint.
+
+    A slot whose meta records ``arrays_sha256`` proves itself complete (its arrays are written
+    before its meta, under Fletcher-32 and that digest): of such slots the newest (highest
+    ``seq``) is used, so a damaged pointer or a kill between a slot's flush and the pointer's
+    flip costs nothing. Slots of files written before the digests existed are chosen by the
+    pointer, the other slot serving if the named one is damaged. ``fallback`` is set when the
+    slot used is not the one the pointer names.
 
     Raises:
         DataError: (one line) the file has no checkpoint, or no readable one.
@@ -820,13 +869,14 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             try:
                 current = int(g["current"][0])
             except (OSError, ValueError, IndexError) as exc:
-                raise DataError(f"cannot read the checkpoint pointer of {p} ({_one_line(exc)}); "
-                                f"{_CORRUPT_FIX}") from exc
-            if current not in (0, 1):
-                raise DataError(f"{p} has no complete checkpoint yet (the run was stopped "
-                                "before its first one); run the solve again")
+                current, pointer_error = -2, _one_line(exc)
+            else:
+                pointer_error = ""
+            valid: dict[int, tuple[dict, dict[str, np.ndarray]]] = {}
             errors = []
-            for slot in (current, 1 - current):
+            for slot in (0, 1):
+                if f"slot{slot}" not in g:
+                    continue
                 try:
                     sg = g[f"slot{slot}"]
                     meta = _slot_meta(sg)
@@ -834,13 +884,28 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
                     digest = meta.get("arrays_sha256")
                     if digest is not None and digest != _digest_arrays(arrays):
                         raise ValueError("its arrays do not match their SHA-256 digest")
-                    if slot != current and meta.get("seq", -1) < 0:
-                        raise ValueError("no usable older checkpoint")
-                    return Checkpoint(p, slot, meta, arrays, fallback=slot != current)
+                    if not isinstance(meta.get("seq"), int) or meta["seq"] < 0:
+                        raise ValueError("no sequence number")
+                    valid[slot] = (meta, arrays)
                 except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
                     errors.append(f"slot {slot}: {_one_line(exc)}")
-            raise DataError(f"no readable checkpoint in {p} ({'; '.join(errors)}); "
-                            f"{_CORRUPT_FIX}")
+            proven = [s for s, (m, _) in valid.items() if "arrays_sha256" in m]
+            if proven:
+                slot = max(proven, key=lambda s: valid[s][0]["seq"])
+            elif current in valid:
+                slot = current
+            elif current in (0, 1) and 1 - current in valid:
+                slot = 1 - current
+            elif current == -1 and not errors:
+                raise DataError(f"{p} has no complete checkpoint yet (the run was stopped "
+                                "before its first one); run the solve again")
+            else:
+                if pointer_error:
+                    errors.insert(0, f"pointer: {pointer_error}")
+                raise DataError(f"no readable checkpoint in {p} "
+                                f"({'; '.join(errors) or 'no slot'}); {_CORRUPT_FIX}")
+            meta, arrays = valid[slot]
+            return Checkpoint(p, slot, meta, arrays, fallback=slot != current)
     except DataError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:

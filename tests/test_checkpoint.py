@@ -245,8 +245,14 @@ def test_checkpoint_and_resume_errors_are_one_line(tmp_path, capsys):
     path = tmp_path / "a.h5"
     with pytest.raises(Interrupted):
         solve(cfg, path, stop=StopAfter(3))
-    with h5py.File(path, "r+") as f:
+    newest = load_checkpoint(path)
+    with h5py.File(path, "r+") as f:  # a garbage pointer: the slots prove themselves (digest)
         f["checkpoint/current"][0] = 7
+    ck = load_checkpoint(path)
+    assert ck.fallback and ck.slot == newest.slot and ck.meta == newest.meta
+    with h5py.File(path, "r+") as f:  # killed after the group was made, before a slot
+        f["checkpoint/current"][0] = -1
+        del f["checkpoint/slot0"], f["checkpoint/slot1"]
     assert main(["resume", str(path)]) == 2
     err = capsys.readouterr().err
     assert "no complete checkpoint" in err and err.count("\n") == 1
@@ -341,3 +347,63 @@ def test_signal_writes_checkpoint_and_exits(kind, sig, code, references, tmp_pat
     assert f"meanfield-pde resume {path}" in err and err.strip().count("\n") == 0
     assert main(["resume", str(path), "-q"]) == 0
     assert max_difference(ref, path) <= (PDE_TOL if kind == "solve" else 0.0)
+
+
+def test_files_of_the_previous_layout_load_and_resume(tmp_path):
+    """Files written before the digests existed (variable-length string attributes, no
+    rows_sha256 / grid_sha256 / arrays_sha256 / output_spacing) still load and resume, and
+    the resumed file carries the digests of its rows."""
+    cfg = default_config("gaussians").with_overrides(CASES["radial"][1])
+    with pytest.raises(Interrupted):
+        solve(cfg, tmp_path / "old.h5", stop=StopAfter(3))
+    with h5py.File(tmp_path / "old.h5", "r+") as f:
+        for name in ("rows_sha256", "grid_sha256", "output_spacing"):
+            del f.attrs[name]
+        for name in list(f.attrs):
+            value = f.attrs[name]
+            if isinstance(value, bytes):
+                del f.attrs[name]
+                f.attrs[name] = value.decode()  # h5py writes str as variable-length
+        for slot in ("slot0", "slot1"):
+            if slot in f["checkpoint"]:
+                meta = f["checkpoint"][slot]["meta"]
+                text = json.loads(bytes(meta[()]).rstrip(b"\0"))
+                text.pop("arrays_sha256")
+                raw = json.dumps(text).encode()
+                meta[...] = np.frombuffer(raw.ljust(meta.shape[0], b"\0"), dtype=np.uint8)
+    with h5py.File(tmp_path / "old.h5", "r") as f:
+        assert h5py.check_string_dtype(f.attrs.get_id("config").dtype).length is None
+    assert load(tmp_path / "old.h5").n_snapshots >= 1
+    resume(tmp_path / "old.h5")
+    solve(cfg, tmp_path / "ref.h5")
+    assert max_difference(tmp_path / "old.h5", tmp_path / "ref.h5") <= PDE_TOL
+    with h5py.File(tmp_path / "old.h5", "r") as f:
+        assert f.attrs["rows_sha256"].decode().startswith(f"{f.attrs['n_snapshots']} ")
+
+
+@pytest.mark.parametrize("case", ["radial", "sgd-radial"])
+def test_disk_full_stops_cleanly_and_resume_completes(case, tmp_path, monkeypatch, capsys):
+    """A disk that fills during the run: the write that would leave less than the reserve is
+    refused before HDF5 sees it (libhdf5 does not survive a failed write: the file is left
+    pointing past its end and the process can crash), one line, exit 2; the snapshots written
+    so far load; after space is freed, resume completes to the uninterrupted result."""
+    from meanfield_pde import storage
+
+    problem, over, run = CASES[case]
+    cfg = default_config(problem).with_overrides(over)
+    run(cfg, tmp_path / "ref.h5")
+    size = (tmp_path / "ref.h5").stat().st_size
+    path = tmp_path / "run.h5"
+    capacity = {"bytes": storage.DISK_RESERVE_BYTES + storage._METADATA_BYTES + 0.6 * size}
+    monkeypatch.setattr(storage, "_free_bytes", lambda p: capacity["bytes"] - (
+        path.stat().st_size if path.exists() else 0))
+    cmd = "solve" if run is solve else "sgd"
+    argv = [cmd, problem, *(a for o in over for a in ("--set", o)), "-o", str(path), "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "disk full" in err and f"resume {path}" in err, err
+    res = load(path)
+    assert not res.complete and 1 <= res.n_snapshots < load(tmp_path / "ref.h5").n_snapshots
+    capacity["bytes"] = 1e12  # space freed
+    assert main(["resume", str(path), "-q"]) == 0
+    assert max_difference(path, tmp_path / "ref.h5") <= (PDE_TOL if run is solve else 0.0)
