@@ -36,7 +36,7 @@ A solve writes one HDF5 file. Its layout (``FORMAT_VERSION = 1``) is::
         slot0/, slot1/   two checkpoint slots, written alternately
           meta    (CHECKPOINT_META_BYTES,) uint8  JSON text of the scalars (t, step counts,
                                   dt, position in the output plan, RNG state, config hash,
-                                  n_snapshots at that moment, arrays_sha256 = the SHA-256
+                                  n_snapshots at that moment, slot, arrays_sha256 = the SHA-256
                                   of each array of the slot, ...), zero padded
           <array> e.g. state (n,) or (n_a, n_s, n_r) for PDE runs, theta (N, D) for SGD
 
@@ -687,7 +687,7 @@ class ResultWriter:
                     if arr.dtype.kind == "f":
                         arr = arr.astype(np.float64, copy=False)
                     stored_arrays[name] = arr
-                text = _to_json({**meta, "n_snapshots": self._n, "seq": seq,
+                text = _to_json({**meta, "n_snapshots": self._n, "seq": seq, "slot": slot,
                                  "arrays_sha256": _digest_arrays(stored_arrays)},
                                 "checkpoint meta")
                 raw = text.encode("utf-8")
@@ -886,6 +886,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
                         raise ValueError("its arrays do not match their SHA-256 digest")
                     if not isinstance(meta.get("seq"), int) or meta["seq"] < 0:
                         raise ValueError("no sequence number")
+                    if meta.get("slot", slot) != slot:  # a damaged index led to the other slot
+                        raise ValueError(f"it holds the checkpoint of slot {meta['slot']}")
                     valid[slot] = (meta, arrays)
                 except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
                     errors.append(f"slot {slot}: {_one_line(exc)}")

@@ -1,5 +1,7 @@
 """The command line: the default run, info, plot, example configs, and one-line errors (exit 2)."""
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +38,16 @@ def test_default_solve_info_and_plot(tmp_path):
     png = tmp_path / "fig.png"
     pl = _cli("plot", files[0], "-o", png)
     assert pl.returncode == 0 and png.stat().st_size > 10_000
+    # `meanfield-pde info FILE | head -1`: a reader that leaves ends the command quietly (128 +
+    # SIGPIPE, as for other Unix tools), not with a traceback (a closed pipe: deterministic)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        piped = subprocess.run([sys.executable, "-m", "meanfield_pde", "info", str(files[0])],
+                               stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=600)
+    finally:
+        os.close(write_end)
+    assert piped.returncode == 128 + signal.SIGPIPE and piped.stderr == ""
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])

@@ -1186,7 +1186,9 @@ def _sweep(good: bytes, src: Path, path: Path, flips: list[tuple[int, int]]) -> 
 def test_exhaustive_metadata_bit_flips(tmp_path):
     """One bit of every byte that is not raw chunk data (superblock, object headers, B-trees,
     free space) of a 10-snapshot file: every flip is detected, harmless or a fallback to the
-    older checkpoint; none changes what is read, none hangs."""
+    older checkpoint; none changes what is read, none hangs. Measured: 42382 flips, 15.4 %
+    detected, 83.7 % harmless, 0.9 % fallback, in 9.4 minutes (a flip that made slot 1 read slot
+    0's arrays and meta, consistently, is why each slot's meta records its slot number)."""
     src = tmp_path / "result.h5"
     assert _quiet_main(["solve", "gaussians", "--set", "time.t_end=0.05", "--set",
                         "time.n_outputs=10", "--set", "grid.n=64", "--set", "grid.r_max=6",
