@@ -15,7 +15,9 @@
   where it fails (negative density, oscillations: total variation TV = Σ|ρ_{i+1} − ρ_i|);
 * (e) PDE against particle SGD time-to-accuracy: see the SGD suite;
 * (f) cell-steps per second against the memory bandwidth of a numpy copy measured in the same run,
-  with the bytes one radial step must move per cell (:func:`radial_bytes_per_cell_step`).
+  with the bytes one radial step must move per cell (:func:`radial_bytes_per_cell_step`);
+* (g) the cost of writing one snapshot to the result file (:meth:`ResultWriter.append`: open,
+  extend every dataset by a row, write, digest, flush, close) for the default grids.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from __future__ import annotations
 import functools
 import math
 import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -33,6 +37,7 @@ from meanfield_pde.config import default_config
 from meanfield_pde.fv import lowrank, stepper1d, stepper3d, transport
 from meanfield_pde.problems.gaussians import GaussiansProblem, remap
 from meanfield_pde.problems.single_neuron import SingleNeuronProblem
+from meanfield_pde.storage import ResultWriter
 
 from . import common
 
@@ -348,6 +353,36 @@ def mol_baseline(t_ends: tuple[float, ...], ref_ns: tuple[int, int],
 
 
 # ------------------------------------------------------------------------------------------
+def snapshot_cost(n_appends: int = 300) -> dict:
+    """Milliseconds per :meth:`ResultWriter.append` with the fields of the default gaussians
+    (n = 2400) and single-neuron (24 × 48 × 48) solves, in a temporary directory (best of 3
+    batches of ``n_appends``)."""
+    layouts = {
+        "gaussians (n = 2400)": {"risk": (), "mass": (), "mean_r": (), "density": (2400,)},
+        "single-neuron (24 x 48 x 48)": {
+            "risk": (), "mass": (), "mean_a": (), "mean_s": (), "mean_r": (),
+            "marginal_a": (24,), "marginal_s": (48,), "marginal_r": (48,),
+            "density": (24, 48, 48)},
+    }
+    rows = []
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, fields in layouts.items():
+            values = {k: rng.random(shape) for k, shape in fields.items()}
+            row_bytes = 8 * (1 + sum(int(np.prod(shape)) for shape in fields.values()))
+            best = math.inf
+            for rep in range(3):
+                w = ResultWriter(Path(tmp) / f"{len(rows)}-{rep}.h5", problem="gaussians",
+                                 config={}, grid={"x": np.arange(3.0)}, fields=fields)
+                t0 = time.perf_counter()
+                for k in range(n_appends):
+                    w.append(float(k), values)
+                best = min(best, (time.perf_counter() - t0) / n_appends)
+            rows.append({"layout": name, "row_bytes": row_bytes, "seconds_per_append": best,
+                         "bytes_per_second": row_bytes / best})
+    return {"n_appends": n_appends, "rows": rows}
+
+
 def cost_sizes(quick: bool) -> tuple[int, ...]:
     """Cell counts of the cost table (a)."""
     if quick:
@@ -373,6 +408,7 @@ def measure(quick: bool = False) -> dict:
             (5.0, 10.0), (2000, 4000) if quick else (4000, 8000),
             (600, 1200, 2400, 4800) if quick else (600, 1200, 2400, 4800, 9600),
             (300, 600) if quick else (300, 600, 1200), 20.0 if quick else 120.0),
+        "io": snapshot_cost,
     }
     for key, fn in sections.items():
         t1 = time.perf_counter()
@@ -553,4 +589,17 @@ def render(data: dict) -> str:
               "### (e) PDE against particle SGD", "",
               "Time to a given accuracy of the PDE against SGD of the network: see the Particle "
               "SGD section.", ""]
+    if "io" in data:
+        lines += [
+            "### (g) Writing a snapshot", "",
+            "`ResultWriter.append`: open the file, extend every dataset by one row (h5py's "
+            "low-level API), write, update the SHA-256 hash chain, flush, set n_snapshots, "
+            f"flush, close (best of 3 × {data['io']['n_appends']}). The default radial solve "
+            "writes 201 snapshots.", "",
+            "| fields of | bytes per snapshot | ms per snapshot | MB/s |", "|---|---|---|---|"]
+        for r in data["io"]["rows"]:
+            lines.append(f"| {r['layout']} | {r['row_bytes']} | "
+                         f"{r['seconds_per_append'] * 1e3:.2f} | "
+                         f"{r['bytes_per_second'] / 1e6:.0f} |")
+        lines.append("")
     return "\n".join(lines)

@@ -374,6 +374,20 @@ def _check_space(path: Path, need: float, what: str) -> None:
             f"reserve; free some disk space{resume}")
 
 
+def _write_row(f: h5py.File, name: str, k: int, arr: np.ndarray) -> None:
+    """Resize the (K, *shape) dataset ``name`` to k + 1 rows and write row k (h5py's low-level
+    API: the same HDF5 calls as ``ds.resize(k + 1, axis=0); ds[k] = arr`` in half the time)."""
+    arr = np.asarray(arr, dtype=np.float64, order="C")  # (ascontiguousarray makes 0-d 1-d)
+    shape = arr.shape
+    dsid = h5py.h5d.open(f.id, name.encode("utf-8"))
+    dsid.set_extent((k + 1, *shape))
+    if arr.size == 0:
+        return
+    fspace = dsid.get_space()
+    fspace.select_hyperslab((k, *([0] * len(shape))), (1, *shape))
+    dsid.write(h5py.h5s.create_simple((1, *shape)), fspace, arr.reshape(1, *shape))
+
+
 def _write_error(path: Path, exc: BaseException) -> DataError:
     """One-line DataError for a failed write (unwritable location, disk full, ...)."""
     return DataError(
@@ -584,9 +598,7 @@ class ResultWriter:
                 # Resizing to exactly k+1 also drops debris of an earlier interrupted append.
                 row = {TIME_DATASET: np.float64(t), **arrays}
                 for name, arr in row.items():
-                    ds = f[name]
-                    ds.resize(k + 1, axis=0)
-                    ds[k] = arr
+                    _write_row(f, name, k, arr)
                 # The digest may reach the disk before or after the rows (a reader of
                 # n_snapshots = k checks h_k, which it also holds), never after n_snapshots.
                 chain = [self._chain[-1], _chain_step(self._chain[-1], self._row_order(row))]
