@@ -345,8 +345,9 @@ def _open(path: Path, mode: str) -> Iterator[h5py.File]:
 
 # Every write first checks that the file system keeps this much free beyond what the write adds:
 # libhdf5 does not survive a failed write (the file is left with a superblock pointing past its
-# end, and the next call into the library can crash the process), so "disk full" must be
-# caught before HDF5 sees it.
+# end, and releasing the objects of the failed file crashes the process: h5py/h5py#914, closed
+# as a bug of the external library; reproduced with h5py 3.16 / HDF5 2.0), so "disk full" must
+# be caught before HDF5 sees it.
 DISK_RESERVE_BYTES = 4 * 2**20
 _METADATA_BYTES = 64 * 2**10  # generous bound on the metadata one write adds
 
