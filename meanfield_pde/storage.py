@@ -20,7 +20,7 @@ A solve writes one HDF5 file. Its layout (``FORMAT_VERSION = 1``) is::
                                 h_k as its 64 hex characters and row k the float64
                                 little-endian bytes of t[k] and of every field's row k in
                                 sorted name order;
-                                written after the rows and before n_snapshots
+                                written with the rows, flushed before n_snapshots
         grid_sha256      str    SHA-256 over the grid arrays (name, dtype, shape, bytes
                                 in sorted name order)
         json_attrs       str    JSON list naming the extra attributes below that hold
@@ -126,7 +126,7 @@ RESERVED_NAMES = frozenset({TIME_DATASET, GRID_GROUP, CHECKPOINT_GROUP})
 # HDF5 1.8 file format: checksummed superblock, object headers and link storage, so
 # corrupted metadata is detected instead of being parsed, and (unlike the 1.10 format) no
 # "file is already open for write" flag that makes a file unreadable after a writer crash.
-_LIBVER = ("v108", "v108")
+_LIBVER = (h5py.h5f.LIBVER_V18, h5py.h5f.LIBVER_V18)
 # Keep every root attribute in the (checksummed) object header: HDF5 moves them to "dense"
 # storage (a fractal heap) beyond 8 by default.
 _MAX_COMPACT_ATTRIBUTES = 4096
@@ -326,7 +326,7 @@ def _retry_locked(fn: Callable[[], _T], path: Path) -> _T:
 def _create_file(path: Path, overwrite: bool) -> h5py.File:
     """Create ``path`` in the HDF5 1.8 format with every root attribute kept compact."""
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-    fapl.set_libver_bounds(h5py.h5f.LIBVER_V18, h5py.h5f.LIBVER_V18)
+    fapl.set_libver_bounds(*_LIBVER)
     fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
     fcpl.set_attr_phase_change(_MAX_COMPACT_ATTRIBUTES, 0)
     flags = h5py.h5f.ACC_TRUNC if overwrite else h5py.h5f.ACC_EXCL
@@ -358,17 +358,16 @@ def _free_bytes(path: Path) -> float:
     return float(st.f_bavail) * float(st.f_frsize)
 
 
-def _check_space(path: Path, need: float, what: str) -> None:
+def _check_space(path: Path, need: float, what: str, *, resumable: bool = True) -> None:
     """Refuse (one-line DataError, nothing written) a write of about ``need`` bytes that would
-    leave less than DISK_RESERVE_BYTES free."""
+    leave less than DISK_RESERVE_BYTES free; the message names ``resume`` if ``resumable``."""
     try:
         free = _free_bytes(path)
     except OSError:
         return  # unknown (e.g. a file system without statvfs): let the write try
     need = float(need) + _METADATA_BYTES
     if free - need < DISK_RESERVE_BYTES:
-        resume = (f", then continue with: meanfield-pde resume {path}" if path.exists()
-                  and what != "the new file" else "")
+        resume = f", then continue with: meanfield-pde resume {path}" if resumable else ""
         raise DataError(
             f"disk full: {free / 2**20:.3g} MiB free where {path} is written, {what} needs "
             f"{need / 2**20:.3g} MiB and {DISK_RESERVE_BYTES / 2**20:.3g} MiB are kept in "
@@ -462,7 +461,7 @@ class ResultWriter:
         except OSError as exc:
             raise _write_error(p, exc) from exc
         _check_space(p, sum(a.nbytes for a in grid_arrays.values()) + len(config_json),
-                     "the new file")
+                     "the new file", resumable=False)
         try:
             f = _retry_locked(lambda: _create_file(p, overwrite), p)
         except FileExistsError as exc:  # created by someone else since the check above
