@@ -17,6 +17,10 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.1.0+unknown"
 
+from . import kernel_cache  # noqa: E402
+
+kernel_cache.install()  # before any kernel module is imported: compiled kernels go to a user cache
+
 from .config import Config, default_config, load_config  # noqa: E402
 from .errors import ConfigError, DataError, MeanFieldError, SolverError  # noqa: E402
 

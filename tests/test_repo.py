@@ -22,8 +22,18 @@ def test_readme_first_screen_has_the_two_commands():
     head = "\n".join((ROOT / "README.md").read_text().splitlines()[:25])
     assert "pip install . && meanfield-pde solve gaussians" in head
     assert 'pip install -e ".[test]" && python -m pytest' in head
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash not installed")
+def test_ci_runs_the_readmes_first_block_in_order():
+    """.ci/run executes the lines its awk/grep pipeline extracts: exactly the two commands."""
     ci = (ROOT / ".ci" / "run").read_text()
-    assert 'pip install -e ".[test]" && python -m pytest' in ci
+    start = ci.index("block=$(")
+    pipeline = ci[start + len("block=$("):ci.index("\n", ci.index("grep -v", start))].rstrip(")")
+    out = subprocess.run(["bash", "-c", pipeline], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["pip install . && meanfield-pde solve gaussians",
+                   'pip install -e ".[test]" && python -m pytest']
+    assert 'eval "$line"' in ci
 
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed")
