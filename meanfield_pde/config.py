@@ -454,6 +454,17 @@ class Config:
     def with_overrides(self, overrides: Iterable[str]) -> Config:
         return build_config(self.problem, self.to_dict(), overrides)
 
+    def replace(self, updates: Mapping[str, Any] | None = None, *,
+                reset: Iterable[str] = ()) -> Config:
+        """A checked copy: the sections named in ``reset`` back to their defaults, then every
+        ``"section.key": value`` of ``updates`` set (values as they would be written in TOML)."""
+        data = self.to_dict()
+        for section in reset:
+            data.pop(section, None)
+        for dotted, value in (updates or {}).items():
+            _merge(data, dotted.split("."), copy.deepcopy(value))
+        return build_config(self.problem, data)
+
 
 def default_config(problem: str) -> Config:
     """The built-in defaults of ``problem`` (``"gaussians"`` = the MMN18 Fig. 1 setting)."""

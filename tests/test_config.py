@@ -106,3 +106,13 @@ def test_schedules_and_stop_times():
     t = output_times(logcfg)
     assert t[0] == 0 and t[-1] == 20.0 and len(t) == 5
     assert np.allclose(np.diff(np.log(t[1:])), np.log(2000) / 3)
+
+
+def test_replace_sets_keys_and_resets_sections():
+    cfg = default_config("gaussians").with_overrides(["time.t_end=3.0", "model.d=80"])
+    new = cfg.replace({"grid.n": 100, "time.outputs": [0.0, 1.0]}, reset=("model",))
+    assert new["grid.n"] == 100 and new["time.outputs"] == [0.0, 1.0]
+    assert new["model.d"] == 40 and new["time.t_end"] == 3.0  # reset / kept
+    assert cfg["grid.n"] == 2400  # the original is unchanged
+    with pytest.raises(ConfigError, match="grid.n"):
+        cfg.replace({"grid.n": 1})

@@ -215,3 +215,15 @@ def test_errors(tmp_path):
     with pytest.raises(SolverError, match=r"reached the wall grid\.(a|s)_max = .* --set grid"):
         solve(cfg, tmp_path / "w.h5")
     assert load(tmp_path / "w.h5").t.size >= 1
+
+
+@pytest.mark.parametrize("outputs", [[0.0, 0.5], "log"])
+def test_warmup_ignores_the_users_output_times(outputs):
+    """The kernel warm-up runs to t = 1e-3; it used to keep the user's time.outputs and fail
+    with limits the user never set ("time.t_end = 0.001")."""
+    from meanfield_pde.problems.gaussians import GaussiansProblem
+
+    for problem, cls in (("single-neuron", SingleNeuronProblem), ("gaussians", GaussiansProblem)):
+        cfg = default_config(problem).replace({"time.outputs": outputs, "time.t_end": 0.5,
+                                               "checkpoint.every": 0.25})
+        cls.warmup(cfg)  # no ConfigError

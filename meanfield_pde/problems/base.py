@@ -14,6 +14,11 @@ import numpy as np
 
 from ..config import Config
 
+#: Sections a kernel warm-up resets to their defaults: they size or schedule the run (output times,
+#: checkpoints, particle counts) but select no compiled kernel, and the user's values may be
+#: inconsistent with the warm-up's tiny t_end (e.g. time.outputs = [0, 0.5]).
+WARMUP_RESET = ("time", "checkpoint", "sgd")
+
 
 @dataclass
 class StepReport:

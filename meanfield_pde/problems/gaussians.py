@@ -29,7 +29,7 @@ from ..fv import stepper1d
 from ..fv.lowrank import risk as lowrank_risk
 from ..quadrature import sphere_moments
 from ..schedule import Schedule, stop_times
-from .base import Problem, Stepper, StepReport
+from .base import WARMUP_RESET, Problem, Stepper, StepReport
 
 R_SHARP = 1.0  # E y² for labels ±1
 PILOT_CELLS = 800  # cells of the pilot run that sizes the automatic wall
@@ -285,9 +285,9 @@ class GaussiansProblem(Problem):
     @classmethod
     def warmup(cls, cfg: Config) -> None:
         """Compile (or load from the on-disk cache) every kernel ``cfg`` uses, on a tiny grid."""
-        tiny = cfg.with_overrides(["grid.n=8", "grid.r_max=4.0", "init.kind='gaussian'",
-                                   "init.mean=1.0", "init.std=0.2", "time.t_end=1e-3",
-                                   "time.outputs='uniform'", "time.n_outputs=2"])
+        tiny = cfg.replace({"grid.n": 8, "grid.r_max": 4.0, "init.kind": "gaussian",
+                            "init.mean": 1.0, "init.std": 0.2, "time.t_end": 1e-3},
+                           reset=WARMUP_RESET)
         p = cls(tiny)
         p.make_stepper().advance(p.initial_state(), 0.0, 1e-3, 1)
         p.risk(p.initial_state())

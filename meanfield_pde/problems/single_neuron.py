@@ -28,7 +28,7 @@ from ..errors import ConfigError, SolverError
 from ..fv import driftdiffusion3d as dd3
 from ..fv import stepper1d, stepper3d
 from ..schedule import Schedule, stop_times
-from .base import Problem, Stepper, StepReport
+from .base import WARMUP_RESET, Problem, Stepper, StepReport
 from .gaussians import chi_law, chi_quantile
 from .neuron_kernel import neuron_kernel
 
@@ -139,12 +139,11 @@ class SingleNeuronProblem(Problem):
     @classmethod
     def warmup(cls, cfg: Config) -> None:
         """Compile (or load) the kernels ``cfg`` uses on a 4 × 8 × 8 grid."""
-        tiny = cfg.with_overrides(["grid.n_a=4", "grid.n_s=8", "grid.n_r=8", "grid.a_min=0.0",
-                                   "grid.a_max=2.0", "grid.s_min=-1.0", "grid.s_max=1.0",
-                                   "grid.r_max=1.5",
-                                   "time.t_end=1e-3", "time.n_outputs=2", "init.a_law='uniform'",
-                                   "init.a=1.0", "init.a_halfwidth=0.5", "init.kappa=0.3",
-                                   "init.d=10"])
+        tiny = cfg.replace({"grid.n_a": 4, "grid.n_s": 8, "grid.n_r": 8, "grid.a_min": 0.0,
+                            "grid.a_max": 2.0, "grid.s_min": -1.0, "grid.s_max": 1.0,
+                            "grid.r_max": 1.5, "time.t_end": 1e-3, "init.a_law": "uniform",
+                            "init.a": 1.0, "init.a_halfwidth": 0.5, "init.kappa": 0.3,
+                            "init.d": 10}, reset=WARMUP_RESET)
         p = cls(tiny)
         rho = p.initial_state()
         p.make_stepper().advance(rho, 0.0, 1e-3, 1)
