@@ -104,7 +104,7 @@ from .activations import Activation, Erf, PiecewiseLinearActivation, get_activat
 from .config import Config
 from .errors import ConfigError, DataError
 from .quadrature import graded_gauss_legendre
-from .schedule import Schedule, output_times, xi_at
+from .schedule import Schedule, grid_time, output_times, xi_at
 
 __all__ = [
     "ParticleSGD",
@@ -583,7 +583,7 @@ class ParticleSGD:
                        self.noise_coef, *work)
             done += nb
             state.step += nb
-            state.t = state.step * self.step_time
+            state.t = grid_time(state.step, self.step_time)
             if on_block is not None:
                 self._sync(state, a, wt)
                 on_block(state)
@@ -666,7 +666,7 @@ def run_sgd(cfg: Config, *, n_neurons: int | None = None, eps: float | None = No
     steps = steps[steps >= st.step] if after_step is None else steps[steps > after_step]
     if steps.size and steps[0] < st.step:
         raise DataError(f"output step {steps[0]} lies before the state's step {st.step}")
-    t_end = float(steps[-1] * sgd.step_time) if steps.size else st.t
+    t_end = grid_time(int(steps[-1]), sgd.step_time) if steps.size else st.t
     risk = sgd.risk
     risks, coords, t_out = [], [], []
     risk_seconds, trunc = 0.0, 0.0

@@ -14,6 +14,7 @@ of a piecewise schedule (they are returned by :meth:`Schedule.breakpoints`).
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from dataclasses import dataclass
 
 import numba
@@ -92,6 +93,22 @@ class Schedule:
         return total
 
 
+def grid_time(k: int, spacing: float) -> float:
+    """The k-th point of a uniform time grid: the double nearest to k × (the shortest decimal
+    that reads back as ``spacing``), so k = 3, spacing = 0.1 gives 0.3, not the
+    0.30000000000000004 of 3 × 0.1 (or of linspace)."""
+    return float(k * Decimal(repr(float(spacing))))
+
+
+def uniform_times(t_end: float, intervals: int) -> np.ndarray:
+    """0, h, 2h, ..., t_end with h = t_end / intervals, each by :func:`grid_time` (the last is
+    t_end exactly)."""
+    h = Decimal(repr(float(t_end) / intervals))
+    times = np.array([float(k * h) for k in range(intervals + 1)])
+    times[-1] = t_end
+    return times
+
+
 def output_times(cfg: Config) -> np.ndarray:
     """The sorted, unique output times in [0, t_end], always containing 0 and t_end.
 
@@ -101,7 +118,7 @@ def output_times(cfg: Config) -> np.ndarray:
     tcfg = cfg.section("time")
     t_end, n, outs = tcfg["t_end"], tcfg["n_outputs"], tcfg["outputs"]
     if outs == "uniform":
-        times = np.linspace(0.0, t_end, n)
+        times = uniform_times(t_end, n - 1)
     elif outs == "log":
         times = np.concatenate([[0.0], np.geomspace(tcfg["t_first"], t_end, n - 1)])
     else:

@@ -23,7 +23,7 @@ from .errors import DataError, MeanFieldError, SolverError
 from .fv.stepper1d import DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED
 from .problems import Problem, build_problem, problem_class
 from .runcontrol import NEVER, CheckpointClock, StopFlag, config_hash, interrupted
-from .schedule import output_times, stop_times
+from .schedule import grid_time, output_times, stop_times
 from .storage import ResultWriter, load, package_version
 
 CHUNK_STEPS = 2000  # at most this many steps per compiled call
@@ -567,7 +567,7 @@ def _extend(cfg: Config, t_end: float, spacing: float | None = None) -> Config:
     if spacing is not None and spacing > 0:
         first = math.floor(old[-1] / spacing + 1e-9) + 1
         last = math.ceil(t_end / spacing - 1e-9) - 1
-        extra = [k * spacing for k in range(first, last + 1)]
+        extra = [grid_time(k, spacing) for k in range(first, last + 1)]
         extra = [x for x in extra if old[-1] + 1e-9 * spacing < x < t_end - 1e-9 * spacing]
     over.append(f"time.outputs={[float(x) for x in old] + extra!r}")  # old t_end included
     return cfg.with_overrides(over)

@@ -116,3 +116,19 @@ def test_replace_sets_keys_and_resets_sections():
     assert cfg["grid.n"] == 2400  # the original is unchanged
     with pytest.raises(ConfigError, match="grid.n"):
         cfg.replace({"grid.n": 1})
+
+
+@pytest.mark.parametrize("t_end, n", [(20.0, 201), (0.5, 6), (8.0, 81), (7.3, 1001), (1.0, 4)])
+def test_uniform_output_times_are_the_nearest_doubles_to_k_h(t_end, n):
+    """Uniform outputs k·t_end/(n−1) are the doubles nearest to the exact times (linspace gave
+    0.30000000000000004 and 19.700000000000003 for t_end = 20, n = 201)."""
+    from fractions import Fraction
+
+    cfg = default_config("gaussians").replace({"time.t_end": t_end, "time.n_outputs": n})
+    t = output_times(cfg)
+    exact = [float(Fraction(repr(t_end)) * k / (n - 1)) for k in range(n)]
+    if n == 4:  # h = 1/3 is no short decimal: within one rounding of the exact time
+        assert np.allclose(t, exact, rtol=2**-52, atol=0)
+    else:
+        assert t.tolist() == exact
+    assert "%g" % t[3] == str(exact[3]) or n == 4

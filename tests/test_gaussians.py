@@ -171,3 +171,13 @@ def test_mass_at_the_wall_stops_the_run(tmp_path):
         solve(cfg, tmp_path / "w.h5")
     res = load(tmp_path / "w.h5")  # what was written before the failure stays readable
     assert not res.complete and res.t.size >= 1
+
+
+def test_stored_times_and_densities_are_clean(tmp_path):
+    """Output times are the nearest doubles to k·h and no density is stored as -0.0."""
+    cfg = default_config("gaussians").with_overrides(["grid.n=200", "time.t_end=2.0",
+                                                      "time.n_outputs=21"])
+    solve(cfg, tmp_path / "r.h5")
+    res = load(tmp_path / "r.h5")
+    assert [repr(float(x)) for x in res.t[:4]] == ["0.0", "0.1", "0.2", "0.3"]
+    assert not np.any(np.signbit(res["density"]))
