@@ -254,9 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file", metavar="FILE.h5")
     i.set_defaults(func=_cmd_info)
 
-    pl = sub.add_parser("plot", help="plot a result file")
+    pl = sub.add_parser("plot", help="plot a result file (a Gibbs fixed point as an equilibrium)")
     pl.add_argument("file", metavar="FILE.h5")
-    pl.add_argument("-o", "--output", required=True, metavar="FIG.png")
+    pl.add_argument("-o", "--output", required=True, metavar="FIG",
+                    help="figure file; the format follows the extension: .png, .pdf or .svg")
     pl.set_defaults(func=_cmd_plot)
 
     c = sub.add_parser("config", help="print the resolved configuration as TOML")

@@ -1,7 +1,10 @@
-"""Figures of solved results (PNG via matplotlib's Agg backend).
+"""Figures of solved results (PNG, PDF or SVG via matplotlib's non-interactive canvases).
 
-:func:`plot_result` dispatches on ``result.problem`` through the :data:`PLOTTERS`
-registry; each plotter draws one problem's fields into a matplotlib ``Figure``.
+:func:`plot_result` dispatches on ``result.problem`` through the :data:`PLOTTERS` registry
+(time-dependent runs) or :data:`EQUILIBRIUM_PLOTTERS` (Gibbs fixed points of
+``meanfield-pde gibbs``: one state, drawn as densities and marginals, with no time axis); each
+plotter draws one problem's fields into a matplotlib ``Figure``.  The file format follows the
+extension of the output path (:data:`FORMATS`).
 matplotlib is imported only inside the functions, so the numerics never import it, and
 the figures are drawn on an Agg canvas without pyplot (the caller's backend is untouched).
 """
@@ -23,7 +26,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["PLOTTERS", "plot_result"]
+__all__ = ["EQUILIBRIUM_PLOTTERS", "FORMATS", "PLOTTERS", "plot_result"]
 
 DPI = 120
 CLIP_QUANTILE = 0.99  # colour scale of density heatmaps saturates above this quantile
@@ -102,7 +105,11 @@ def _title(result: Result) -> str:
         title += f": {items}"
     elif model is not None:
         title += f": model={_format_value(model)}"
-    if not result.complete:
+    noise = result.config.get("noise")
+    if result.attrs.get("solution") == "gibbs_fixed_point" and isinstance(noise, dict):
+        title += "  —  Gibbs fixed point: " + ", ".join(
+            f"{k}={_format_value(v)}" for k, v in noise.items())
+    elif not result.complete:
         title += f"  [incomplete run: {result.t.size} snapshots]"
     return textwrap.fill(title, width=160)
 
@@ -253,6 +260,87 @@ def _plot_single_neuron(result: Result, fig: Figure) -> None:
 FIGSIZE = {"gaussians": (17.0, 5.0), "single-neuron": (18.0, 9.0)}
 
 
+def _equilibrium_caption(result: Result) -> str:
+    """Risk and free energy of a fixed point, for a panel title."""
+    parts = []
+    for name in ("risk", "free_energy"):
+        if name in result.fields and result[name].size:
+            parts.append(f"{name.replace('_', ' ')} {float(np.ravel(result[name])[-1]):.6g}")
+    return ", ".join(parts)
+
+
+def _log_scale_if_wide(ax: Axes, values: np.ndarray) -> None:
+    positive = values[np.isfinite(values) & (values > 0)]
+    if positive.size and positive.max() / positive.min() > 1e3:
+        ax.set_yscale("log")
+        ax.set_ylim(max(positive.min(), positive.max() * 1e-12), positive.max() * 2)
+
+
+def _plot_gaussians_equilibrium(result: Result, fig: Figure) -> None:
+    """The Gibbs density of r on a linear and on a logarithmic scale (its tails)."""
+    _require(result, ("density",), ("r_edges",))
+    r_edges = np.asarray(result.grid["r_edges"], dtype=float)
+    rho = np.asarray(result["density"], dtype=float)[-1]
+    if rho.shape != (r_edges.size - 1,):
+        raise DataError(f"{result.path}: density has shape {rho.shape}, expected "
+                        f"{(r_edges.size - 1,)}; re-run the solve")
+    ax_lin, ax_log = fig.subplots(1, 2)
+    for ax, log in ((ax_lin, False), (ax_log, True)):
+        ax.stairs(rho, r_edges, color="C0")
+        ax.set_xlabel("r")
+        ax.set_ylabel("density of r")
+        ax.grid(True, which="both", alpha=0.3)
+        if log:
+            positive = rho[rho > 0]
+            if positive.size:
+                ax.set_yscale("log")
+                ax.set_ylim(max(positive.min(), positive.max() * 1e-16), positive.max() * 2)
+    ax_lin.set_title("Gibbs fixed point: density of r" + (
+        f"  ({_equilibrium_caption(result)})" if _equilibrium_caption(result) else ""))
+    ax_log.set_title("density of r (log scale: the tails)")
+
+
+def _plot_single_neuron_equilibrium(result: Result, fig: Figure) -> None:
+    """The marginals of a, s and r of the Gibbs fixed point and its (s, r) marginal."""
+    _require(result, ("marginal_a", "marginal_s", "marginal_r", "density"),
+             ("a_edges", "s_edges", "r_edges"))
+    axes = fig.subplots(1, 4, width_ratios=[1.0, 1.0, 1.0, 1.25])
+    for ax, name in zip(axes[:3], "asr", strict=True):
+        edges = np.asarray(result.grid[f"{name}_edges"], dtype=float)
+        values = np.asarray(result[f"marginal_{name}"], dtype=float)[-1]
+        if values.shape != (edges.size - 1,):
+            raise DataError(f"{result.path}: marginal_{name} has shape {values.shape}, "
+                            f"expected {(edges.size - 1,)}; re-run the solve")
+        ax.stairs(values, edges, color="C0")
+        _log_scale_if_wide(ax, values)
+        ax.set_xlabel({"a": "a", "s": "s = <w, w*>", "r": "r = |P w|"}[name])
+        ax.set_ylabel(f"marginal density of {name}")
+        ax.set_title(f"marginal of {name}")
+        ax.grid(True, which="both", alpha=0.3)
+    a_edges = np.asarray(result.grid["a_edges"], dtype=float)
+    s_edges = np.asarray(result.grid["s_edges"], dtype=float)
+    r_edges = np.asarray(result.grid["r_edges"], dtype=float)
+    sr = np.asarray(result["density"], dtype=float)[-1].sum(axis=0) * (a_edges[1] - a_edges[0])
+    mesh = axes[3].pcolormesh(s_edges, r_edges, sr.T, shading="flat", cmap="viridis",
+                              rasterized=True)
+    fig.colorbar(mesh, ax=axes[3])
+    axes[3].set_xlabel("s = <w, w*>")
+    axes[3].set_ylabel("r = |P w|")
+    caption = _equilibrium_caption(result)
+    axes[3].set_title("(s, r) marginal" + (f"\n{caption}" if caption else ""))
+
+
+EQUILIBRIUM_PLOTTERS: dict[str, Callable[[Result, Figure], None]] = {
+    "gaussians": _plot_gaussians_equilibrium,
+    "single-neuron": _plot_single_neuron_equilibrium,
+}
+"""Problem name -> function drawing a Gibbs fixed point (one state, no time axis)."""
+EQUILIBRIUM_FIGSIZE = {"gaussians": (13.0, 5.0), "single-neuron": (19.0, 4.8)}
+
+FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+"""Output file extension -> matplotlib format."""
+
+
 PLOTTERS: dict[str, Callable[[Result, Figure], None]] = {
     "gaussians": _plot_gaussians,
     "single-neuron": _plot_single_neuron,
@@ -261,41 +349,52 @@ PLOTTERS: dict[str, Callable[[Result, Figure], None]] = {
 
 
 def plot_result(result: Result, out: str | os.PathLike) -> Path:
-    """Draw ``result`` with the plotter of its problem and save it as a PNG (dpi 120).
+    """Draw ``result`` with the plotter of its problem and save it (dpi 120 for PNG).
 
     Args:
         result: A loaded result (:func:`meanfield_pde.storage.load`).
-        out: PNG file to write; missing parent directories are created.
+        out: File to write, ``.png``, ``.pdf`` or ``.svg`` (the format follows the extension);
+            missing parent directories are created.
 
     Returns:
-        The path of the PNG written.
+        The path of the file written.
 
     Raises:
-        DataError: Unknown or unsupported problem, missing fields, or ``out`` not writable.
+        DataError: Unknown or unsupported problem or extension, missing fields, or ``out`` not
+            writable.
     """
+    out = Path(out)
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"cannot tell the figure format of {out} from its extension "
+            f"{out.suffix or '(none)'!r}; use one of {', '.join(FORMATS)}"
+        )
     if result.attrs.get("kind") == "sgd":
         raise DataError(
             f"{result.path} holds particle SGD (reduced coordinates of every neuron), not a PDE "
             "solution; compare it with the PDE by `meanfield-pde validate`, or read it with "
             "meanfield_pde.load"
         )
-    plotter = PLOTTERS.get(result.problem)
+    equilibrium = result.attrs.get("solution") == "gibbs_fixed_point"
+    registry = EQUILIBRIUM_PLOTTERS if equilibrium else PLOTTERS
+    plotter = registry.get(result.problem)
     if plotter is None:
         raise DataError(
             f"{result.path} is of problem {result.problem!r}, which cannot be plotted; "
-            f"known problems: {', '.join(sorted(PLOTTERS))}"
+            f"known problems: {', '.join(sorted(registry))}"
         )
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    out = Path(out)
-    fig = Figure(figsize=FIGSIZE.get(result.problem, (17.0, 5.0)), layout="constrained")
-    FigureCanvasAgg(fig)
+    sizes = EQUILIBRIUM_FIGSIZE if equilibrium else FIGSIZE
+    fig = Figure(figsize=sizes.get(result.problem, (17.0, 5.0)), layout="constrained")
+    FigureCanvasAgg(fig)  # savefig picks the PDF / SVG backend from ``format``
     plotter(result, fig)
     fig.suptitle(_title(result))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=DPI, format="png")
+        fig.savefig(out, dpi=DPI, format=fmt)
     except OSError as exc:
         raise DataError(
             f"cannot write {out}: {' '.join(str(exc).split())}; check that the location is "

@@ -94,3 +94,68 @@ def test_numerics_do_not_import_matplotlib() -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def _gibbs_result(path: Path, problem: str) -> Result:
+    """A synthetic Gibbs fixed point (one snapshot, attribute solution = gibbs_fixed_point)."""
+    fields: dict = {"risk": (), "free_energy": ()}
+    if problem == "gaussians":
+        edges = np.linspace(0.0, 4.0, N + 1)
+        c = 0.5 * (edges[1:] + edges[:-1])
+        grid = {"r_edges": edges, "r_centers": c}
+        rho = c**3 * np.exp(-4.0 * c * c)
+        rho /= rho.sum() * (edges[1] - edges[0])
+        values = {"density": rho}
+    else:
+        shape = (6, 10, 12)
+        grid = {f"{x}_edges": np.linspace(lo, hi, n + 1)
+                for x, lo, hi, n in zip("asr", (-1.0, -1.0, 0.0), (1.0, 1.0, 1.0), shape,
+                                        strict=True)}
+        ca, cs, cr = (0.5 * (grid[f"{x}_edges"][1:] + grid[f"{x}_edges"][:-1]) for x in "asr")
+        rho = np.exp(-4 * ca[:, None, None] ** 2 - 9 * cs[None, :, None] ** 2
+                     - 20 * (cr[None, None, :] - 0.4) ** 2)
+        h = [grid[f"{x}_edges"][1] - grid[f"{x}_edges"][0] for x in "asr"]
+        rho /= rho.sum() * h[0] * h[1] * h[2]
+        values = {"density": rho, "marginal_a": rho.sum(axis=(1, 2)) * h[1] * h[2],
+                  "marginal_s": rho.sum(axis=(0, 2)) * h[0] * h[2],
+                  "marginal_r": rho.sum(axis=(0, 1)) * h[0] * h[1]}
+    fields.update({k: v.shape for k, v in values.items()})
+    w = ResultWriter(path, problem=problem, grid=grid, fields=fields,
+                     config={"model": {"d": 10}, "noise": {"beta": 10.0, "lam": 0.1}},
+                     attrs={"solution": "gibbs_fixed_point"})
+    w.append(0.0, {"risk": 0.3, "free_energy": -1.0, **values})
+    w.finish(wall_seconds=0.1)
+    return load(path)
+
+
+@pytest.mark.parametrize("problem", ["gaussians", "single-neuron"])
+def test_gibbs_fixed_point_is_drawn_as_an_equilibrium(tmp_path: Path, problem: str) -> None:
+    """A gibbs result (one state) is drawn without a time axis (single-neuron used to raise
+    TypeError: 'Axes' object is not iterable)."""
+    result = _gibbs_result(tmp_path / "g.h5", problem)
+    out = plot_result(result, tmp_path / "g.png")
+    import matplotlib.image
+
+    image = matplotlib.image.imread(out)
+    assert image[..., :3].std() > 0.05
+    from meanfield_pde.plotting import EQUILIBRIUM_FIGSIZE, EQUILIBRIUM_PLOTTERS
+
+    assert set(EQUILIBRIUM_PLOTTERS) == set(PLOTTERS)
+    w, h = EQUILIBRIUM_FIGSIZE[problem]
+    assert image.shape[:2] == (round(h * 120), round(w * 120))
+
+
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".pdf", b"%PDF"),
+                                           (".svg", b"<?xml"), (".PDF", b"%PDF")])
+def test_format_follows_the_extension(tmp_path: Path, suffix: str, magic: bytes) -> None:
+    result = gaussians_result(tmp_path / "run.h5", LINEAR_TIMES)
+    out = plot_result(result, tmp_path / f"fig{suffix}")
+    assert out.read_bytes()[: len(magic)] == magic
+
+
+@pytest.mark.parametrize("name", ["fig.jpg", "fig", "fig.png.txt"])
+def test_unknown_extension_is_refused(tmp_path: Path, name: str) -> None:
+    result = gaussians_result(tmp_path / "run.h5", LINEAR_TIMES)
+    with pytest.raises(DataError, match=r"\.png, \.pdf, \.svg") as exc:
+        plot_result(result, tmp_path / name)
+    assert "\n" not in str(exc.value) and not (tmp_path / name).exists()
