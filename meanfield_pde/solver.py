@@ -19,7 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .config import Config
-from .errors import DataError, MeanFieldError, SolverError
+from .errors import ConfigError, DataError, MeanFieldError, SolverError
 from .fv.stepper1d import DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED
 from .problems import Problem, build_problem, problem_class
 from .runcontrol import NEVER, CheckpointClock, StopFlag, config_hash, interrupted
@@ -158,6 +158,13 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
     Checkpoints (``checkpoint.every`` / ``checkpoint.wall_seconds``, and always at t = 0 and at
     the end) go into the result file; :func:`resume` continues from the last one.
     """
+    if steady and math.isinf(cfg["noise.beta"]):
+        raise ConfigError(
+            "--steady needs noise, but noise.beta = inf: the noiseless flow concentrates and has "
+            "no steady state that the free-energy and L1 criteria can detect (it would run until "
+            "mass reaches the wall); set e.g. --set noise.beta=10 --set noise.lam=0.1, or drop "
+            "--steady"
+        )
     t0 = time.perf_counter()
     problem_class(cfg.problem).warmup(cfg)  # compile, or load the cached kernels
     compile_seconds = time.perf_counter() - t0

@@ -136,3 +136,13 @@ def test_config_command_and_version(capsys):
     assert "model.delta" in capsys.readouterr().out
     proc = _cli("--version")
     assert proc.returncode == 0 and "meanfield-pde" in proc.stdout
+
+
+@pytest.mark.parametrize("problem", ["gaussians", "single-neuron"])
+def test_steady_without_noise_is_refused_up_front(tmp_path, capsys, problem):
+    """--steady on a noiseless run used to be accepted and then stop at the wall."""
+    out = tmp_path / "r.h5"
+    assert main(["solve", problem, "--steady", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "noise.beta" in err and "--steady" in err
+    assert not out.exists()  # refused before anything was written
