@@ -120,17 +120,26 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers} must be >= 1 (or left out: one per core)")
     out = Path(args.output) if args.output else Path("runs") / f"validate-{cfg.problem}"
-    rep = validate(cfg, args.widths, args.seeds, out, workers=args.workers)
+    rep = validate(cfg, args.widths, args.seeds, out, workers=args.workers,
+                   overwrite=args.force)
     print(f"wrote {out / 'validation.json'} and {out / 'validation.png'}")
+    spread = "mean ± std over seeds" if len(rep["seeds"]) > 1 else "one seed: no spread"
     print(f"  eps = {rep['eps']:g}, seeds {rep['seeds']}; sup_t |R_SGD - R_PDE|, the same against "
-          "R_PDE + D(t)/N (N i.i.d. neurons), and W1 at the last time:")
+          f"R_PDE + D(t)/N (N i.i.d. neurons) ({spread}), and W1 at the last time:")
+
+    def pm(mean: float, std: float | None) -> str:
+        return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
     for row in rep["summary"]:
         w1 = ", ".join(f"W1({k}) {v[-1]:.3g}" for k, v in row["w1_mean"].items())
-        print(f"  N = {row['n']:>6}: {row['sup_risk_gap_mean']:.4f} ± "
-              f"{row['sup_risk_gap_std']:.4f}   iid {row['sup_risk_gap_iid_mean']:.4f} ± "
-              f"{row['sup_risk_gap_iid_std']:.4f}   {w1}   ({row['sgd_seconds']:.1f} s per run)")
+        print(f"  N = {row['n']:>6}: {pm(row['sup_risk_gap_mean'], row['sup_risk_gap_std'])}   "
+              f"iid {pm(row['sup_risk_gap_iid_mean'], row['sup_risk_gap_iid_std'])}   {w1}   "
+              f"({row['sgd_seconds']:.1f} s per run)")
     if rep["gap_decay_exponent"] is not None:
-        print(f"  fitted gap ~ N^({-rep['gap_decay_exponent']:+.2f})")
+        print(f"  fitted gap ~ N^({-rep['gap_decay_exponent']:+.2f} ± "
+              f"{rep['gap_decay_exponent_stderr']:.2f}) over {len(rep['widths'])} widths")
+    else:
+        print("  no decay exponent: a fit needs three or more widths")
     return 0
 
 
@@ -240,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
     va.add_argument("-o", "--output", metavar="DIR",
                     help="output directory (default runs/validate-<problem>)")
+    va.add_argument("--force", action="store_true",
+                    help="overwrite validation.json / validation.png already in the directory")
     va.set_defaults(func=_cmd_validate)
 
     gb = sub.add_parser("gibbs", help="solve the self-consistent Gibbs state directly (noise)")

@@ -14,8 +14,8 @@ of a piecewise schedule (they are returned by :meth:`Schedule.breakpoints`).
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numba
 import numpy as np

@@ -101,12 +101,36 @@ def _sgd_job(args: tuple[str, dict, int, int, list[float]]) -> dict:
             "coords": res.coords, "wall_seconds": res.wall_seconds}
 
 
+def _decay_exponent(widths: list[int], gaps: np.ndarray) -> tuple[float | None, float | None]:
+    """(p, standard error of p) of the least-squares fit log gap = c − p log N.
+
+    Needs three or more distinct widths: through two points a line always fits exactly, which
+    would report an exponent with no evidence behind it."""
+    ns = np.log(np.asarray(widths, dtype=float))
+    if np.unique(ns).size < 3 or not np.all(gaps > 0):
+        return None, None
+    (slope, _), cov = np.polyfit(ns, np.log(gaps), 1, cov="unscaled")
+    resid = np.log(gaps) - np.polyval([slope, _], ns)
+    sigma2 = float(resid @ resid) / (ns.size - 2)
+    return float(-slope), float(np.sqrt(cov[0, 0] * sigma2))
+
+
 def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Path, *,
-             workers: int | None = None, pde_file: str | Path | None = None) -> dict:
-    """Run the comparison and write ``validation.json`` and ``validation.png`` in ``out_dir``."""
+             workers: int | None = None, pde_file: str | Path | None = None,
+             overwrite: bool = False) -> dict:
+    """Run the comparison and write ``validation.json`` and ``validation.png`` in ``out_dir``.
+
+    An ``out_dir`` that already holds either file is refused (before any work) unless
+    ``overwrite``.  Standard deviations over seeds are reported for two or more seeds (``None``
+    for one); the decay exponent for three or more widths (``None`` otherwise)."""
+    from .errors import DataError
     from .solver import solve
 
     out_dir = Path(out_dir)
+    existing = [n for n in ("validation.json", "validation.png") if (out_dir / n).exists()]
+    if existing and not overwrite:
+        raise DataError(f"output directory {out_dir} already holds {' and '.join(existing)}; "
+                        "pass --force to overwrite it or choose another directory with -o")
     out_dir.mkdir(parents=True, exist_ok=True)
     pde_path = Path(pde_file) if pde_file else out_dir / "pde.h5"
     if pde_file is None and not _reusable(pde_path, cfg):
@@ -157,23 +181,23 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
         after0 = np.array([r["sup_risk_gap_after0"] for r in rs])
         w1 = {x: np.mean([r["w1"][x] for r in rs], axis=0).tolist() for x in names}
         summary.append({"n": n, "sup_risk_gap_mean": float(gaps.mean()),
-                        "sup_risk_gap_std": float(gaps.std(ddof=1)) if gaps.size > 1 else 0.0,
+                        "sup_risk_gap_std": float(gaps.std(ddof=1)) if gaps.size > 1 else None,
                         "sup_risk_gap_iid_mean": float(gaps_iid.mean()),
                         "sup_risk_gap_iid_std": (float(gaps_iid.std(ddof=1)) if gaps_iid.size > 1
-                                                 else 0.0),
+                                                 else None),
                         "sup_risk_gap_after0_mean": float(after0.mean()),
                         "t": rs[0]["t"], "w1_mean": w1,
                         "sgd_seconds": float(np.mean([r["wall_seconds"] for r in rs]))})
-    ns = np.array(widths, dtype=float)
-    means = np.array([s["sup_risk_gap_mean"] for s in summary])
-    exponent = float(-np.polyfit(np.log(ns), np.log(means), 1)[0]) if len(ns) > 1 else None
+    exponent, exponent_se = _decay_exponent(
+        widths, np.array([s["sup_risk_gap_mean"] for s in summary]))
     report = {
         "problem": cfg.problem, "config": cfg.to_dict(), "widths": widths, "seeds": seeds,
         "eps": cfg["sgd.eps"], "batch": cfg["sgd.batch"],
         "init_sampling": cfg["sgd.init_sampling"], "times": times.tolist(),
         "pde_file": str(pde_path), "pde_risk": pde["risk"][idx].tolist(),
         "self_interaction": self_term.tolist(),
-        "summary": summary, "gap_decay_exponent": exponent, "runs": per_run,
+        "summary": summary, "gap_decay_exponent": exponent,
+        "gap_decay_exponent_stderr": exponent_se, "runs": per_run,
     }
     (out_dir / "validation.json").write_text(json.dumps(report, indent=1))
     _figure(report, pde, idx, runs, names, out_dir / "validation.png")

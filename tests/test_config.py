@@ -131,4 +131,4 @@ def test_uniform_output_times_are_the_nearest_doubles_to_k_h(t_end, n):
         assert np.allclose(t, exact, rtol=2**-52, atol=0)
     else:
         assert t.tolist() == exact
-    assert "%g" % t[3] == str(exact[3]) or n == 4
+    assert f"{t[3]:g}" == str(exact[3]) or n == 4

@@ -52,7 +52,8 @@ def test_validate_small(tmp_path):
     assert data["widths"] == [50, 400] and len(data["runs"]) == 4
     gaps = [s["sup_risk_gap_mean"] for s in rep["summary"]]
     assert gaps[1] < gaps[0]  # the gap shrinks with N
-    assert rep["gap_decay_exponent"] > 0.3
+    assert rep["gap_decay_exponent"] is None  # two widths: a line through two points is no fit
+    assert all(r["sup_risk_gap_std"] > 0 for r in rep["summary"])  # two seeds: a spread
     w1 = rep["summary"][1]["w1_mean"]["r"]
     assert len(w1) == 11 and max(w1) < 0.2
 
@@ -103,3 +104,53 @@ def test_noise_amplitude_is_validated_against_the_noisy_pde():
     right, halved = w1(20.0), w1(80.0)
     assert right < 0.1  # N = 400 fluctuations and the O(ε) bias
     assert halved > 10 * right
+
+
+def test_decay_exponent_fit_and_its_standard_error():
+    """The fitted p of gap = C N^-p with multiplicative noise is within 3 standard errors of the
+    truth, and the standard error matches the scatter (independent check: many noisy draws)."""
+    from meanfield_pde.validate import _decay_exponent
+
+    widths = [100, 200, 400, 800, 1600, 3200]
+    rng = np.random.default_rng(7)
+    ps, ses = [], []
+    for _ in range(400):
+        gaps = 3.0 * np.asarray(widths, float) ** -0.7 * np.exp(0.1 * rng.standard_normal(6))
+        p, se = _decay_exponent(widths, gaps)
+        ps.append(p)
+        ses.append(se)
+    ps, ses = np.array(ps), np.array(ses)
+    assert abs(ps.mean() - 0.7) < 4 * ps.std() / np.sqrt(ps.size)
+    # se estimates the std of p: sd(p) = 0.1 / sqrt(sum (log N - mean)^2) exactly
+    x = np.log(widths)
+    sd_true = 0.1 / np.sqrt(np.sum((x - x.mean()) ** 2))
+    assert abs(ps.std() / sd_true - 1) < 0.15 and abs(np.sqrt(np.mean(ses**2)) / sd_true - 1) < 0.15
+    assert _decay_exponent([100, 400], np.array([0.1, 0.05])) == (None, None)
+    assert _decay_exponent([100, 100, 400], np.array([0.1, 0.1, 0.05])) == (None, None)
+
+
+def test_validate_refuses_to_overwrite_without_force(tmp_path, capsys):
+    (tmp_path / "validation.json").write_text("{}")
+    cfg = default_config("gaussians")
+    from meanfield_pde.errors import DataError
+
+    with pytest.raises(DataError, match="--force"):
+        validate(cfg, [10], [0], tmp_path)
+    assert (tmp_path / "validation.json").read_text() == "{}"  # untouched, nothing else ran
+    assert not (tmp_path / "pde.h5").exists()
+    args = ["validate", "gaussians", "-o", str(tmp_path), "--widths", "10", "--seeds", "0"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--force" in err
+
+
+def test_validate_one_seed_reports_no_spread(tmp_path, capsys):
+    args = ["validate", "gaussians", "-o", str(tmp_path), "--widths", "20", "40", "--seeds", "0",
+            "--workers", "1", "--set", "time.t_end=0.2", "--set", "time.n_outputs=3",
+            "--set", "grid.n=200", "--set", "sgd.eps=1e-3"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "±" not in out and "one seed" in out and "needs three or more widths" in out
+    data = json.loads((tmp_path / "validation.json").read_text())
+    assert data["summary"][0]["sup_risk_gap_std"] is None and data["gap_decay_exponent"] is None
+    assert main([*args, "--force"]) == 0  # --force replaces the report
