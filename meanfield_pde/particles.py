@@ -981,12 +981,10 @@ def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray
     idx = np.empty(n, dtype=np.int64)
     acc = np.zeros((ns, n))
     hi = np.zeros((ns, n))
-    tot = np.zeros(ns)
+    col = np.zeros((ns, n))
     ktop = max(k_far, k_near)
     counts = np.zeros(ktop + 2, dtype=np.int64)
     start = np.zeros(ktop + 2, dtype=np.int64)
-    for s in range(ns):
-        out[s] = 0.0
     for i in range(n):
         j0 = i + 1
         m_ = n - j0
@@ -1004,13 +1002,10 @@ def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray
                 cc[jj] = min(1.0, max(-1.0, g[jj] / (ri * rj)))
             else:
                 cc[jj] = 0.0
-        for s in range(ns):
-            tot[s] = 0.0
         if mode == ACT_ERF:
             for jj in range(m_):
-                wj = wts[j0 + jj]
                 for s in range(ns):
-                    tot[s] += wj * _erf_pair(tsc[s] * ri, tsc[s] * rad[j0 + jj], cc[jj])
+                    hi[s, jj] = _erf_pair(tsc[s] * ri, tsc[s] * rad[j0 + jj], cc[jj])
         else:
             for k in range(ktop + 2):
                 counts[k] = 0
@@ -1062,12 +1057,25 @@ def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray
                 na = start[k]
                 if na == 0:
                     continue
-                for s in range(ns):
-                    a0 = alpha[s, k, i]
-                    r0 = alpha[s, k, j0:]
-                    a_s = acc[s]
+                if ns == 2:  # both data scales in one pass (problem A)
+                    a0 = alpha[0, k, i]
+                    a1 = alpha[1, k, i]
+                    r0 = alpha[0, k, j0:]
+                    r1 = alpha[1, k, j0:]
+                    acc0 = acc[0]
+                    acc1 = acc[1]
                     for m in range(na):
-                        a_s[m] = a_s[m] * cs[m] + a0 * r0[idx[m]]
+                        c = cs[m]
+                        j = idx[m]
+                        acc0[m] = acc0[m] * c + a0 * r0[j]
+                        acc1[m] = acc1[m] * c + a1 * r1[j]
+                else:
+                    for s in range(ns):
+                        a0 = alpha[s, k, i]
+                        r0 = alpha[s, k, j0:]
+                        acc0 = acc[s]
+                        for m in range(na):
+                            acc0[m] = acc0[m] * cs[m] + a0 * r0[idx[m]]
             for s in range(ns):
                 a_s = acc[s]
                 h_s = hi[s]
@@ -1075,11 +1083,25 @@ def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray
                     h_s[jj] = 0.0
                 for m in range(pos):
                     h_s[idx[m]] = a_s[m]
-                for k in range(k0, -1, -1):
-                    a0 = alpha[s, k, i]
-                    r0 = alpha[s, k, j0:]
+            for k in range(k0, -1, -1):
+                if ns == 2:
+                    a0 = alpha[0, k, i]
+                    a1 = alpha[1, k, i]
+                    r0 = alpha[0, k, j0:]
+                    r1 = alpha[1, k, j0:]
+                    h0 = hi[0]
+                    h1 = hi[1]
                     for jj in range(m_):
-                        h_s[jj] = h_s[jj] * cc[jj] + a0 * r0[jj]
+                        c = cc[jj]
+                        h0[jj] = h0[jj] * c + a0 * r0[jj]
+                        h1[jj] = h1[jj] * c + a1 * r1[jj]
+                else:
+                    for s in range(ns):
+                        a0 = alpha[s, k, i]
+                        r0 = alpha[s, k, j0:]
+                        h_s = hi[s]
+                        for jj in range(m_):
+                            h_s[jj] = h_s[jj] * cc[jj] + a0 * r0[jj]
             for m in range(n_near):  # piecewise-linear σ, |c| > C_SWITCH: replace the series
                 jj = near[m]
                 j = j0 + jj
@@ -1094,14 +1116,17 @@ def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray
                         for k in range(min(k_far, kt), -1, -1):
                             e = e * c + alpha[s, k, i] * alpha[s, k, j]
                     hi[s, jj] = e
-            for s in range(ns):
-                h_s = hi[s]
-                t_ = 0.0
-                for jj in range(m_):
-                    t_ += wts[j0 + jj] * h_s[jj]
-                tot[s] = t_
+        wi = wts[i]  # column sums col[s, j] = Σ_{i<j} wts_i E^s_ij (vectorised, no reduction)
         for s in range(ns):
-            out[s] += wts[i] * (wts[i] * diag[s, i] + 2.0 * tot[s])
+            h_s = hi[s]
+            col_s = col[s, j0:]
+            for jj in range(m_):
+                col_s[jj] += wi * h_s[jj]
+    for s in range(ns):
+        t_ = 0.0
+        for j in range(n):
+            t_ += wts[j] * (wts[j] * diag[s, j] + 2.0 * col[s, j])
+        out[s] = t_
 
 
 @numba.njit(cache=True)
