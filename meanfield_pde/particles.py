@@ -957,6 +957,56 @@ _GATHER_SHARE = 0.1  # a gathered term costs several contiguous ones (serial, no
 
 
 @numba.njit(cache=True)
+def _horner_rows(al0: np.ndarray, al1: np.ndarray, i: int, j0: int, m_: int, k0: int,
+                 cc: np.ndarray, h0: np.ndarray, h1: np.ndarray) -> None:
+    """h[jj] <- Horner steps k = k0 … 0 of Σ_k c^k α_k(i) α_k(j0 + jj) for two tables at once
+    (``al[k, j]``), four k per pass over h: the same operations in the same order as one step
+    per pass, with a quarter of the loads and stores of h."""
+    k = k0
+    while k >= 3:
+        a0, b0, e0, f0 = al0[k, i], al0[k - 1, i], al0[k - 2, i], al0[k - 3, i]
+        a1, b1, e1, f1 = al1[k, i], al1[k - 1, i], al1[k - 2, i], al1[k - 3, i]
+        r0, s0, u0, v0 = al0[k, j0:], al0[k - 1, j0:], al0[k - 2, j0:], al0[k - 3, j0:]
+        r1, s1, u1, v1 = al1[k, j0:], al1[k - 1, j0:], al1[k - 2, j0:], al1[k - 3, j0:]
+        for jj in range(m_):
+            c = cc[jj]
+            h0[jj] = (((h0[jj] * c + a0 * r0[jj]) * c + b0 * s0[jj]) * c + e0 * u0[jj]) * c \
+                + f0 * v0[jj]
+            h1[jj] = (((h1[jj] * c + a1 * r1[jj]) * c + b1 * s1[jj]) * c + e1 * u1[jj]) * c \
+                + f1 * v1[jj]
+        k -= 4
+    while k >= 0:
+        a0, a1 = al0[k, i], al1[k, i]
+        r0, r1 = al0[k, j0:], al1[k, j0:]
+        for jj in range(m_):
+            c = cc[jj]
+            h0[jj] = h0[jj] * c + a0 * r0[jj]
+            h1[jj] = h1[jj] * c + a1 * r1[jj]
+        k -= 1
+
+
+@numba.njit(cache=True)
+def _horner_row(al: np.ndarray, i: int, j0: int, m_: int, k0: int, cc: np.ndarray,
+                h: np.ndarray) -> None:
+    """:func:`_horner_rows` for one table."""
+    k = k0
+    while k >= 3:
+        a0, b0, e0, f0 = al[k, i], al[k - 1, i], al[k - 2, i], al[k - 3, i]
+        r0, s0, u0, v0 = al[k, j0:], al[k - 1, j0:], al[k - 2, j0:], al[k - 3, j0:]
+        for jj in range(m_):
+            c = cc[jj]
+            h[jj] = (((h[jj] * c + a0 * r0[jj]) * c + b0 * s0[jj]) * c + e0 * u0[jj]) * c \
+                + f0 * v0[jj]
+        k -= 4
+    while k >= 0:
+        a0 = al[k, i]
+        r0 = al[k, j0:]
+        for jj in range(m_):
+            h[jj] = h[jj] * cc[jj] + a0 * r0[jj]
+        k -= 1
+
+
+@numba.njit(cache=True)
 def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray,
                alpha: np.ndarray, diag: np.ndarray, mode: int, p: np.ndarray,
                k_tab: np.ndarray, k_res: int, k_far: int, k_near: int,
@@ -996,11 +1046,19 @@ def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray
         ri = rad[i]
         for jj in range(m_):
             g[jj] = 0.0
-        for q in range(d):
+        q = 0
+        while q + 4 <= d:  # four coordinates per pass over g
+            w0, w1, w2, w3 = wt[q, i], wt[q + 1, i], wt[q + 2, i], wt[q + 3, i]
+            x0, x1, x2, x3 = wt[q, j0:], wt[q + 1, j0:], wt[q + 2, j0:], wt[q + 3, j0:]
+            for jj in range(m_):
+                g[jj] += w0 * x0[jj] + w1 * x1[jj] + w2 * x2[jj] + w3 * x3[jj]
+            q += 4
+        while q < d:
             wq = wt[q, i]
             row = wt[q, j0:]
             for jj in range(m_):
                 g[jj] += wq * row[jj]
+            q += 1
         for jj in range(m_):
             rj = rad[j0 + jj]
             if ri > 0.0 and rj > 0.0:
@@ -1088,25 +1146,10 @@ def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray
                     h_s[jj] = 0.0
                 for m in range(pos):
                     h_s[idx[m]] = a_s[m]
-            for k in range(k0, -1, -1):
-                if ns == 2:
-                    a0 = alpha[0, k, i]
-                    a1 = alpha[1, k, i]
-                    r0 = alpha[0, k, j0:]
-                    r1 = alpha[1, k, j0:]
-                    h0 = hi[0]
-                    h1 = hi[1]
-                    for jj in range(m_):
-                        c = cc[jj]
-                        h0[jj] = h0[jj] * c + a0 * r0[jj]
-                        h1[jj] = h1[jj] * c + a1 * r1[jj]
-                else:
-                    for s in range(ns):
-                        a0 = alpha[s, k, i]
-                        r0 = alpha[s, k, j0:]
-                        h_s = hi[s]
-                        for jj in range(m_):
-                            h_s[jj] = h_s[jj] * cc[jj] + a0 * r0[jj]
+            for s in range(0, ns - 1, 2):  # Horner, two scales and four terms per pass
+                _horner_rows(alpha[s], alpha[s + 1], i, j0, m_, k0, cc, hi[s], hi[s + 1])
+            if ns % 2:
+                _horner_row(alpha[ns - 1], i, j0, m_, k0, cc, hi[ns - 1])
             for m in range(n_near):  # piecewise-linear σ, |c| > C_SWITCH: replace the series
                 jj = near[m]
                 j = j0 + jj
