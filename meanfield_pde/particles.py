@@ -1021,9 +1021,12 @@ def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray
     first K with |c|^(K+1) <= C_SWITCH^(k_far+1) (table ``k_tab`` on |c| quantised to 1/k_res),
     the same tail bound as the full far series of :func:`_pair_row`; near pairs (|c| > C_SWITCH)
     as there: smooth σ the series to ``k_near``, piecewise-linear σ the closed form (the series
-    to k_far when a scaled radius is <= T_MIN), erf the closed form for every pair.  The series
-    pairs are counting-sorted by length (longest first) and summed by Horner from the top k
-    down, vectorised over the pairs still active, all scales in the same pass.
+    to k_far when a scaled radius is <= T_MIN), erf the closed form for every pair.  Horner from
+    the top k down: the terms k > k0 only for the pairs that need them (counting-sorted by
+    length, longest first, gathered), k0 the smallest length with at most a share _GATHER_SHARE
+    of the pairs longer; then the terms k <= k0 for every pair, contiguous in j (vectorised,
+    :func:`_horner_rows`, two scales and four terms per pass).  Row i adds wts_i E^s_ij to column
+    sums, which give the total at the end (no serial reduction per row).
     """
     d, n = wt.shape
     ns = tsc.size
