@@ -66,8 +66,9 @@ c_ij = cos∠(w_i, w_j) and radii ρ_i = |w_i|: for a pair of neurons and a data
 
 How each pair is evaluated (:class:`PopulationRisk`):
 
-* |c| <= 0.75: the Mehler series with k <= 129, whose tail is below
-  0.75^130 sqrt(U_ii U_jj) < 1e-16 sqrt(U_ii U_jj);
+* |c| <= 0.75: the Mehler series to the first K <= 129 with |c|^(K+1) <= 0.75^130, so that its
+  tail is below 0.75^130 sqrt(U_ii U_jj) < 1e-16 sqrt(U_ii U_jj) (K from a table on |c|
+  quantised upwards to 1/4096; in d = 40 most pairs need K ≈ 10–25 rather than 129);
 * |c| > 0.75, piecewise-linear σ (ramp, relu): the exact closed form of E[σ(X)σ(Y)] for a
   bivariate normal (Stein's lemma for the linear parts; for the products of hinges the truncated
   bivariate moments of Rosenbaum (1961) with the bivariate normal tail of Genz (2004), accurate to
@@ -81,8 +82,12 @@ How each pair is evaluated (:class:`PopulationRisk`):
 * i = j: the exact diagonal E σ(tG)² (closed form for piecewise-linear σ and erf, graded composite
   Gauss–Legendre quadrature otherwise).
 
-Cost O(N² K) in a parallel Numba kernel (rows summed in a fixed order, so the value does not
-depend on the thread schedule).
+Cost O(N² (d + K̄)) per evaluation, K̄ the mean series length, in one serial Numba pass over the
+pairs i < j for all data scales at once (:func:`_pair_sums`: the inner products row by row, no
+stored Gram matrix; no thread pool, so neither the value nor the time depends on how many threads
+the machine can spare).  :meth:`PopulationRisk.reference` keeps the previous evaluation (BLAS
+Gram matrix, every far pair to k = 129, a parallel pass per scale) as a check; the two agree to
+round-off.
 """
 
 from __future__ import annotations
@@ -932,6 +937,258 @@ def _pair_rows(gram: np.ndarray, rad: np.ndarray, wts: np.ndarray, scale: float,
             out[i2] = _pair_row(i2, gram, rad, wts, scale, alpha, diag, mode, p, k_far, k_near)
 
 
+# per-pair series length: a pair with |c| < (q + 1)/_K_RES (q = floor(|c| _K_RES)) needs the terms
+# k <= _K_TAB[q] for its tail to be below the bound C_SWITCH^(K_FAR+1) sqrt(U_ii U_jj) of the
+# far pairs, since |c|^(K+1) <= C_SWITCH^(K_FAR+1) for K + 1 >= (K_FAR+1) ln C_SWITCH / ln |c|
+_K_RES = 4096
+
+
+def _series_lengths() -> np.ndarray:
+    q = np.arange(int(C_SWITCH * _K_RES) + 1)
+    upper = (q + 1.0) / _K_RES
+    with np.errstate(divide="ignore"):
+        need = np.ceil((K_FAR + 1) * math.log(C_SWITCH) / np.log(upper)) - 1.0
+    need = np.where(upper < 1.0, need, K_FAR)  # the last cell reaches |c| = C_SWITCH itself
+    return np.clip(need, 0, K_FAR).astype(np.int64)
+
+
+_K_TAB = _series_lengths()
+_GATHER_SHARE = 0.1  # a gathered term costs several contiguous ones (serial, no FMA; measured)
+
+
+@numba.njit(cache=True)
+def _horner_rows(al0: np.ndarray, al1: np.ndarray, i: int, j0: int, m_: int, k0: int,
+                 cc: np.ndarray, h0: np.ndarray, h1: np.ndarray) -> None:
+    """h[jj] <- Horner steps k = k0 … 0 of Σ_k c^k α_k(i) α_k(j0 + jj) for two tables at once
+    (``al[k, j]``), four k per pass over h: the same operations in the same order as one step
+    per pass, with a quarter of the loads and stores of h."""
+    k = k0
+    while k >= 3:
+        a0, b0, e0, f0 = al0[k, i], al0[k - 1, i], al0[k - 2, i], al0[k - 3, i]
+        a1, b1, e1, f1 = al1[k, i], al1[k - 1, i], al1[k - 2, i], al1[k - 3, i]
+        r0, s0, u0, v0 = al0[k, j0:], al0[k - 1, j0:], al0[k - 2, j0:], al0[k - 3, j0:]
+        r1, s1, u1, v1 = al1[k, j0:], al1[k - 1, j0:], al1[k - 2, j0:], al1[k - 3, j0:]
+        for jj in range(m_):
+            c = cc[jj]
+            h0[jj] = (((h0[jj] * c + a0 * r0[jj]) * c + b0 * s0[jj]) * c + e0 * u0[jj]) * c \
+                + f0 * v0[jj]
+            h1[jj] = (((h1[jj] * c + a1 * r1[jj]) * c + b1 * s1[jj]) * c + e1 * u1[jj]) * c \
+                + f1 * v1[jj]
+        k -= 4
+    while k >= 0:
+        a0, a1 = al0[k, i], al1[k, i]
+        r0, r1 = al0[k, j0:], al1[k, j0:]
+        for jj in range(m_):
+            c = cc[jj]
+            h0[jj] = h0[jj] * c + a0 * r0[jj]
+            h1[jj] = h1[jj] * c + a1 * r1[jj]
+        k -= 1
+
+
+@numba.njit(cache=True)
+def _horner_row(al: np.ndarray, i: int, j0: int, m_: int, k0: int, cc: np.ndarray,
+                h: np.ndarray) -> None:
+    """:func:`_horner_rows` for one table."""
+    k = k0
+    while k >= 3:
+        a0, b0, e0, f0 = al[k, i], al[k - 1, i], al[k - 2, i], al[k - 3, i]
+        r0, s0, u0, v0 = al[k, j0:], al[k - 1, j0:], al[k - 2, j0:], al[k - 3, j0:]
+        for jj in range(m_):
+            c = cc[jj]
+            h[jj] = (((h[jj] * c + a0 * r0[jj]) * c + b0 * s0[jj]) * c + e0 * u0[jj]) * c \
+                + f0 * v0[jj]
+        k -= 4
+    while k >= 0:
+        a0 = al[k, i]
+        r0 = al[k, j0:]
+        for jj in range(m_):
+            h[jj] = h[jj] * cc[jj] + a0 * r0[jj]
+        k -= 1
+
+
+@numba.njit(cache=True)
+def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray,
+               alpha: np.ndarray, diag: np.ndarray, mode: int, p: np.ndarray,
+               k_tab: np.ndarray, k_res: int, k_far: int, k_near: int,
+               out: np.ndarray) -> None:
+    """``out[s]`` = Σ_{i,j} wts_i wts_j E^s_ij, E^s_ij = E[σ(tsc_s⟨w_i, g⟩) σ(tsc_s⟨w_j, g⟩)],
+    for every data scale s at once, serially (the value does not depend on the machine's threads).
+
+    ``wt`` (d, N) = Wᵀ; ``rad`` = |w_i|; ``alpha[s, k, j] = α_k(tsc_s rad_j)``;
+    ``diag[s, j] = E σ(tsc_s rad_j G)²`` (the exact E^s_jj).  Row i: the inner products
+    ⟨w_i, w_j⟩, j > i, as axpys over the d coordinates (the Gram matrix is never stored), the
+    cosines c_ij, and for each pair its series length: pairs with |c| <= C_SWITCH stop at the
+    first K with |c|^(K+1) <= C_SWITCH^(k_far+1) (table ``k_tab`` on |c| quantised to 1/k_res),
+    the same tail bound as the full far series of :func:`_pair_row`; near pairs (|c| > C_SWITCH)
+    as there: smooth σ the series to ``k_near``, piecewise-linear σ the closed form (the series
+    to k_far when a scaled radius is <= T_MIN), erf the closed form for every pair.  Horner from
+    the top k down: the terms k > k0 only for the pairs that need them (counting-sorted by
+    length, longest first, gathered), k0 the smallest length with at most a share _GATHER_SHARE
+    of the pairs longer; then the terms k <= k0 for every pair, contiguous in j (vectorised,
+    :func:`_horner_rows`, two scales and four terms per pass).  Row i adds wts_i E^s_ij to column
+    sums, which give the total at the end (no serial reduction per row).
+    """
+    d, n = wt.shape
+    ns = tsc.size
+    kt = alpha.shape[1] - 1
+    g = np.empty(n)
+    cc = np.empty(n)
+    kk = np.empty(n, dtype=np.int64)
+    near = np.empty(n, dtype=np.int64)
+    cs = np.empty(n)
+    idx = np.empty(n, dtype=np.int64)
+    acc = np.zeros((ns, n))
+    hi = np.zeros((ns, n))
+    col = np.zeros((ns, n))
+    ktop = max(k_far, k_near)
+    counts = np.zeros(ktop + 2, dtype=np.int64)
+    start = np.zeros(ktop + 2, dtype=np.int64)
+    for i in range(n):
+        j0 = i + 1
+        m_ = n - j0
+        ri = rad[i]
+        for jj in range(m_):
+            g[jj] = 0.0
+        q = 0
+        while q + 4 <= d:  # four coordinates per pass over g
+            w0, w1, w2, w3 = wt[q, i], wt[q + 1, i], wt[q + 2, i], wt[q + 3, i]
+            x0, x1, x2, x3 = wt[q, j0:], wt[q + 1, j0:], wt[q + 2, j0:], wt[q + 3, j0:]
+            for jj in range(m_):
+                g[jj] += w0 * x0[jj] + w1 * x1[jj] + w2 * x2[jj] + w3 * x3[jj]
+            q += 4
+        while q < d:
+            wq = wt[q, i]
+            row = wt[q, j0:]
+            for jj in range(m_):
+                g[jj] += wq * row[jj]
+            q += 1
+        for jj in range(m_):
+            rj = rad[j0 + jj]
+            if ri > 0.0 and rj > 0.0:
+                cc[jj] = min(1.0, max(-1.0, g[jj] / (ri * rj)))
+            else:
+                cc[jj] = 0.0
+        if mode == ACT_ERF:
+            for jj in range(m_):
+                for s in range(ns):
+                    hi[s, jj] = _erf_pair(tsc[s] * ri, tsc[s] * rad[j0 + jj], cc[jj])
+        else:
+            for k in range(ktop + 2):
+                counts[k] = 0
+            n_near = 0
+            for jj in range(m_):
+                ac = abs(cc[jj])
+                if ac > C_SWITCH:
+                    if mode == ACT_PL:
+                        near[n_near] = jj
+                        n_near += 1
+                        kk[jj] = -1
+                        continue
+                    k = k_near
+                else:
+                    k = k_tab[int(ac * k_res)]
+                k = min(k, kt)
+                kk[jj] = k
+                counts[k] += 1
+            # split point k0: the terms k <= k0 for every pair, contiguous in j (vectorised);
+            # the terms k > k0 only for the pairs that need them (gathered), where k0 is the
+            # smallest length with at most a fraction _GATHER_SHARE of the pairs longer
+            n_ser = 0
+            for k in range(ktop + 1):
+                n_ser += counts[k]
+            k0 = min(ktop, kt)
+            above = 0
+            for k in range(min(ktop, kt), -1, -1):
+                if above > _GATHER_SHARE * n_ser:
+                    break
+                k0 = k
+                above += counts[k]
+            pos = 0
+            for k in range(ktop, k0, -1):  # start[k]: first slot of the pairs of length k
+                start[k] = pos
+                pos += counts[k]
+            for jj in range(m_):
+                k = kk[jj]
+                if k > k0:
+                    m = start[k]
+                    start[k] = m + 1
+                    cs[m] = cc[jj]
+                    idx[m] = jj
+            # now start[k] (k > k0) = number of pairs of length >= k: those active at step k
+            for s in range(ns):
+                a_s = acc[s]
+                for m in range(pos):
+                    a_s[m] = 0.0
+            for k in range(min(ktop, kt), k0, -1):
+                na = start[k]
+                if na == 0:
+                    continue
+                if ns == 2:  # both data scales in one pass (problem A)
+                    a0 = alpha[0, k, i]
+                    a1 = alpha[1, k, i]
+                    r0 = alpha[0, k, j0:]
+                    r1 = alpha[1, k, j0:]
+                    acc0 = acc[0]
+                    acc1 = acc[1]
+                    for m in range(na):
+                        c = cs[m]
+                        j = idx[m]
+                        acc0[m] = acc0[m] * c + a0 * r0[j]
+                        acc1[m] = acc1[m] * c + a1 * r1[j]
+                else:
+                    for s in range(ns):
+                        a0 = alpha[s, k, i]
+                        r0 = alpha[s, k, j0:]
+                        acc0 = acc[s]
+                        for m in range(na):
+                            acc0[m] = acc0[m] * cs[m] + a0 * r0[idx[m]]
+            for s in range(ns):
+                a_s = acc[s]
+                h_s = hi[s]
+                for jj in range(m_):
+                    h_s[jj] = 0.0
+                for m in range(pos):
+                    h_s[idx[m]] = a_s[m]
+            for s in range(0, ns - 1, 2):  # Horner, two scales and four terms per pass
+                _horner_rows(alpha[s], alpha[s + 1], i, j0, m_, k0, cc, hi[s], hi[s + 1])
+            if ns % 2:
+                _horner_row(alpha[ns - 1], i, j0, m_, k0, cc, hi[ns - 1])
+            for m in range(n_near):  # piecewise-linear σ, |c| > C_SWITCH: replace the series
+                jj = near[m]
+                j = j0 + jj
+                c = cc[jj]
+                for s in range(ns):
+                    ti = tsc[s] * ri
+                    tj = tsc[s] * rad[j]
+                    if ti > T_MIN and tj > T_MIN:
+                        e = _pl_pair(p, ti, tj, c)
+                    else:
+                        e = 0.0
+                        for k in range(min(k_far, kt), -1, -1):
+                            e = e * c + alpha[s, k, i] * alpha[s, k, j]
+                    hi[s, jj] = e
+        wi = wts[i]  # column sums col[s, j] = Σ_{i<j} wts_i E^s_ij (vectorised, no reduction)
+        for s in range(ns):
+            h_s = hi[s]
+            col_s = col[s, j0:]
+            for jj in range(m_):
+                col_s[jj] += wi * h_s[jj]
+    for s in range(ns):
+        t_ = 0.0
+        for j in range(n):
+            t_ += wts[j] * (wts[j] * diag[s, j] + 2.0 * col[s, j])
+        out[s] = t_
+
+
+@numba.njit(cache=True)
+def _pl_diag(p: np.ndarray, t: np.ndarray, sigma0_sq: float) -> np.ndarray:
+    """E σ(t_i G)² for piecewise-linear σ: the closed form at c = 1 (σ(0)² for t_i <= T_MIN)."""
+    out = np.empty(t.size)
+    for i in range(t.size):
+        out[i] = _pl_pair(p, t[i], t[i], 1.0) if t[i] > T_MIN else sigma0_sq
+    return out
+
+
 @numba.njit(cache=True)
 def _mehler_v(fhat: np.ndarray, alpha: np.ndarray, c: np.ndarray) -> np.ndarray:
     """v_i = Σ_k c_i^k f̂_k α_k(i) (problem B's v(s, r) for analytic σ and f_*)."""
@@ -1010,8 +1267,8 @@ class PopulationRisk:
     def _diag(self, t: np.ndarray) -> np.ndarray:
         """E σ(tG)², exact."""
         if self.mode == ACT_PL:
-            return np.array([_pl_pair(self.p, x, x, 1.0) if x > T_MIN
-                             else float(self.sigma.value(0.0)) ** 2 for x in t])
+            return _pl_diag(self.p, np.ascontiguousarray(t, dtype=np.float64),
+                            float(self.sigma.value(0.0)) ** 2)
         if self.mode == ACT_ERF:
             return 2.0 / np.pi * np.arcsin(2.0 * t * t / (1.0 + 2.0 * t * t))
         return _smooth_diag(self.sigma, t)
@@ -1036,10 +1293,14 @@ class PopulationRisk:
         a, w = self._split(theta)
         rad = np.sqrt(np.einsum("ij,ij->i", w, w))
         if self.problem == PROBLEM_A:
-            qp = self.sigma.hermite(self.scales[0] * rad, 0)[0]
-            qm = self.sigma.hermite(self.scales[1] * rad, 0)[0]
-            return -0.5 * (qp - qm)
+            return self._potential_a(rad)
         return -a * self._v_neuron(w, rad, None, None)
+
+    def _potential_a(self, rad: np.ndarray) -> np.ndarray:
+        """Problem A's v(ρ) = −½[q(τ_+ρ) − q(τ_−ρ)], q(t) = α_0(t) = E σ(tG)."""
+        qp = self.sigma.hermite(self.scales[0] * rad, 0)[0]
+        qm = self.sigma.hermite(self.scales[1] * rad, 0)[0]
+        return -0.5 * (qp - qm)
 
     def _v_neuron(self, w: np.ndarray, rad: np.ndarray, alpha: np.ndarray | None,
                   diag: np.ndarray | None) -> np.ndarray:
@@ -1088,7 +1349,59 @@ class PopulationRisk:
 
     # ------------------------------------------------------------------ the risk
     def __call__(self, theta: np.ndarray) -> float:
-        """R_N(θ) = R# + (2/N) Σ V(θ_i) + (1/N²) Σ_{i,j} U(θ_i, θ_j)."""
+        """R_N(θ) = R# + (2/N) Σ V(θ_i) + (1/N²) Σ_{i,j} U(θ_i, θ_j).
+
+        One serial :func:`_pair_sums` pass for all data scales (per-pair series lengths, no
+        stored Gram matrix); problem A's V from row k = 0 of the same Hermite tables for
+        piecewise-linear σ.  Equal to :meth:`reference` up to round-off.
+        """
+        t0 = time.perf_counter()
+        a, w = self._split(theta)
+        n = w.shape[0]
+        rad = np.sqrt(np.einsum("ij,ij->i", w, w))
+        wsum = float(np.sum(np.abs(a)))
+        trunc = 0.0
+        alphas, diags, k_nears = [], [], []
+        for scale, sw in zip(self.scales, self.scale_weights, strict=True):
+            t = scale * rad
+            diag = self._diag(t)
+            alpha, k_near, tail = self._tables(t, diag)
+            alphas.append(alpha)
+            diags.append(diag)
+            k_nears.append(k_near)
+            far = C_SWITCH ** (K_FAR + 1) * float(np.max(diag, initial=0.0))
+            trunc += sw * (wsum / n) ** 2 * (tail + (far if self.mode != ACT_ERF else 0.0))
+        self.k_near = max(k_nears)
+        wt = np.ascontiguousarray(w.T)
+        scales = np.asarray(self.scales, dtype=np.float64)
+        sums = np.empty(len(self.scales))
+        groups = ([list(range(len(self.scales)))]
+                  if len({al.shape for al in alphas}) == 1 and len(set(k_nears)) == 1
+                  else [[s] for s in range(len(self.scales))])
+        for grp in groups:  # smooth σ may need different table lengths per scale
+            part = np.empty(len(grp))
+            alpha = np.ascontiguousarray(np.stack([alphas[s] for s in grp]))
+            _pair_sums(wt, rad, a, np.ascontiguousarray(scales[grp]), alpha,
+                       np.ascontiguousarray(np.stack([diags[s] for s in grp])), self.mode,
+                       self.p, _K_TAB, _K_RES, min(K_FAR, alpha.shape[1] - 1), k_nears[grp[0]],
+                       part)
+            sums[grp] = part
+        total_u = float(sum(sw * u for sw, u in zip(self.scale_weights, sums, strict=True)))
+        if self.problem == PROBLEM_A:
+            if self.mode == ACT_PL:  # α_0(t) = E σ(tG) = q(t), the same closed form
+                v = -0.5 * (alphas[0][0] - alphas[1][0])
+            else:
+                v = self._potential_a(rad)
+        else:
+            v = -a * self._v_neuron(w, rad, alphas[0], diags[0])
+        self.truncation_error = trunc
+        self.seconds = time.perf_counter() - t0
+        return float(self.r_sharp + 2.0 * np.sum(v) / n + total_u / (n * n))
+
+    def reference(self, theta: np.ndarray) -> float:
+        """R_N(θ) by the previous evaluation (kept as an independent check for the tests and
+        the benchmarks): the Gram matrix W Wᵀ from BLAS, every far pair summed to k = K_FAR,
+        one parallel :func:`_pair_rows` pass per data scale, V by separate Hermite calls."""
         t0 = time.perf_counter()
         a, w = self._split(theta)
         n = w.shape[0]

@@ -204,6 +204,90 @@ def test_population_risk_of_one_neuron_is_r_sharp_plus_2v_plus_diagonal():
         assert abs(population_risk(cfg, theta) - (rs + 2 * vv + uu)) < 1e-11
 
 
+def _special_rows(w: np.ndarray) -> np.ndarray:
+    """``w`` with the degenerate pairs: a zero row, a near duplicate (1 − c ~ 1e-9), an exact
+    negative (c = −1) and a row parallel to another at 1e-3 of its radius.  (No exact duplicate:
+    the computed c of two equal rows is 1 or 1 − 1.1e-16 depending on the summation order, and the
+    piecewise-linear closed form differs between the two by up to ~4e-7 — a limitation of the
+    pair formula near c = 1, not of the summation tested here.)"""
+    w = w.copy()
+    w[5] = 0.0
+    w[7] = w[8]
+    w[7, 0] += 1e-4 * np.linalg.norm(w[8])
+    w[9] = -w[10]
+    w[11] = 1e-3 * w[12]
+    return w
+
+
+def _risk_scale(pr: PopulationRisk, theta: np.ndarray) -> float:
+    """Σ of the absolute sizes of the terms of R_N: R# + (2/N) Σ|V_i| + (Σ|a_i|/N)² max U_ii —
+    round-off is relative to this, not to R_N (which may be a small difference)."""
+    a, w = pr._split(theta)
+    rad = np.linalg.norm(w, axis=1)
+    diag = max(float(np.max(pr._diag(s * rad))) for s in pr.scales)
+    v = float(np.mean(np.abs(pr.potential(theta))))
+    return abs(pr.r_sharp) + 2 * v + (float(np.mean(np.abs(a)))) ** 2 * diag
+
+
+@pytest.mark.parametrize("problem,name", [
+    ("gaussians", "ramp"), ("gaussians", "relu"), ("gaussians", "tanh"), ("gaussians", "erf"),
+    ("gaussians", "softplus"), ("single-neuron", "tanh"), ("single-neuron", "relu"),
+    ("single-neuron", "erf")])
+def test_population_risk_equals_the_previous_evaluation(problem, name):
+    """The serial per-pair-length evaluation equals the previous one (PopulationRisk.reference:
+    BLAS Gram matrix, every far pair to k = 129, one pass per scale) up to round-off: the two
+    differ only in summation order and in series terms below 0.75^130 sqrt(U_ii U_jj) per pair,
+    so |ΔR| <= N · 1e-14 · (size of the terms), on every kind of pair (near-parallel, anti-aligned,
+    random, c = −1, c ≈ 1, a zero row, a tiny parallel row) and at radii where smooth σ need longer
+    near-pair series (scale 6: a different table length per data scale)."""
+    rng = np.random.default_rng(21)
+    n, d = 61, 10
+    cfg = (_cfg_a if problem == "gaussians" else _cfg_b)("model.d=10",
+                                                          f"model.activation='{name}'")
+    pr = PopulationRisk(cfg)
+    for radius in (1.0, 6.0):
+        w = _special_rows(radius * _structured_network(rng, n, d))
+        theta = w if problem == "gaussians" else np.column_stack([rng.normal(0.5, 0.7, n), w])
+        got, ref = pr(theta), pr.reference(theta)
+        assert abs(got - ref) <= n * 1e-14 * _risk_scale(pr, theta), (radius, got, ref)
+
+
+@pytest.mark.parametrize("problem", ["gaussians", "single-neuron"])
+def test_population_risk_is_the_double_sum_over_pairs(problem):
+    """Small N: R_N = R# + (2/N) Σ_i V_i + (1/N²) Σ_{i,j} U_ij with every U_ij by the quadrature
+    reference of E[σ(t_i X) σ(t_j Y)] (diagonal: E σ(t_i G)²) — a brute-force double loop that
+    shares no code with the risk; quadrature accuracy ~1e-12."""
+    rng = np.random.default_rng(22)
+    n, d = 6, 5
+    w = _structured_network(rng, n, d)
+    w[4] = -w[1]  # c = −1: anti-aligned
+    rad = np.linalg.norm(w, axis=1)
+    cos = np.clip((w @ w.T) / np.outer(rad, rad), -1.0, 1.0)
+    if problem == "gaussians":
+        cfg, act = _cfg_a("model.d=5"), get_activation("ramp")
+        scales, a = ((1.8, 0.5), (0.2, 0.5)), np.ones(n)
+        theta = w
+        v = -0.5 * np.array([_mean_reference(act, 1.8 * r) - _mean_reference(act, 0.2 * r)
+                             for r in rad])
+        r_sh = 1.0
+    else:
+        cfg, act = _cfg_b("model.d=5", "model.label_noise=0.1"), get_activation("tanh")
+        scales, a = ((1.0, 1.0),), rng.normal(0.5, 0.7, n)
+        theta = np.column_stack([a, w])
+        v = -a * np.array([potential_V(act, act, w[i, 0], float(np.linalg.norm(w[i, 1:])))
+                           for i in range(n)])
+        r_sh = r_sharp(act, 0.1)
+    u = 0.0
+    for tau, weight in scales:
+        for i in range(n):
+            for j in range(n):
+                e = (_diag_reference(act, tau * rad[i]) if i == j
+                     else _pair_reference(act, tau * rad[i], tau * rad[j], float(cos[i, j])))
+                u += weight * a[i] * a[j] * e
+    brute = r_sh + 2 * np.sum(v) / n + u / n**2
+    assert abs(population_risk(cfg, theta) - brute) < 1e-11
+
+
 # ------------------------------------------------------------------------------ the update
 def _numpy_step(sgd: ParticleSGD, theta: np.ndarray, rng_state: dict, step: int):
     """One step of MATH.md §1 in plain NumPy from the documented draw layout; returns
