@@ -95,7 +95,7 @@ def reproduce(widths=(200, 800, 3200), seeds=(0, 1, 2)) -> dict:
 
 def run(quick: bool = False) -> dict:
     if quick:
-        return {"throughput": throughput(), "reproduce": reproduce((200, 800), (0, 1, 2))}
+        return {"throughput": throughput(), "reproduce": reproduce((100, 200), (0, 1))}
     return {"throughput": throughput(), "reproduce": reproduce((200, 800, 3200), (0, 1))}
 
 
