@@ -106,7 +106,7 @@ def render_all(root: Path | None = None) -> str:
              "version; `--render` rebuilds this file and the figures from the JSON files alone; "
              "without `--update-results` everything goes to the git-ignored "
              "`benchmarks/scratch/`). Every number below comes from the JSON files in "
-             "`benchmarks/results/`.", "",
+             "`results/` next to this file.", "",
              "## Headline numbers", "", headline_markdown(root)]
     loaded = {name: common.load(name, root) for name in SUITES}
     loaded = {name: data for name, data in loaded.items() if data is not None}
