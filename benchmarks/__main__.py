@@ -1,5 +1,9 @@
-"""``python -m benchmarks [--quick|--full] [--only NAME ...] [--render]``: run, save JSON, render
-RESULTS.md (and the figures in results/) from the JSON files.
+"""``python -m benchmarks [--quick|--full] [--only NAME ...] [--render] [--update-results | --out
+DIR]``: run, save JSON, render RESULTS.md (and the figures in results/) from the JSON files.
+
+A run writes to a scratch folder (``benchmarks/scratch/``, git-ignored; ``--out DIR`` for another):
+``<folder>/results/*.json``, the figures next to them and ``<folder>/RESULTS.md``; the committed
+``benchmarks/results/`` and ``benchmarks/RESULTS.md`` change only with ``--update-results``.
 """
 
 from __future__ import annotations
@@ -12,17 +16,18 @@ from . import accuracy, common, noise, performance, radial, sgd, single_neuron
 
 SUITES = {"radial": radial, "single_neuron": single_neuron, "noise": noise, "sgd": sgd,
           "accuracy": accuracy, "performance": performance}
-RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"  # the committed one
 
 
 def _fmt_s(x: float) -> str:
     return f"{x:.2f} s" if x < 10 else f"{x:.0f} s"
 
 
-def headline_rows() -> list[tuple[str, str]]:
-    """(quantity, value) pairs of the headline table, each from one JSON file in results/;
-    a quantity whose file or entry is missing is left out."""
-    rad, sn, perf = (common.load(x) for x in ("radial", "single_neuron", "performance"))
+def headline_rows(root: Path | None = None) -> list[tuple[str, str]]:
+    """(quantity, value) pairs of the headline table, each from one JSON file in
+    ``<root>/results/`` (default: the committed results); a quantity whose file or entry is
+    missing is left out."""
+    rad, sn, perf = (common.load(x, root) for x in ("radial", "single_neuron", "performance"))
     rows: list[tuple[str, str]] = []
     if rad:
         w = rad["default_run"]["warm"]
@@ -70,7 +75,7 @@ def headline_rows() -> list[tuple[str, str]]:
         r = sn["cost"]["rows"][-1]
         rows.append((f"3-D single-neuron solver, {r['n']}³ cells, 2 threads",
                      f"{r['cells'] / r['parallel']:.1e} cell-steps/s"))
-    sg = common.load("sgd")
+    sg = common.load("sgd", root)
     if sg and "sgd_time_to" in sg["reproduce"]:
         rep = sg["reproduce"]
         for tol in ("1e-02", "1e-03"):
@@ -85,21 +90,25 @@ def headline_rows() -> list[tuple[str, str]]:
     return rows
 
 
-def headline_markdown() -> str:
+def headline_markdown(root: Path | None = None) -> str:
     """The headline numbers as a Markdown table (pasted into README.md between
     ``<!-- headline -->`` and ``<!-- /headline -->``; tests/test_benchmarks.py checks it)."""
     lines = ["| benchmark | result |", "|---|---|"]
-    lines += [f"| {q} | {v} |" for q, v in headline_rows()]
+    lines += [f"| {q} | {v} |" for q, v in headline_rows(root)]
     return "\n".join(lines) + "\n"
 
 
-def render_all() -> str:
+def render_all(root: Path | None = None) -> str:
+    """RESULTS.md from the JSON files in ``<root>/results/`` (default: the committed ones); the
+    figures are drawn into the output folder (:func:`common.set_output_root`)."""
     parts = ["# Benchmark results", "",
-             "Regenerate with `python -m benchmarks` (`--quick` for the short version; "
-             "`--render` rebuilds this file and the figures from the JSON files alone). "
-             "Every number below comes from the JSON files in `benchmarks/results/`.", "",
-             "## Headline numbers", "", headline_markdown()]
-    loaded = {name: common.load(name) for name in SUITES}
+             "Regenerate with `python -m benchmarks --update-results` (`--quick` for the short "
+             "version; `--render` rebuilds this file and the figures from the JSON files alone; "
+             "without `--update-results` everything goes to the git-ignored "
+             "`benchmarks/scratch/`). Every number below comes from the JSON files in "
+             "`results/` next to this file.", "",
+             "## Headline numbers", "", headline_markdown(root)]
+    loaded = {name: common.load(name, root) for name in SUITES}
     loaded = {name: data for name, data in loaded.items() if data is not None}
     if loaded:
         m = next(iter(loaded.values()))["machine"]
@@ -113,14 +122,27 @@ def render_all() -> str:
     return "\n".join(parts)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
     g = ap.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="smaller sizes (about 5 minutes)")
+    g.add_argument("--quick", action="store_true",
+                   help="smaller sizes (10.5 min measured on a busy 2-core machine)")
     g.add_argument("--full", action="store_true", help="all sizes (default)")
     ap.add_argument("--only", nargs="*", choices=sorted(SUITES), help="run only these suites")
-    ap.add_argument("--render", action="store_true", help="only re-render RESULTS.md")
-    args = ap.parse_args()
+    ap.add_argument("--render", action="store_true",
+                    help="only re-render RESULTS.md and the figures from the JSON files")
+    o = ap.add_mutually_exclusive_group()
+    o.add_argument("--update-results", action="store_true",
+                   help="write into the committed benchmarks/results/ and benchmarks/RESULTS.md")
+    o.add_argument("--out", metavar="DIR", default=None,
+                   help="output folder (default benchmarks/scratch/, git-ignored)")
+    args = ap.parse_args(argv)
+    if args.update_results:
+        root = common.set_output_root(common.HERE)
+        results_md, read_root = RESULTS_MD, None
+    else:
+        root = common.set_output_root(args.out or common.SCRATCH)
+        results_md, read_root = root / "RESULTS.md", root
     if not args.render:
         t_all = time.perf_counter()
         for name in args.only or SUITES:
@@ -129,8 +151,12 @@ def main() -> None:
             path = common.save(name, SUITES[name].run(quick=args.quick))
             print(f"  wrote {path} ({time.perf_counter() - t0:.0f} s)", flush=True)
         print(f"all suites: {time.perf_counter() - t_all:.0f} s")
-    RESULTS_MD.write_text(render_all())
-    print(f"wrote {RESULTS_MD}")
+    results_md.parent.mkdir(parents=True, exist_ok=True)
+    results_md.write_text(render_all(read_root))
+    print(f"wrote {results_md}")
+    if not args.update_results:
+        print(f"results in {root} (the committed benchmarks/results/ are unchanged; "
+              "--update-results writes there)")
 
 
 if __name__ == "__main__":

@@ -473,9 +473,9 @@ def run(quick: bool = False) -> dict:
     t0 = time.perf_counter()
     out: dict = {"quick": quick}
     ns = (250, 500, 1000, 2000, 4000) if quick else (250, 500, 1000, 2000, 4000, 8000, 16000)
-    grids = ((8, 16, 16), (12, 24, 24), (16, 32, 32), (24, 48, 48), (32, 64, 64))
+    grids = ((8, 16, 16), (12, 24, 24), (16, 32, 32), (24, 48, 48))
     if not quick:
-        grids += ((48, 96, 96), (64, 128, 128))
+        grids += ((32, 64, 64), (48, 96, 96), (64, 128, 128))
     sections = {
         "radial": lambda: radial_refinement(ns),
         "neuron": lambda: neuron_refinement(grids),
@@ -483,7 +483,7 @@ def run(quick: bool = False) -> dict:
         "kernel": lambda: kernel_truncation(KERNEL_PAIRS[:2] if quick else KERNEL_PAIRS),
         "gibbs": lambda: gibbs_vs_stepping((16, 32, 64, 128) if quick
                                            else (16, 32, 64, 128, 256, 512)),
-        "long": lambda: long_runs(600 if quick else 2400, (12, 24, 24) if quick else (24, 48, 48)),
+        "long": lambda: long_runs(300 if quick else 2400, (8, 16, 16) if quick else (24, 48, 48)),
         "dt": lambda: dt_refinement(1000 if quick else 2000,
                                     (0.4, 0.2, 0.1, 0.05, 0.025) if quick
                                     else (0.4, 0.2, 0.1, 0.05, 0.025, 0.0125)),

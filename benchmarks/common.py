@@ -17,7 +17,26 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"  # the committed JSON files and figures (README headline, RESULTS.md)
+SCRATCH = HERE / "scratch"  # default output root of a run (git-ignored): scratch/results/, ...
+_OUT = [SCRATCH]  # where save() and figure() write: <root>/results/ (RESULTS.md goes in <root>/)
+
+
+def set_output_root(root: str | Path) -> Path:
+    """Make :func:`save` and :func:`figure` write to ``<root>/results/``: ``SCRATCH`` (the
+    default) or any folder, or ``HERE`` to update the committed results (``--update-results``)."""
+    _OUT[0] = Path(root).resolve()
+    return _OUT[0]
+
+
+def output_root() -> Path:
+    return _OUT[0]
+
+
+def results_dir(root: str | Path | None = None) -> Path:
+    """``<root>/results``; the committed ``benchmarks/results`` when ``root`` is None."""
+    return RESULTS if root is None else Path(root) / "results"
 
 
 def machine() -> dict:
@@ -67,15 +86,19 @@ def _jsonable(x: object) -> object:
 
 
 def save(name: str, data: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    """Write ``<output root>/results/<name>.json`` (never the committed results unless the output
+    root was set to them)."""
+    out = results_dir(output_root())
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2, sort_keys=True,
                                default=_jsonable) + "\n")
     return path
 
 
-def load(name: str) -> dict | None:
-    path = RESULTS / f"{name}.json"
+def load(name: str, root: str | Path | None = None) -> dict | None:
+    """``<root>/results/<name>.json`` (default: the committed results), or None."""
+    path = results_dir(root) / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -169,8 +192,9 @@ def figure(name: str) -> tuple[Any, Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    return plt, RESULTS / f"{name}.png"
+    out = results_dir(output_root())
+    out.mkdir(parents=True, exist_ok=True)
+    return plt, out / f"{name}.png"
 
 
 @functools.cache

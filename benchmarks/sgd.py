@@ -156,7 +156,7 @@ def reproduce(widths=(200, 800, 3200), seeds=(0, 1, 2)) -> dict:
 def run(quick: bool = False) -> dict:
     if quick:
         return {"throughput": throughput(), "risk_cost": risk_cost(),
-                "reproduce": reproduce((200, 800), (0, 1, 2))}
+                "reproduce": reproduce((100, 200), (0, 1))}
     return {"throughput": throughput(), "risk_cost": risk_cost(),
             "reproduce": reproduce((200, 800, 3200), (0, 1))}
 

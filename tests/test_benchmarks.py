@@ -177,3 +177,55 @@ def test_brute_force_kernel_matches_the_series_at_d_40():
     k = radial_kernel(act, 0.8, 40, r, 1e-14, 4096)
     brute = accuracy.u_brute(0.8, 2.0, 40, 0.8, act.params, nodes=100)
     assert brute == pytest.approx(float(k.u(0, 1)), abs=1e-12 * math.fabs(brute))
+
+
+# ------------------------------------------------------------------------- where a run writes
+def _tree_hashes(*paths: Path) -> dict[str, str]:
+    import hashlib
+
+    out = {}
+    for p in paths:
+        for f in sorted(p.rglob("*")) if p.is_dir() else [p]:
+            if f.is_file():
+                out[str(f.relative_to(ROOT))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def test_a_quick_run_leaves_the_committed_results_alone(tmp_path, monkeypatch, capsys):
+    """`python -m benchmarks --quick --only ...` (here a tiny suite made of the radial suite's
+    grid-convergence code on small grids) writes its JSON, figure and RESULTS.md into the
+    scratch folder: nothing under benchmarks/results/ nor benchmarks/RESULTS.md changes."""
+    import benchmarks.__main__ as bm
+    from benchmarks import radial
+
+    class Tiny:
+        @staticmethod
+        def run(quick: bool = False) -> dict:
+            assert quick
+            return {"convergence": radial.convergence((64, 128, 256))}
+
+        @staticmethod
+        def render(data: dict) -> str:
+            plt, path = common.figure("tiny")
+            fig = plt.figure()
+            plt.plot([r["n"] for r in data["convergence"]["rows"]], [1, 2, 3])
+            fig.savefig(path)
+            plt.close(fig)
+            return "## tiny\n"
+
+    committed = (ROOT / "benchmarks" / "results", ROOT / "benchmarks" / "RESULTS.md")
+    before = _tree_hashes(*committed)
+    assert before
+    scratch = tmp_path / "scratch"
+    monkeypatch.setattr(common, "SCRATCH", scratch)  # the default output folder
+    monkeypatch.setattr(bm, "SUITES", {**bm.SUITES, "tiny": Tiny})
+    try:
+        bm.main(["--quick", "--only", "tiny"])
+        bm.main(["--render"])  # re-rendering writes to the scratch folder too
+    finally:
+        common.set_output_root(common.HERE / "scratch")
+    assert _tree_hashes(*committed) == before
+    assert (scratch / "results" / "tiny.json").is_file()
+    assert (scratch / "results" / "tiny.png").is_file()
+    assert "## tiny" in (scratch / "RESULTS.md").read_text()
+    assert str(scratch) in capsys.readouterr().out
