@@ -1014,7 +1014,8 @@ def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray
     """``out[s]`` = Σ_{i,j} wts_i wts_j E^s_ij, E^s_ij = E[σ(tsc_s⟨w_i, g⟩) σ(tsc_s⟨w_j, g⟩)],
     for every data scale s at once, serially (the value does not depend on the machine's threads).
 
-    ``wt`` (d, N) = Wᵀ; ``rad`` = |w_i|; ``alpha[s, k, j] = α_k(tsc_s rad_j)``;
+    ``wt`` (d, N) = Wᵀ; ``rad`` = |w_i|; ``alpha[s][k, j] = α_k(tsc_s rad_j)`` (a tuple of
+    tables, one per scale: passed as they are, never stacked into one array);
     ``diag[s, j] = E σ(tsc_s rad_j G)²`` (the exact E^s_jj).  Row i: the inner products
     ⟨w_i, w_j⟩, j > i, as axpys over the d coordinates (the Gram matrix is never stored), the
     cosines c_ij, and for each pair its series length: pairs with |c| <= C_SWITCH stop at the
@@ -1030,7 +1031,7 @@ def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray
     """
     d, n = wt.shape
     ns = tsc.size
-    kt = alpha.shape[1] - 1
+    kt = alpha[0].shape[0] - 1
     g = np.empty(n)
     cc = np.empty(n)
     kk = np.empty(n, dtype=np.int64)
@@ -1124,10 +1125,10 @@ def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray
                 if na == 0:
                     continue
                 if ns == 2:  # both data scales in one pass (problem A)
-                    a0 = alpha[0, k, i]
-                    a1 = alpha[1, k, i]
-                    r0 = alpha[0, k, j0:]
-                    r1 = alpha[1, k, j0:]
+                    a0 = alpha[0][k, i]
+                    a1 = alpha[ns - 1][k, i]  # = alpha[1]; a runtime index types for 1-tuples
+                    r0 = alpha[0][k, j0:]
+                    r1 = alpha[ns - 1][k, j0:]
                     acc0 = acc[0]
                     acc1 = acc[1]
                     for m in range(na):
@@ -1137,8 +1138,8 @@ def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray
                         acc1[m] = acc1[m] * c + a1 * r1[j]
                 else:
                     for s in range(ns):
-                        a0 = alpha[s, k, i]
-                        r0 = alpha[s, k, j0:]
+                        a0 = alpha[s][k, i]
+                        r0 = alpha[s][k, j0:]
                         acc0 = acc[s]
                         for m in range(na):
                             acc0[m] = acc0[m] * cs[m] + a0 * r0[idx[m]]
@@ -1165,7 +1166,7 @@ def _pair_sums(wt: np.ndarray, rad: np.ndarray, wts: np.ndarray, tsc: np.ndarray
                     else:
                         e = 0.0
                         for k in range(min(k_far, kt), -1, -1):
-                            e = e * c + alpha[s, k, i] * alpha[s, k, j]
+                            e = e * c + alpha[s][k, i] * alpha[s][k, j]
                     hi[s, jj] = e
         wi = wts[i]  # column sums col[s, j] = Σ_{i<j} wts_i E^s_ij (vectorised, no reduction)
         for s in range(ns):
@@ -1380,11 +1381,11 @@ class PopulationRisk:
                   else [[s] for s in range(len(self.scales))])
         for grp in groups:  # smooth σ may need different table lengths per scale
             part = np.empty(len(grp))
-            alpha = np.ascontiguousarray(np.stack([alphas[s] for s in grp]))
+            alpha = tuple(alphas[s] for s in grp)  # C-contiguous (K+1, N) tables, not copied
             _pair_sums(wt, rad, a, np.ascontiguousarray(scales[grp]), alpha,
                        np.ascontiguousarray(np.stack([diags[s] for s in grp])), self.mode,
-                       self.p, _K_TAB, _K_RES, min(K_FAR, alpha.shape[1] - 1), k_nears[grp[0]],
-                       part)
+                       self.p, _K_TAB, _K_RES, min(K_FAR, alpha[0].shape[0] - 1),
+                       k_nears[grp[0]], part)
             sums[grp] = part
         total_u = float(sum(sw * u for sw, u in zip(self.scale_weights, sums, strict=True)))
         if self.problem == PROBLEM_A:
