@@ -136,7 +136,9 @@ def test_free_energy_matches_numpy_with_zero_cells():
     for m in (0.0, 5.0):
         got = dd.free_energy(rho, h, r, v, feats, lam_k, 1.0, 0.1, 10.0, m)
         ref = _free_energy_numpy(rho, h, r, v, feats, lam_k, 1.0, 0.1, 10.0, m)
-        assert got == pytest.approx(ref, rel=1e-13)
+        # compensated numba sum (a few u) vs plain numpy/BLAS sums ((n + 8) u) of the same terms
+        fs = _free_energy_scale(rho, h, r, v, feats, lam_k, 1.0, 0.1, 10.0, m)
+        assert abs(got - ref) <= (rho.size + 16) * U * fs
     rho[3] = -1e-3
     assert math.isnan(dd.free_energy(rho, h, r, v, feats, lam_k, 1.0, 0.1, 10.0, 5.0))
 
