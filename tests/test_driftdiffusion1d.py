@@ -5,11 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from roundoff import U, free_energy_scale_1d
 
 from meanfield_pde.fv import driftdiffusion1d as dd
 from meanfield_pde.gibbs import gibbs_fixed_point
-
-U = 2.0**-53  # unit round-off of float64
 
 ONE = np.array([1.0])  # constant schedule ξ ≡ 1
 
@@ -35,15 +34,6 @@ def _free_energy_numpy(rho, h, r, v, feats, lam_k, r_sharp, lam, beta, m):
     ent = np.where(rho > 0, rho * np.log(np.where(rho > 0, rho, 1.0) / r**m), 0.0)
     return (0.5 * (r_sharp + 2 * h * v @ rho + lam_k @ mom**2) + 0.5 * lam * h * (r * r) @ rho
             + h * ent.sum() / beta)
-
-
-def _free_energy_scale(rho, h, r, v, feats, lam_k, r_sharp, lam, beta, m):
-    """Sum of |terms| of F (moments squared: |m_k| h |f_k| . rho): its round-off is a multiple of
-    u times this (n u for a plain length-n sum, a few u for the compensated dd.free_energy)."""
-    mom_abs = np.abs(h * feats @ rho) * (h * np.abs(feats) @ rho)
-    ent = np.where(rho > 0, rho * np.log(np.where(rho > 0, rho, 1.0) / r**m), 0.0)
-    return (0.5 * (abs(r_sharp) + 2 * h * np.abs(v) @ rho + lam_k @ mom_abs)
-            + 0.5 * lam * h * (r * r) @ rho + h * np.abs(ent).sum() / beta)
 
 
 def _phi(rho, h, r, v, feats, lam_k, lam, beta, m):
@@ -137,7 +127,7 @@ def test_free_energy_matches_numpy_with_zero_cells():
         got = dd.free_energy(rho, h, r, v, feats, lam_k, 1.0, 0.1, 10.0, m)
         ref = _free_energy_numpy(rho, h, r, v, feats, lam_k, 1.0, 0.1, 10.0, m)
         # compensated numba sum (a few u) vs plain numpy/BLAS sums ((n + 8) u) of the same terms
-        fs = _free_energy_scale(rho, h, r, v, feats, lam_k, 1.0, 0.1, 10.0, m)
+        fs = free_energy_scale_1d(rho, h, r, v, feats, lam_k, 1.0, 0.1, 10.0, m)
         assert abs(got - ref) <= (rho.size + 16) * U * fs
     rho[3] = -1e-3
     assert math.isnan(dd.free_energy(rho, h, r, v, feats, lam_k, 1.0, 0.1, 10.0, 5.0))
@@ -179,7 +169,7 @@ def test_large_steps_conserve_mass_stay_positive_and_decrease_free_energy(scale)
     work, kwork = dd.noisy_workspace(n, 3)
     t, dt = 0.0, 100 * dt_par
     f_prev = _free_energy_numpy(rho, h, r, v, feats, lam_k, 1.0, lam, beta, m)
-    fs_prev = _free_energy_scale(rho, h, r, v, feats, lam_k, 1.0, lam, beta, m)
+    fs_prev = free_energy_scale_1d(rho, h, r, v, feats, lam_k, 1.0, lam, beta, m)
     max_increase, max_drift, full, rejected, excess = -np.inf, 0.0, 0, 0, -np.inf
     for _ in range(300):
         t, steps, rej, status, dt_next, f_last = dd.advance_noisy(
@@ -191,7 +181,7 @@ def test_large_steps_conserve_mass_stay_positive_and_decrease_free_energy(scale)
         assert rho.min() >= 0.0
         max_drift = max(max_drift, abs(h * rho.sum() - mass0) / mass0)
         f_now = _free_energy_numpy(rho, h, r, v, feats, lam_k, 1.0, lam, beta, m)
-        fs = _free_energy_scale(rho, h, r, v, feats, lam_k, 1.0, lam, beta, m)
+        fs = free_energy_scale_1d(rho, h, r, v, feats, lam_k, 1.0, lam, beta, m)
         # compensated numba sum (a few u) vs plain numpy/BLAS sums ((n + 8) u) of the same terms
         assert abs(f_last - f_now) <= (n + 16) * U * fs
         max_increase = max(max_increase, f_now - f_prev)

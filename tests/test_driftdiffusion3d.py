@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from roundoff import U, free_energy_roundoff_3d
 
 from meanfield_pde.activations import get_activation
 from meanfield_pde.fv import driftdiffusion1d as dd
@@ -17,7 +18,6 @@ from meanfield_pde.fv import driftdiffusion3d as D
 from meanfield_pde.fv.stepper3d import potential3d
 from meanfield_pde.problems.neuron_kernel import neuron_kernel
 
-U = 2.0**-53  # unit round-off of float64
 ONE = np.array([1.0])  # constant schedule ξ ≡ 1
 XI = 0.7
 CONST = np.array([XI])
@@ -94,23 +94,6 @@ def _free_energy_numpy(rho, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_shar
     ent = np.where(pos, rho * (np.log(np.where(pos, rho, 1.0)) - m * np.log(r)), 0.0)
     return (0.5 * (r_sharp + 2 * h3 * np.sum(a * phi0[None] * rho) + w @ M**2)
             + 0.5 * lam * h3 * np.sum((a * a + s * s + r * r) * rho) + h3 * ent.sum() / beta)
-
-
-def _free_energy_scale(rho, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_sharp, lam, beta,
-                       m):
-    """Round-off of F (free_energy3d: Neumaier sums, plain N-cell loops for the moments) in
-    units of u: a few (8) times the sum of |terms|, plus the moment errors N u h³ |a f_k| . rho
-    amplified by d(w M²/2)/dM = w M."""
-    h3 = h_a * h_s * h_r
-    a, s, r = np.meshgrid(a_c, s_c, r_c, indexing="ij")
-    _, M = potential3d(rho, a_c, h_a, h_s, h_r, phi0, feats, w)
-    m_abs = np.abs(M) * np.array([h3 * np.sum(np.abs(a * f.reshape(phi0.shape)[None] * rho))
-                                  for f in feats])
-    pos = rho > 0
-    ent = np.where(pos, rho * (np.log(np.where(pos, rho, 1.0)) - m * np.log(r)), 0.0)
-    fs = (0.5 * (abs(r_sharp) + 2 * h3 * np.sum(np.abs(a * phi0[None] * rho)) + np.abs(w) @ M**2)
-          + 0.5 * lam * h3 * np.sum((a * a + s * s + r * r) * rho) + h3 * np.abs(ent).sum() / beta)
-    return 8 * fs + rho.size * (np.abs(w) @ m_abs)
 
 
 def _advance(rho, t, t_stop, prob, lam, beta, m, *, dt_init=0.0, dt_max=1.0, max_steps=10**6,
@@ -317,7 +300,7 @@ def test_large_steps_conserve_mass_stay_positive_and_decrease_free_energy(wsc):
     mass0 = rho.sum()
     work = D.make_noisy3d_work(*shape, 4)
     f_old = D.free_energy3d(rho, *args)
-    sc_old = _free_energy_scale(rho, *args)
+    sc_old = free_energy_roundoff_3d(rho, *args)
     t, dt, big, rejected = 0.0, dt_max, 0, 0
     for _ in range(40):
         before = t
@@ -330,10 +313,10 @@ def test_large_steps_conserve_mass_stay_positive_and_decrease_free_energy(wsc):
         assert rho.min() >= 0.0
         assert abs(rho.sum() - mass0) <= 1e-13 * mass0
         assert f == pytest.approx(D.free_energy3d(rho, *args), rel=1e-13, abs=1e-15)
-        # F decreases exactly; each evaluation carries <= u * _free_energy_scale of round-off
+        # F decreases exactly; each evaluation carries <= U * free_energy_roundoff_3d of round-off
         # (up to 3.5e-14 here, above the former 1e-14 |F|); an unrejected large step of a strong
         # interaction raises F by O(1) (the 1-D balance test: +1.4 at dt = 100)
-        sc = _free_energy_scale(rho, *args)
+        sc = free_energy_roundoff_3d(rho, *args)
         assert f <= f_old + U * (sc + sc_old)
         f_old, sc_old = f, sc
     if wsc < 1:
