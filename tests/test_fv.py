@@ -5,6 +5,8 @@ import pytest
 
 from meanfield_pde.fv import lowrank, stepper1d, transport
 
+U = 2.0**-53  # unit round-off of float64
+
 
 def _random_problem(rng, n=300, k=12):
     h = 5.0 / n
@@ -61,7 +63,9 @@ def test_stepper_lands_on_stop_time_and_conserves():
     t, steps, rej, status, dt, umax = stepper1d.advance(
         rho, 0.0, 0.3, 10**6, h, v, feats, lam, 0, params, 0.4, 2.0, *work)
     assert status == stepper1d.REACHED and t == 0.3 and steps > 5
-    assert abs(rho.sum() - m0) <= 1e-14 * m0 * steps**0.5
+    # round-off, not a random walk: each of the 3 SSP-RK stages rounds every cell a few times
+    # (<= 16u of the mass per step, the telescoping fluxes included), plus two n-term sums
+    assert abs(rho.sum() - m0) <= (16 * steps + 2 * n) * U * m0
     assert rho.min() >= 0.0
     # a step budget stops early and reports it
     t2, steps2, *_ , status2, _, _ = stepper1d.advance(

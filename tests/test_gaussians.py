@@ -155,7 +155,7 @@ def test_restart_from_file_and_remap(tmp_path):
     res = load(tmp_path / "a.h5")
     same = GaussiansProblem(cfg.with_overrides(
         ["init.kind=from_file", f"init.file='{tmp_path / 'a.h5'}'"]))
-    assert np.array_equal(same.initial_state(), res["density"][-1])
+    assert np.array_equal(same.initial_state(), res["density"][-1])  # a copy, exact
     other = GaussiansProblem(cfg.with_overrides(
         ["init.kind=from_file", f"init.file='{tmp_path / 'a.h5'}'", "init.time=0.5",
          "grid.n=450", "grid.r_max=5"]))

@@ -9,6 +9,8 @@ import pytest
 from meanfield_pde.fv import driftdiffusion1d as dd
 from meanfield_pde.gibbs import gibbs_core, gibbs_fixed_point, radial_gibbs_inputs
 
+U = 2.0**-53  # unit round-off of float64
+
 
 def _grid(n, r_max):
     h = r_max / n
@@ -43,9 +45,10 @@ def test_newton_converges_quadratically_to_the_fixed_point(scale):
     tail = hist[np.argmax(hist < 1e-2):]
     for a, b in zip(tail[:-1], tail[1:], strict=False):
         assert b <= max(30.0 * a * a, 1e-14)
-    # G(m) = m for the density returned
+    # G(m) = m for the density returned; (h f) @ rho vs h (f @ rho), each a length-n dot product
+    # (BLAS order unknown): at most (n + 2) u h |f| @ rho apart
     mom = h * feats @ g.density
-    assert np.allclose(mom, g.moments, rtol=0, atol=1e-15)
+    assert np.all(np.abs(mom - g.moments) <= (n + 2) * U * h * np.abs(feats) @ g.density)
     psi = v + (lam_k * mom) @ feats
     expo = -beta * (psi + lam * r * r / 2)
     w = r**m * np.exp(expo)
@@ -99,11 +102,18 @@ def test_linear_case_is_the_chi_law_with_closed_form_free_energy(m):
     z_h = h * w.sum()
     assert g.iterations == 0 and g.moments.shape == (0,)
     assert np.max(np.abs(g.density - w / z_h)) <= 1e-14 * g.density.max()
-    assert g.free_energy == pytest.approx(-math.log(z_h) / beta, rel=1e-14, abs=1e-15)
+    # F = h rho.(lam r^2/2) + h rho.(log rho - m log r)/beta: two length-n sums whose terms
+    # cancel to -log(Z_h)/beta, so the round-off is <= (n + 8) u times the sum of |terms|
+    dens = g.density[g.density > 0]
+    rr = r[g.density > 0]
+    sum_abs = h * np.sum(dens * (lam * rr * rr / 2 + np.abs(np.log(dens) - m * np.log(rr)) / beta))
+    assert abs(g.free_energy + math.log(z_h) / beta) <= (n + 8) * U * sum_abs
     z = 2 ** ((m - 1) / 2) * math.gamma((m + 1) / 2) * a ** (-(m + 1) / 2)
     if m == 5.0:
         assert z_h - z == pytest.approx(31 / 8064 * h**6, abs=0.01 * a * h**8)
     else:
+        # positive terms: pairwise np.sum (n/8 + 7)u, exp's argument a r^2/2 (E = (m + 1)/2) u,
+        # pow/gamma a few ulps: ~40u, well inside rel 1e-14 = 90u
         assert z_h == pytest.approx(z, rel=1e-14)
     # second moment of the chi law: E r² = (m + 1)/(βλ)
     assert h * (r * r) @ g.density == pytest.approx((m + 1) / a, rel=10 * h**4)
@@ -127,7 +137,8 @@ def test_core_accepts_cells_of_any_shape():
     g0 = gibbs_core(ext, log_w, feats, lam0, beta, h)
     g2 = gibbs_core(ext, log_w, feats[[0, 2]], lam0[[0, 2]], beta, h)
     assert np.max(np.abs(g0.density - g2.density)) <= 1e-14 * g2.density.max()
-    assert g0.moments[1] == pytest.approx(h * feats[1] @ g0.density, abs=1e-15)
+    dot_tol = (n + 2) * U * h * np.abs(feats[1]) @ g0.density  # two orders of a length-n dot
+    assert g0.moments[1] == pytest.approx(h * feats[1] @ g0.density, rel=0, abs=dot_tol)
     with pytest.raises(ValueError):
         gibbs_core(ext, log_w, feats, -lam_k, beta, h)
 

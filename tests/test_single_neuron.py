@@ -145,6 +145,7 @@ def test_parallel_matches_serial_bit_for_bit(tmp_path):
                                                                 "time.n_outputs=3"])
     solve(base, tmp_path / "p.h5")
     solve(base.with_overrides(["solver.parallel=false"]), tmp_path / "s.h5")
+    # exact by construction: the parallel kernels keep the serial summation order
     assert np.array_equal(load(tmp_path / "p.h5")["density"], load(tmp_path / "s.h5")["density"])
 
 

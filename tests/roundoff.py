@@ -1,0 +1,38 @@
+"""Round-off scales of the discrete free energies, shared by the drift-diffusion tests.
+
+F sums terms that cancel, so its round-off is u times the sum of |terms| (times n for a plain
+n-term sum, a few for the compensated sums of the package) -- not a fraction of |F|.
+"""
+
+import numpy as np
+
+from meanfield_pde.fv.stepper3d import potential3d
+
+U = 2.0**-53  # unit round-off of float64
+
+
+def free_energy_scale_1d(rho, h, r, v, feats, lam_k, r_sharp, lam, beta, m):
+    """Sum of |terms| of F (moments squared: |m_k| h |f_k| . rho): its round-off is a multiple of
+    u times this (n u for a plain length-n sum, a few u for the compensated dd.free_energy)."""
+    mom_abs = np.abs(h * feats @ rho) * (h * np.abs(feats) @ rho)
+    pos = rho > 0
+    ent = np.where(pos, rho * (np.log(np.where(pos, rho, 1.0)) - m * np.log(r)), 0.0)
+    return (0.5 * (abs(r_sharp) + 2 * h * np.abs(v) @ rho + lam_k @ mom_abs)
+            + 0.5 * lam * h * (r * r) @ rho + h * np.abs(ent).sum() / beta)
+
+
+def free_energy_roundoff_3d(rho, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_sharp, lam, beta,
+                            m):
+    """Round-off of F (free_energy3d: Neumaier sums, plain N-cell loops for the moments) in
+    units of u: a few (8) times the sum of |terms|, plus the moment errors N u h³ |a f_k| . rho
+    amplified by d(w M²/2)/dM = w M."""
+    h3 = h_a * h_s * h_r
+    a, s, r = np.meshgrid(a_c, s_c, r_c, indexing="ij")
+    _, M = potential3d(rho, a_c, h_a, h_s, h_r, phi0, feats, w)
+    m_abs = np.abs(M) * np.array([h3 * np.sum(np.abs(a * f.reshape(phi0.shape)[None] * rho))
+                                  for f in feats])
+    pos = rho > 0
+    ent = np.where(pos, rho * (np.log(np.where(pos, rho, 1.0)) - m * np.log(r)), 0.0)
+    fs = (0.5 * (abs(r_sharp) + 2 * h3 * np.sum(np.abs(a * phi0[None] * rho)) + np.abs(w) @ M**2)
+          + 0.5 * lam * h3 * np.sum((a * a + s * s + r * r) * rho) + h3 * np.abs(ent).sum() / beta)
+    return 8 * fs + rho.size * (np.abs(w) @ m_abs)
