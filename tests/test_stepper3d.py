@@ -109,7 +109,7 @@ def test_rhs_without_features_and_nonfinite_rate():
     rng = np.random.default_rng(1)
     rho, a_c, h_a, h_s, h_r, phi0, feats, w = _random_problem(rng, q=0)
     rate, out, phi, _, _ = _rhs(S.rhs3d, rho, a_c, h_a, h_s, h_r, phi0, feats, w)
-    assert np.array_equal(phi, phi0) and np.isfinite(rate)
+    assert np.array_equal(phi, phi0) and np.isfinite(rate)  # Q = 0: φ is φ0 copied (exact)
     ref = S.rhs3d_numpy(rho, 0.3, a_c, h_a, h_s, h_r, phi0, feats, w, XI, 2.0)
     assert np.max(np.abs(out - ref)) <= 1e-12 * np.max(np.abs(ref))
     rho[3, 4, 5] = np.nan  # does not reach φ when Q = 0, but must still be reported
@@ -139,7 +139,7 @@ def test_parallel_advance_is_bit_identical_to_serial():
     o1 = _advance(r1, 0.0, 0.2, prob, work, parallel=False)
     o2 = _advance(r2, 0.0, 0.2, prob, work, parallel=True)
     assert o1 == o2 and o1[1] > 20
-    assert np.array_equal(r1, r2)
+    assert np.array_equal(r1, r2)  # the same summation order in both kernels (by construction)
 
 
 @pytest.mark.parametrize("parallel", [False, True])

@@ -21,7 +21,8 @@ def test_sgd_command_writes_reduced_coordinates(tmp_path, capsys):
     assert res.complete and res.attrs["kind"] == "sgd" and res.attrs["seed"] == 0
     assert res["r"].shape == (11, 64) and res["risk"].shape == (11,)
     assert np.allclose(res.t, np.linspace(0, 1, 11), atol=1e-12)
-    # the same seed gives bit-identical files' data; --force is needed to overwrite
+    # the same seed and the same compiled code give bit-identical data (same operations on the
+    # same inputs in one process); --force is needed to overwrite
     assert main(args) == 2 and "--force" in capsys.readouterr().err
     again = tmp_path / "again.h5"
     assert main([*args[:4], str(again), *args[5:]]) == 0
