@@ -4,11 +4,14 @@
 time loop only, compile/load and setup apart) with
 
 * serial: ``solver.parallel = false``;
-* always parallel: the ``prange`` kernels on every call (the behaviour before
-  :mod:`meanfield_pde.fv.threads`; forced here with its ``FixedThreads``);
-* adaptive: ``solver.parallel = true``, the :class:`~meanfield_pde.fv.threads.ThreadChooser`,
+* always parallel: the ``prange`` kernels on every call (``FixedThreads(True)`` of
+  :mod:`meanfield_pde.fv.threads`);
+* adaptive: ``solver.parallel = true``, the :class:`~meanfield_pde.fv.threads.ThreadChooser`;
 
-each ``repeat`` times, the three interleaved (so a change in the background load hits all three),
+each under two OpenMP wait policies, each policy in its own process (OpenMP reads it once):
+libgomp's default (spin, then sleep; ``OMP_WAIT_POLICY`` unset) and passive (the package's
+default since the chooser).  "Always parallel, default wait" is the behaviour before.  Each
+``repeat`` times, the modes interleaved (so a change in the background load hits all of them),
 first as the machine is ("idle": nothing of ours running, but other users' processes may be), then
 with a busy loop (``python -c "while True: pass"``, not pinned) started before and killed after.
 Medians are reported; the load average before each block is recorded.
@@ -32,10 +35,17 @@ from meanfield_pde import default_config, load, solve
 from meanfield_pde.fv import threads as threads_mod
 from meanfield_pde.problems import single_neuron as sn
 
-from .common import neuron_box
+from .common import call_in_subprocess, neuron_box
 
 MODES = ("serial", "always", "adaptive")
-LABELS = {"serial": "serial", "always": "always parallel (before)", "adaptive": "adaptive (new)"}
+# (wait policy, mode) columns of the table; libgomp's default wait is the behaviour before
+COLUMNS = (("passive", "serial"), ("libgomp", "always"), ("passive", "always"),
+           ("libgomp", "adaptive"), ("passive", "adaptive"))
+LABELS = {("passive", "serial"): "serial",
+          ("libgomp", "always"): "always parallel, default wait (before)",
+          ("passive", "always"): "always parallel, passive wait",
+          ("libgomp", "adaptive"): "adaptive, default wait",
+          ("passive", "adaptive"): "adaptive, passive wait (new default)"}
 
 
 @contextlib.contextmanager
@@ -79,38 +89,59 @@ def _solve(mode: str, path: str, t_end: float | None) -> dict:
             "probes": ch["probes"], "switches": ch["switches"], "risk": load(path)["risk"]}
 
 
-def measure(repeat: int = 3, t_end: float | None = None) -> dict:
-    out: dict = {"repeat": repeat, "t_end": t_end, "layer": None}
+def measure(repeat: int = 3, t_end: float | None = None, modes: tuple[str, ...] = MODES,
+            wait: str = "passive") -> dict:
+    """``modes`` interleaved, ``repeat`` times, idle then busy, in this process; ``wait``:
+    "passive" (the package default) or "libgomp" (OMP_WAIT_POLICY unset, libgomp's default
+    spin-then-sleep: the behaviour before).  Must run before this process's first parallel
+    region (OpenMP reads the policy once), so use a fresh process (:func:`run` does)."""
+    if wait == "libgomp":
+        os.environ.pop("OMP_WAIT_POLICY", None)
+    else:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    out: dict = {"repeat": repeat, "t_end": t_end, "wait": wait}
     with tempfile.TemporaryDirectory() as tmp:
-        _solve("adaptive", f"{tmp}/warm.h5", 0.1)  # compile/load, start the thread pool
+        _solve("adaptive", f"{tmp}/warm.h5", 0.1)  # compile/load
         import numba
 
         out["layer"] = numba.threading_layer()
-        out["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "")
         ref = None
         for state in ("idle", "busy"):
             ctx = busy_core() if state == "busy" else contextlib.nullcontext()
-            runs: dict[str, list] = {m: [] for m in MODES}
+            runs: dict[str, list] = {m: [] for m in modes}
             with ctx:
                 load_before = os.getloadavg()[0]
                 for _ in range(repeat):
-                    for m in MODES:
+                    for m in modes:
                         r = _solve(m, f"{tmp}/{m}.h5", t_end)
                         ref = r["risk"] if ref is None else ref
                         r["identical"] = bool(np.array_equal(r.pop("risk"), ref))
                         runs[m].append(r)
-                        print(f"  {state} {m}: {r['wall_seconds']:.2f} s", file=sys.stderr,
+                        print(f"  {wait} {state} {m}: {r['wall_seconds']:.2f} s", file=sys.stderr,
                               flush=True)
-            med = {m: statistics.median(r["wall_seconds"] for r in runs[m]) for m in MODES}
-            out[state] = {"load1_before": load_before, "runs": runs, "median": med,
-                          "ratio_to_serial": {m: med[m] / med["serial"] for m in MODES}}
-        out["identical"] = all(r["identical"] for s in ("idle", "busy")
-                               for m in MODES for r in out[s]["runs"][m])
+            out[state] = {"load1_before": load_before, "runs": runs,
+                          "median": {m: statistics.median(r["wall_seconds"] for r in runs[m])
+                                     for m in modes}}
+        out["identical"] = all(r["identical"] for st in ("idle", "busy")
+                               for m in modes for r in out[st]["runs"][m])
     return out
 
 
 def run(quick: bool = False) -> dict:
-    return measure(repeat=3, t_end=4.0 if quick else None)
+    """Both wait policies, each in a fresh process; ``quick``: t ∈ [0, 2] instead of [0, 8]."""
+    kw = {"repeat": 3, "t_end": 2.0 if quick else None}
+    parts = {w: call_in_subprocess("threads", "measure", {**kw, "modes": modes, "wait": w}, {})
+             for w, modes in (("libgomp", ("always", "adaptive")), ("passive", MODES))}
+    out: dict = {**kw, "layer": parts["passive"]["layer"], "parts": parts,
+                 "identical": all(p["identical"] for p in parts.values())}
+    for state in ("idle", "busy"):
+        med = {f"{w}/{m}": parts[w][state]["median"][m] for w, m in COLUMNS}
+        adaptive = parts["passive"][state]["runs"]["adaptive"]
+        mid = sorted(adaptive, key=lambda r: r["wall_seconds"])[len(adaptive) // 2]
+        out[state] = {"median": med, "adaptive_median_run": mid,
+                      "load1_before": {w: parts[w][state]["load1_before"] for w in parts},
+                      "ratio_to_serial": {k: v / med["passive/serial"] for k, v in med.items()}}
+    return out
 
 
 def render(data: dict) -> str:
@@ -118,20 +149,22 @@ def render(data: dict) -> str:
     lines = [f"## Threads: serial, always parallel and adaptive 3-D kernels (single-neuron "
              f"defaults, t ∈ [0, {t_end:g}])", "",
              f"Wall time of the time loop of `solve` (box pinned; median of {data['repeat']} "
-             f"interleaved runs; Numba threading layer `{data['layer']}`). *Busy*: a "
-             "`python -c \"while True: pass\"` process runs throughout; *idle*: none of ours, "
-             "but this machine is shared, so other processes may run (1-min load average "
-             "before each block given). All runs give bit-identical risks: "
+             f"interleaved runs; Numba threading layer `{data['layer']}`; each wait policy in its "
+             "own process). *Busy*: a `python -c \"while True: pass\"` process runs throughout; "
+             "*idle*: none of ours, but this machine is shared and other processes may run (the "
+             "1-min load average before each block is given). All runs give bit-identical risks: "
              f"{'yes' if data['identical'] else 'NO'}.", "",
-             "| machine | " + " | ".join(LABELS[m] for m in MODES)
-             + " | adaptive / serial | adaptive: seconds serial + threaded, probes |",
-             "|---|---|---|---|---|---|"]
+             "| machine | " + " | ".join(LABELS[c] for c in COLUMNS) + " |",
+             "|---|" + "---|" * len(COLUMNS)]
     for state in ("idle", "busy"):
         d = data[state]
-        last = d["runs"]["adaptive"][len(d["runs"]["adaptive"]) // 2]
-        cells = " | ".join(f"{d['median'][m]:.2f} s" for m in MODES)
-        lines.append(f"| {state} (load {d['load1_before']:.2f}) | {cells} | "
-                     f"{d['ratio_to_serial']['adaptive']:.2f} | {last['serial_seconds']:.2f} + "
-                     f"{last['parallel_seconds']:.2f} s, {last['probes']} |")
-    lines.append("")
+        load = ", ".join(f"{v:.1f}" for v in d["load1_before"].values())
+        cells = " | ".join(f"{d['median'][f'{w}/{m}']:.2f} s "
+                           f"({d['ratio_to_serial'][f'{w}/{m}']:.2f}×)" for w, m in COLUMNS)
+        lines.append(f"| {state} (load {load}) | {cells} |")
+    lines += ["", "(× serial in brackets.)  The adaptive run of median time spent "
+              + "; ".join(f"{st}: {data[st]['adaptive_median_run']['serial_seconds']:.2f} s serial "
+                          f"and {data[st]['adaptive_median_run']['parallel_seconds']:.2f} s "
+                          f"threaded, {data[st]['adaptive_median_run']['probes']} probes"
+                          for st in ("idle", "busy")) + ".", ""]
     return "\n".join(lines)

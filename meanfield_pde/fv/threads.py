@@ -28,12 +28,35 @@ Contract
   results do not depend on the choices, only the wall time does.
 * ``clock`` is injectable (tests use a fake one); the chooser keeps no global state and starts no
   threads.
+
+Wait policy
+-----------
+:func:`passive_wait_default` (called when :mod:`meanfield_pde.fv` is imported) sets
+``OMP_WAIT_POLICY=PASSIVE`` unless the environment already chooses a wait policy
+(``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``, ``KMP_BLOCKTIME`` or ``KMP_LIBRARY`` set, to any value:
+the user's choice is kept).  OpenMP reads it once, when Numba's ``omp`` threading layer first
+starts, so a process that loaded OpenMP before keeps its policy.  With libgomp's default
+(spin, then sleep) the threaded step was 6–10× slower than serial on an overloaded machine,
+with passive waiting about as fast as serial (benchmarks/threads.py); the chooser covers the
+rest (other layers, other policies, an idle machine where threads win).
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
+
+WAIT_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_LIBRARY")
+
+
+def passive_wait_default(environ: MutableMapping[str, str] = os.environ) -> bool:
+    """``OMP_WAIT_POLICY=PASSIVE`` unless one of :data:`WAIT_KEYS` is set (module doc); True when
+    it set it."""
+    if any(k in environ for k in WAIT_KEYS):
+        return False
+    environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True
 
 
 class ThreadChooser:
