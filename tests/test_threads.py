@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from meanfield_pde.config import default_config
-from meanfield_pde.fv.threads import FixedThreads, ThreadChooser
+from meanfield_pde.fv.threads import FixedThreads, ThreadChooser, passive_wait_default
 from meanfield_pde.problems.single_neuron import SingleNeuronProblem
 
 
@@ -124,6 +124,15 @@ def test_threaded_chunk_slower_than_serial_switches_back_at_once():
     assert par[:2] == [1, 2]  # the probe, then one ramp chunk of 2 steps, then serial
     assert not ch.best
     assert sum(par) <= 12
+
+
+def test_passive_wait_default_keeps_the_users_choice():
+    env = {}
+    assert passive_wait_default(env) and env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    for key, value in (("OMP_WAIT_POLICY", "active"), ("GOMP_SPINCOUNT", "1000"),
+                       ("KMP_BLOCKTIME", "200"), ("OMP_WAIT_POLICY", "")):
+        env = {key: value}
+        assert not passive_wait_default(env) and env == {key: value}
 
 
 # ------------------------------------------------------------------------------ bit identity
