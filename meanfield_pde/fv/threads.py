@@ -3,9 +3,10 @@
 The 3-D steppers (:mod:`.stepper3d`, :mod:`.driftdiffusion3d`) have a serial and a ``prange``
 variant that give the same bits.  Threads win on an idle machine, but every parallel region ends
 at a barrier, and when another process holds a core the descheduled worker makes each barrier
-wait for a scheduler time slice: the threaded step was measured 2–20× slower than the serial one
-with the other core busy (benchmarks/single_neuron.py, "threads").  Which variant is faster is a
-property of the moment, not of the machine, so :class:`ThreadChooser` measures it.
+wait for a scheduler time slice: with libgomp's default wait policy the always-threaded solve
+was 5.7–6.8× slower than serial on a loaded 2-core machine (benchmarks/threads.py).  Which
+variant is faster is a property of the moment, not of the machine, so :class:`ThreadChooser`
+measures it.
 
 Contract
 --------
@@ -36,9 +37,9 @@ Wait policy
 (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``, ``KMP_BLOCKTIME`` or ``KMP_LIBRARY`` set, to any value:
 the user's choice is kept).  OpenMP reads it once, when Numba's ``omp`` threading layer first
 starts, so a process that loaded OpenMP before keeps its policy.  With libgomp's default
-(spin, then sleep) the threaded step was 6–10× slower than serial on an overloaded machine,
-with passive waiting about as fast as serial (benchmarks/threads.py); the chooser covers the
-rest (other layers, other policies, an idle machine where threads win).
+(spin, then sleep) the always-threaded solve was 5.7–6.8× slower than serial there, with
+passive waiting 0.55–1.14× serial (benchmarks/threads.py); the chooser covers the rest (other
+layers, other policies, moments where threads win or lose).
 """
 
 from __future__ import annotations

@@ -69,8 +69,12 @@ class NeuronStepper(Stepper):
                 p.kernel.feats, p.kernel.weights, p.schedule.kind, p.schedule.params, self.cfl,
                 self.theta, parallel, self.work)
 
-        t_new, steps, rejected, status, dt, rate = self.threads.run(call, max_steps)
-        return StepReport(t_new, steps, rejected, status, dt, rate)
+        done = rejected = 0
+        while True:  # the chooser may split the call (probes, ramp-up); the contract is unchanged
+            t, steps, rej, status, dt, rate = self.threads.run(call, max_steps - done)
+            done, rejected = done + steps, rejected + rej
+            if status != stepper1d.MAX_STEPS or done >= max_steps:
+                return StepReport(t, done, rejected, status, dt, rate)
 
 
 class NoisyNeuronStepper(Stepper):
@@ -100,8 +104,12 @@ class NoisyNeuronStepper(Stepper):
                 p.h_r, self.phi0, k.feats, k.weights, k.r_sharp, p.lam, p.beta, p.d - 2.0,
                 p.schedule.kind, p.schedule.params, self.dt, self.dt_max, parallel, self.work)
 
-        t, steps, rej, status, self.dt, f = self.threads.run(call, max_steps)
-        return StepReport(t, steps, rej, status, self.dt, f)
+        done = rejected = 0
+        while True:  # the chooser may split the call (probes, ramp-up); the contract is unchanged
+            t, steps, rej, status, self.dt, f = self.threads.run(call, max_steps - done)
+            done, rejected = done + steps, rejected + rej
+            if status != stepper1d.MAX_STEPS or done >= max_steps:
+                return StepReport(t, done, rejected, status, self.dt, f)
 
 
 class SingleNeuronProblem(Problem):
