@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from meanfield_pde import default_config, load, solve
+from meanfield_pde.fv.threads import FixedThreads
 from meanfield_pde.problems.single_neuron import WALLS, SingleNeuronProblem
 
 
@@ -30,7 +31,7 @@ def cost(ns: tuple[int, ...], box: list[str]) -> dict:
         row = {"n": n, "cells": n**3, "Q": int(p.kernel.feats.shape[0])}
         for parallel in (False, True):
             st = SingleNeuronProblem.make_stepper(p)
-            st.parallel = parallel
+            st.threads = FixedThreads(parallel)
             rho = p.initial_state()
             st.advance(rho, 0.0, 1e9, 2)  # warm up, reach the dynamics
             best = np.inf

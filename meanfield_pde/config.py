@@ -395,7 +395,8 @@ SCHEMAS["single-neuron"] = {
              "n_outputs": Int(81, lo=2, hi=1_000_000,
                               doc="number of output times (uniform / log)")},
     "schedule": _SCHEDULE,
-    "solver": {**_SOLVER, "parallel": Bool(True, doc="use both cores (prange) in the 3-D kernels")},
+    "solver": {**_SOLVER, "parallel": Bool(True, doc="use both cores (prange) in the 3-D kernels "
+                                                      "when measured faster; false: serial only")},
     "checkpoint": _CHECKPOINT,
 }
 

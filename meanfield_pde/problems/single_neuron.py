@@ -27,6 +27,7 @@ from ..config import Config
 from ..errors import ConfigError, SolverError
 from ..fv import driftdiffusion3d as dd3
 from ..fv import stepper1d, stepper3d
+from ..fv.threads import ThreadChooser
 from ..schedule import Schedule, stop_times
 from .base import WARMUP_RESET, Problem, Stepper, StepReport
 from .gaussians import chi_law, chi_quantile
@@ -47,21 +48,33 @@ def _normal_law(edges: np.ndarray, mean: float, std: float) -> np.ndarray:
 
 
 class NeuronStepper(Stepper):
-    """Compiled SSP-RK3 of the 3-D equation (see :mod:`meanfield_pde.fv.stepper3d`)."""
+    """Compiled SSP-RK3 of the 3-D equation (see :mod:`meanfield_pde.fv.stepper3d`).
+
+    ``threads`` picks the serial or the threaded (bit-identical) kernels call by call
+    (:mod:`meanfield_pde.fv.threads`; ``parallel=False`` forces serial)."""
 
     def __init__(self, problem: SingleNeuronProblem, cfl: float, theta: float, parallel: bool):
-        self.p, self.cfl, self.theta, self.parallel = problem, cfl, theta, parallel
+        self.p, self.cfl, self.theta = problem, cfl, theta
+        self.threads = ThreadChooser(parallel)
         k = problem.kernel
         self.phi0 = np.ascontiguousarray(-k.v)
         self.work = stepper3d.make_work(*problem.shape, k.feats.shape[0])
 
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
         p = self.p
-        out = stepper3d.advance3d(
-            state, t, t_stop, max_steps, p.a_centers, p.h_a, p.h_s, p.h_r, self.phi0,
-            p.kernel.feats, p.kernel.weights, p.schedule.kind, p.schedule.params, self.cfl,
-            self.theta, self.parallel, self.work)
-        return StepReport(*out)
+
+        def call(parallel: bool, steps: int) -> tuple:
+            return stepper3d.advance3d(
+                state, t, t_stop, steps, p.a_centers, p.h_a, p.h_s, p.h_r, self.phi0,
+                p.kernel.feats, p.kernel.weights, p.schedule.kind, p.schedule.params, self.cfl,
+                self.theta, parallel, self.work)
+
+        done = rejected = 0
+        while True:  # the chooser may split the call (probes, ramp-up); the contract is unchanged
+            t, steps, rej, status, dt, rate = self.threads.run(call, max_steps - done)
+            done, rejected = done + steps, rejected + rej
+            if status != stepper1d.MAX_STEPS or done >= max_steps:
+                return StepReport(t, done, rejected, status, dt, rate)
 
 
 class NoisyNeuronStepper(Stepper):
@@ -70,7 +83,8 @@ class NoisyNeuronStepper(Stepper):
     every step; see :mod:`meanfield_pde.fv.driftdiffusion3d`)."""
 
     def __init__(self, problem: SingleNeuronProblem, dt_max: float, parallel: bool):
-        self.p, self.dt_max, self.parallel = problem, dt_max, parallel
+        self.p, self.dt_max = problem, dt_max
+        self.threads = ThreadChooser(parallel)  # serial or threaded kernels, call by call
         self.phi0 = np.ascontiguousarray(-problem.kernel.v)
         self.work = dd3.make_noisy3d_work(*problem.shape, problem.kernel.feats.shape[0])
         self.dt = 0.0
@@ -83,11 +97,19 @@ class NoisyNeuronStepper(Stepper):
 
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
         p, k = self.p, self.p.kernel
-        t, steps, rej, status, self.dt, f = dd3.advance_noisy3d(
-            state, t, t_stop, max_steps, p.a_centers, p.s_centers, p.r_centers, p.h_a, p.h_s,
-            p.h_r, self.phi0, k.feats, k.weights, k.r_sharp, p.lam, p.beta, p.d - 2.0,
-            p.schedule.kind, p.schedule.params, self.dt, self.dt_max, self.parallel, self.work)
-        return StepReport(t, steps, rej, status, self.dt, f)
+
+        def call(parallel: bool, steps: int) -> tuple:
+            return dd3.advance_noisy3d(
+                state, t, t_stop, steps, p.a_centers, p.s_centers, p.r_centers, p.h_a, p.h_s,
+                p.h_r, self.phi0, k.feats, k.weights, k.r_sharp, p.lam, p.beta, p.d - 2.0,
+                p.schedule.kind, p.schedule.params, self.dt, self.dt_max, parallel, self.work)
+
+        done = rejected = 0
+        while True:  # the chooser may split the call (probes, ramp-up); the contract is unchanged
+            t, steps, rej, status, self.dt, f = self.threads.run(call, max_steps - done)
+            done, rejected = done + steps, rejected + rej
+            if status != stepper1d.MAX_STEPS or done >= max_steps:
+                return StepReport(t, done, rejected, status, self.dt, f)
 
 
 class SingleNeuronProblem(Problem):
