@@ -561,12 +561,12 @@ def _extend(cfg: Config, t_end: float, spacing: float | None = None) -> Config:
     """
     tc = cfg.section("time")
     old = output_times(cfg)
-    over = [f"time.t_end={float(t_end)!r}"]
+    over: dict[str, object] = {"time.t_end": float(t_end)}
     if tc["outputs"] == "uniform" and tc["t_end"] > 0:
         spacing = tc["t_end"] / (tc["n_outputs"] - 1)
         n = round(t_end / spacing) + 1
         if n <= 1_000_000:
-            scaled = cfg.with_overrides([*over, f"time.n_outputs={max(2, n)}"])
+            scaled = cfg.replace({**over, "time.n_outputs": max(2, n)})
             new = output_times(scaled)
             if len(new) > len(old) and np.array_equal(new[: len(old)], old):
                 return scaled
@@ -576,16 +576,14 @@ def _extend(cfg: Config, t_end: float, spacing: float | None = None) -> Config:
         last = math.ceil(t_end / spacing - 1e-9) - 1
         extra = [grid_time(k, spacing) for k in range(first, last + 1)]
         extra = [x for x in extra if old[-1] + 1e-9 * spacing < x < t_end - 1e-9 * spacing]
-    over.append(f"time.outputs={[float(x) for x in old] + extra!r}")  # old t_end included
-    return cfg.with_overrides(over)
+    over["time.outputs"] = [float(x) for x in old] + extra  # old t_end included
+    return cfg.replace(over)
 
 
 def _fixed_walls(cfg: Config, attrs: dict) -> Config:
     """``cfg`` with the walls the original run chose (the automatic ones depend on t_end)."""
-    names = (["r_max"] if cfg.problem == "gaussians"
-             else ["a_min", "a_max", "s_min", "s_max", "r_max"])
     try:
-        return cfg.with_overrides([f"grid.{w}={float(attrs[w])!r}" for w in names])
+        return cfg.replace({f"grid.{w}": float(attrs[w]) for w in problem_class(cfg.problem).walls})
     except KeyError as exc:
         raise DataError(f"the result file has no {exc.args[0]!r} attribute; it was not written "
                         "by a solve of this package") from None

@@ -48,11 +48,10 @@ def _self_interaction(cfg: Config, pde, idx: np.ndarray) -> np.ndarray:
     """D(t) = ∫U(θ, θ) ρ̄_t(dθ) − ∬U ρ̄_t ρ̄_t at the outputs ``idx``: the expected risk of N
     independent neurons drawn from ρ̄_t is E R_N = R(ρ̄_t) + D(t)/N (MATH.md §5's O(1/N) term)."""
     from .particles import PopulationRisk
-    from .problems import build_problem
+    from .problems import build_problem, problem_class
 
-    walls = ["r_max"] if cfg.problem == "gaussians" else ["a_min", "a_max", "s_min", "s_max",
-                                                          "r_max"]
-    fixed = cfg.with_overrides([f"grid.{w}={float(pde.attrs[w])!r}" for w in walls])
+    walls = problem_class(cfg.problem).walls
+    fixed = cfg.replace({f"grid.{w}": float(pde.attrs[w]) for w in walls})
     problem = build_problem(fixed)
     diag = PopulationRisk(cfg)._diag
     out = []

@@ -55,6 +55,9 @@ class Problem(ABC):
 
     name: str
     config: Config
+    #: the ``[grid]`` keys of the walls ("auto" resolved at build time and stored in the result's
+    #: attributes, so that a resume or a validation rebuilds the same domain)
+    walls: tuple[str, ...] = ()
 
     @classmethod
     def warmup(cls, cfg: Config) -> None:

@@ -249,6 +249,7 @@ class GaussiansProblem(Problem):
     """The radial problem on a cell-centred grid of n cells on [0, r_max] with no-flux walls."""
 
     name = "gaussians"
+    walls = ("r_max",)
 
     def __init__(self, cfg: Config, pilot_r_max: float | None = None):
         self._pilot = pilot_r_max
@@ -339,8 +340,8 @@ class GaussiansProblem(Problem):
         big = max(10.0 * r_hi, r_hi + 10.0)
         t_end = self.config["time.t_end"]
         for _ in range(6):
-            pilot = GaussiansProblem(self.config.with_overrides(
-                [f"grid.n={PILOT_CELLS}", "grid.r_max='auto'"]), pilot_r_max=big)
+            pilot = GaussiansProblem(self.config.replace(
+                {"grid.n": PILOT_CELLS, "grid.r_max": "auto"}), pilot_r_max=big)
             rho, stepper, t, reach = pilot.initial_state(), pilot.make_stepper(), 0.0, r_hi
             for t_stop in stop_times(pilot.config, pilot.schedule)[1:]:
                 while t < t_stop:

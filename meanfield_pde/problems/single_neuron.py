@@ -116,6 +116,7 @@ class SingleNeuronProblem(Problem):
     """The (a, s, r) problem on a uniform n_a × n_s × n_r grid."""
 
     name = "single-neuron"
+    walls = WALLS
 
     def __init__(self, cfg: Config, pilot_box: tuple[float, ...] | None = None):
         if cfg.problem != self.name:
@@ -232,8 +233,8 @@ class SingleNeuronProblem(Problem):
         span_s = max(s_hi - s_lo, 1.0)
         wide = [a_lo - 2 * span_a, a_hi + 2 * span_a, s_lo - 1.5 * span_s, s_hi + 1.5 * span_s,
                 max(3 * r_hi, 1.5)]
-        over = [f"grid.n_a={PILOT_CELLS[0]}", f"grid.n_s={PILOT_CELLS[1]}",
-                f"grid.n_r={PILOT_CELLS[2]}"]
+        over = {"grid.n_a": PILOT_CELLS[0], "grid.n_s": PILOT_CELLS[1],
+                "grid.n_r": PILOT_CELLS[2]}
         found: dict | None = None
         for _ in range(6):
             box = tuple(fixed.get(k, w) for k, w in zip(WALLS, wide, strict=True))
@@ -264,10 +265,10 @@ class SingleNeuronProblem(Problem):
             "grid.s_min, grid.s_max and grid.r_max explicitly or shorten time.t_end"
         )
 
-    def _pilot_run(self, box: tuple[float, ...], over: list[str],
+    def _pilot_run(self, box: tuple[float, ...], over: dict[str, int],
                    support: tuple[float, ...]) -> tuple[float, ...]:
         """(a_lo, a_hi, s_lo, s_hi, r_hi) reached by the pilot's mass (tail PILOT_TAIL)."""
-        pilot = SingleNeuronProblem(self.config.with_overrides(over), pilot_box=box)
+        pilot = SingleNeuronProblem(self.config.replace(over), pilot_box=box)
         rho, stepper, t = pilot.initial_state(), pilot.make_stepper(), 0.0
         lo_a, hi_a, lo_s, hi_s, hi_r = support
         for t_stop in stop_times(pilot.config, pilot.schedule)[1:]:
