@@ -14,8 +14,8 @@ directory instead, chosen in this order:
 
 Below the root Numba adds a sub-folder derived from the full path of the source file, so an
 installed copy and a source checkout never share entries, and its index is keyed on the source
-file's modification time and size, so a reinstall recompiles.  Deleting the directory forces
-recompilation and is always safe.
+file (its SHA-256 in current Numba, its modification time and size in older ones), so changed
+sources recompile.  Deleting the directory forces recompilation and is always safe.
 
 Mechanism: a cache locator placed first in Numba's list of locators, answering only for source
 files inside this package (other libraries' kernels keep Numba's defaults).  The list is consulted
