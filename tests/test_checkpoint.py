@@ -21,30 +21,17 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from stopping import StopAfter
 
 from meanfield_pde import solver
 from meanfield_pde.cli import main
 from meanfield_pde.config import default_config
 from meanfield_pde.errors import DataError, SolverError
-from meanfield_pde.runcontrol import Interrupted, StopFlag, config_hash
+from meanfield_pde.runcontrol import Interrupted, config_hash
 from meanfield_pde.solver import resume, solve, solve_sgd
 from meanfield_pde.storage import load, load_checkpoint
 
 PDE_TOL = 1e-13
-
-
-class StopAfter(StopFlag):
-    """A signal that 'arrives' at the n-th poll of the time loop."""
-
-    def __init__(self, n: int, signum: int = signal.SIGTERM):
-        super().__init__()
-        self.n, self.calls, self.sig = n, 0, signum
-
-    def __bool__(self) -> bool:
-        self.calls += 1
-        if self.calls >= self.n:
-            self.signum = self.sig
-        return self.signum is not None
 
 
 def max_difference(a: Path, b: Path) -> float:

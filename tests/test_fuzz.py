@@ -19,7 +19,6 @@ import json
 import math
 import re
 import shutil
-import signal
 import string
 import sys
 import tomllib
@@ -32,6 +31,7 @@ import pytest
 import tomli_w
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from stopping import StopAfter
 
 from meanfield_pde.cli import _printable, build_parser, main
 from meanfield_pde.config import (
@@ -52,7 +52,7 @@ from meanfield_pde.config import (
     parse_value,
 )
 from meanfield_pde.errors import ConfigError, DataError
-from meanfield_pde.runcontrol import Interrupted, StopFlag
+from meanfield_pde.runcontrol import Interrupted
 from meanfield_pde.solver import solve
 from meanfield_pde.storage import load, load_checkpoint
 
@@ -967,20 +967,6 @@ def result_file(tmp_path_factory) -> tuple[Path, bytes]:
     return where, path.read_bytes()
 
 
-class _StopAfter(StopFlag):
-    """A signal that 'arrives' at the n-th poll of the time loop."""
-
-    def __init__(self, n: int):
-        super().__init__()
-        self.n, self.calls = n, 0
-
-    def __bool__(self) -> bool:
-        self.calls += 1
-        if self.calls >= self.n:
-            self.signum = signal.SIGTERM
-        return self.signum is not None
-
-
 @pytest.fixture(scope="module")
 def interrupted_file(tmp_path_factory) -> tuple[Path, bytes]:
     """A run stopped by a signal half way (gaussians, 64 cells; a checkpoint every 0.001, so
@@ -991,7 +977,7 @@ def interrupted_file(tmp_path_factory) -> tuple[Path, bytes]:
         ["time.t_end=0.01", "time.n_outputs=21", "grid.n=64", "grid.r_max=6",
          "checkpoint.every=0.001"])
     with pytest.raises(Interrupted):
-        solve(cfg, path, stop=_StopAfter(20))
+        solve(cfg, path, stop=StopAfter(20))
     res, ck = load(path), load_checkpoint(path)
     assert not res.complete and 5 < res.n_snapshots < 21 and ck.meta["seq"] >= 2, ck.meta
     return where, path.read_bytes()

@@ -18,12 +18,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from stopping import StopAfter
 
 import meanfield_pde
 from meanfield_pde import load
 from meanfield_pde.cli import main
 from meanfield_pde.config import SCHEMAS, default_config, load_config
-from meanfield_pde.runcontrol import Interrupted, StopFlag
+from meanfield_pde.runcontrol import Interrupted
 from meanfield_pde.solver import solve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,20 +97,6 @@ def _problem(target: str, cwd: Path) -> str:
     return target
 
 
-class _StopAfter(StopFlag):
-    """A signal that 'arrives' at the n-th poll of the time loop."""
-
-    def __init__(self, n: int):
-        super().__init__()
-        self.n, self.calls = n, 0
-
-    def __bool__(self) -> bool:
-        self.calls += 1
-        if self.calls >= self.n:
-            self.signum = 15
-        return self.signum is not None
-
-
 def _interrupted_run(path: Path) -> None:
     """A README command names a result file no earlier command wrote (`resume
     runs/gaussians-<UTC>.h5`): make it an interrupted small run, as after Ctrl-C."""
@@ -117,7 +104,7 @@ def _interrupted_run(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg = default_config(problem).with_overrides(SMALL[problem])
     with pytest.raises(Interrupted):
-        solve(cfg, path, stop=_StopAfter(3))
+        solve(cfg, path, stop=StopAfter(3))
     assert not load(path).complete
 
 
