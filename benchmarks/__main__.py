@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true",
-                   help="smaller sizes (10.5 min measured on a busy 2-core machine)")
+                   help="smaller sizes (about 5 min on an idle 2-core machine)")
     g.add_argument("--full", action="store_true", help="all sizes (default)")
     ap.add_argument("--only", nargs="*", choices=sorted(SUITES), help="run only these suites")
     ap.add_argument("--render", action="store_true",
