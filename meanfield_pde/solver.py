@@ -444,8 +444,9 @@ def solve_sgd(cfg: Config, output: str | Path | None = None, *, overwrite: bool 
     s = cfg.section("sgd")
     probe = ParticleSGD(cfg)
     n = probe.n
-    fields = ({"risk": (), "r": (n,)} if cfg.problem == "gaussians"
-              else {"risk": (), "z": (n, 3)})
+    pc = problem_class(cfg.problem)
+    n_coords = len(pc.particle_coords)
+    fields = {"risk": (), pc.particle_field: (n,) if n_coords == 1 else (n, n_coords)}
     path = Path(output) if output is not None else default_output_path(cfg.problem + "-sgd")
     writer = ResultWriter(
         path, problem=cfg.problem, config=cfg.to_dict(), grid={}, fields=fields,
@@ -463,7 +464,7 @@ def _run_sgd(cfg: Config, writer: ResultWriter, ck: dict | None, *, progress: bo
     """SGD from the start (``ck`` None) or from the checkpoint metadata ``ck`` (+ its arrays)."""
     from .particles import SGDState, run_sgd
 
-    key = "r" if cfg.problem == "gaussians" else "z"
+    key = problem_class(cfg.problem).particle_field
     ck = ck or {}
     state = (SGDState.restore(state_arrays["theta"], ck["step"], ck["t"], ck["rng_state"])
              if state_arrays is not None else None)

@@ -51,30 +51,9 @@ def _self_interaction(cfg: Config, pde, idx: np.ndarray) -> np.ndarray:
     from .problems import build_problem, problem_class
 
     walls = problem_class(cfg.problem).walls
-    fixed = cfg.replace({f"grid.{w}": float(pde.attrs[w]) for w in walls})
-    problem = build_problem(fixed)
+    problem = build_problem(cfg.replace({f"grid.{w}": float(pde.attrs[w]) for w in walls}))
     diag = PopulationRisk(cfg)._diag
-    out = []
-    if cfg.problem == "gaussians":
-        r, h, k = problem.centers, problem.h, problem.kernel
-        delta = cfg["model.delta"]
-        u_diag = 0.5 * (diag((1 + delta) * r) + diag((1 - delta) * r))
-        for j in idx:
-            rho = pde["density"][j]
-            m = k.feats @ rho * h
-            out.append(float(h * rho @ u_diag - np.dot(k.lam, m * m)))
-    else:
-        p, k = problem, problem.kernel
-        s, r = np.meshgrid(p.s_centers, p.r_centers, indexing="ij")
-        u_diag = diag(np.sqrt(s * s + r * r).ravel()).reshape(s.shape)  # E σ(|w| G)², × a²
-        vol = p.h_a * p.h_s * p.h_r
-        for j in idx:
-            rho = pde["density"][j]
-            e_uu = vol * float(np.einsum("i,ijk,jk->", p.a_centers**2, rho, u_diag))
-            A = p.h_a * np.einsum("i,ijk->jk", p.a_centers, rho)
-            m = p.h_s * p.h_r * (k.feats @ A.ravel())
-            out.append(e_uu - float(np.dot(k.weights, m * m)))
-    return np.asarray(out)
+    return np.array([problem.self_interaction(pde["density"][j], diag) for j in idx])
 
 
 def _reusable(path: Path, cfg: Config) -> bool:
@@ -145,9 +124,11 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         runs = list(pool.map(_sgd_job, jobs))
 
-    names = ["r"] if cfg.problem == "gaussians" else ["a", "s", "r"]
-    marg = {"r": pde["density"]} if cfg.problem == "gaussians" else {
-        x: pde[f"marginal_{x}"] for x in names}
+    from .problems import problem_class
+
+    problem = problem_class(cfg.problem)
+    names = list(problem.particle_coords)
+    marg = {x: pde[problem.marginal_fields[x]] for x in names}
     quant = {x: [_quantiles(pde.grid[f"{x}_edges"], marg[x][k]) for k in idx] for x in names}
     self_term = _self_interaction(cfg, pde, idx)
     per_run = []
@@ -163,7 +144,7 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
         coords = np.asarray(run["coords"])
         w1 = {}
         for c, x in enumerate(names):
-            vals = coords if cfg.problem == "gaussians" else coords[..., c]
+            vals = coords if coords.ndim == 2 else coords[..., c]  # (K, N) or (K, N, C)
             w1[x] = [float(wasserstein_distance(vals[k], quant[x][near[k]]))
                      for k in range(t.size)]
         per_run.append({"n": run["n"], "seed": run["seed"], "t": t.tolist(),

@@ -58,6 +58,18 @@ class Problem(ABC):
     #: the ``[grid]`` keys of the walls ("auto" resolved at build time and stored in the result's
     #: attributes, so that a resume or a validation rebuilds the same domain)
     walls: tuple[str, ...] = ()
+    #: the reduced coordinates of one neuron that particle SGD records, in order (MATH.md §5)
+    particle_coords: tuple[str, ...] = ()
+    #: the name of the SGD result field holding them: (K, N) for one coordinate, else (K, N, C)
+    particle_field: str = ""
+    #: coordinate -> the snapshot field holding the PDE's marginal density of it (its cell edges
+    #: are the grid array ``<coordinate>_edges``)
+    marginal_fields: dict[str, str] = {}
+
+    def self_interaction(self, density: np.ndarray, diag) -> float:
+        """D = ∫U(θ, θ) ρ(dθ) − ∬U ρ ρ for one snapshot's density, with ``diag(t)`` =
+        E σ(tG)² (the exact diagonal): E R_N = R(ρ) + D/N for N i.i.d. neurons from ρ."""
+        raise NotImplementedError(f"{type(self).__name__} has no self-interaction term")
 
     @classmethod
     def warmup(cls, cfg: Config) -> None:

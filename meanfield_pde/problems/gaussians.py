@@ -250,6 +250,9 @@ class GaussiansProblem(Problem):
 
     name = "gaussians"
     walls = ("r_max",)
+    particle_coords = ("r",)
+    particle_field = "r"
+    marginal_fields = {"r": "density"}
 
     def __init__(self, cfg: Config, pilot_r_max: float | None = None):
         self._pilot = pilot_r_max
@@ -393,6 +396,13 @@ class GaussiansProblem(Problem):
             **({"free_energy": self.free_energy(state)} if self.noisy else {}),
             "density": state.copy(),
         }
+
+    def self_interaction(self, density: np.ndarray, diag) -> float:
+        """D = ∫U(r, r) ρ̄(dr) − ∬U ρ̄ ρ̄, U(r, r) = ½ Σ_± E σ(τ_± r G)² (MATH.md §5)."""
+        r, h, k = self.centers, self.h, self.kernel
+        u_diag = 0.5 * (diag((1 + self.delta) * r) + diag((1 - self.delta) * r))
+        m = k.feats @ density * h
+        return float(h * density @ u_diag - np.dot(k.lam, m * m))
 
     def risk(self, state: np.ndarray) -> float:
         """R(ρ̄) of the cell-average density (MATH.md §2)."""

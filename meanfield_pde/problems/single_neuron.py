@@ -117,6 +117,9 @@ class SingleNeuronProblem(Problem):
 
     name = "single-neuron"
     walls = WALLS
+    particle_coords = ("a", "s", "r")
+    particle_field = "z"
+    marginal_fields = {x: f"marginal_{x}" for x in "asr"}
 
     def __init__(self, cfg: Config, pilot_box: tuple[float, ...] | None = None):
         if cfg.problem != self.name:
@@ -353,6 +356,17 @@ class SingleNeuronProblem(Problem):
             "mean_r": float(np.dot(self.r_centers, mr) * self.h_r / mass),
             "marginal_a": ma, "marginal_s": ms, "marginal_r": mr, "density": state.copy(),
         }
+
+    def self_interaction(self, density: np.ndarray, diag) -> float:
+        """D = ∫a² E σ(|w| G)² ρ̄ − Σ_q w_q M_q², |w| = sqrt(s² + r²) (MATH.md §5)."""
+        k = self.kernel
+        s, r = np.meshgrid(self.s_centers, self.r_centers, indexing="ij")
+        u_diag = diag(np.sqrt(s * s + r * r).ravel()).reshape(s.shape)  # E σ(|w| G)², × a²
+        vol = self.h_a * self.h_s * self.h_r
+        e_uu = vol * float(np.einsum("i,ijk,jk->", self.a_centers**2, density, u_diag))
+        A = self.h_a * np.einsum("i,ijk->jk", self.a_centers, density)
+        m = self.h_s * self.h_r * (k.feats @ A.ravel())
+        return e_uu - float(np.dot(k.weights, m * m))
 
     def risk(self, state: np.ndarray) -> float:
         """R(ρ̄) = R# + 2∫V dρ̄ + Σ_q w_q M_q² with midpoint moments (the discrete energy)."""
