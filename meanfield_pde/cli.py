@@ -5,9 +5,10 @@
     meanfield-pde sgd gaussians|single-neuron|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
     meanfield-pde resume FILE.h5 [--t-end T]
     meanfield-pde validate gaussians|single-neuron|CONFIG.toml [--widths N ...] [--seeds S ...]
+                        [--workers P] [-o DIR] [--force]
     meanfield-pde gibbs gaussians|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
     meanfield-pde info FILE.h5
-    meanfield-pde plot FILE.h5 -o FIG.png
+    meanfield-pde plot FILE.h5 -o FIG.png|FIG.pdf|FIG.svg
     meanfield-pde config gaussians|CONFIG.toml [--set ...] [--keys [--markdown]]
 
 User errors print one line ``meanfield-pde: error: ...`` on stderr and exit with code 2.
