@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import PROBLEMS, Config, default_config, keys_markdown, load_config, schema_rows
-from .errors import ConfigError, DataError, MeanFieldError
+from .errors import ConfigError, DiskFull, MeanFieldError, OutputExists
 from .runcontrol import Interrupted, trap_signals
 
 PROG = "meanfield-pde"
@@ -61,8 +61,7 @@ def _refuse_existing_output(args: argparse.Namespace) -> None:
     """Fail before any work if -o names an existing file and --force is absent (the writer
     checks again when it creates the file)."""
     if args.output is not None and Path(args.output).exists() and not args.force:
-        raise DataError(f"output {args.output} exists; pass --force to overwrite it or choose "
-                        "another path with -o")
+        raise OutputExists(args.output)
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
@@ -205,6 +204,19 @@ def _printable(exc: object) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(exc))
 
 
+def _cli_words(exc: MeanFieldError) -> str:
+    """The message of ``exc`` with the fix in command-line terms (the library's typed errors
+    word it for the Python API: ``overwrite=True``, ``resume(path)``)."""
+    if isinstance(exc, OutputExists):
+        where = "another path" if exc.what == "output" else "another directory"
+        return (f"{exc.what} {exc.path} exists; pass --force to overwrite it or choose {where} "
+                "with -o")
+    if isinstance(exc, DiskFull):
+        cont = f", then continue with: meanfield-pde resume {exc.path}" if exc.resumable else ""
+        return f"disk full: {exc.detail}; free some disk space{cont}"
+    return str(exc)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -290,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {_printable(exc)}", file=sys.stderr)
         return exc.exit_code
     except MeanFieldError as exc:
-        print(f"{PROG}: error: {_printable(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {_printable(_cli_words(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `meanfield-pde info r.h5 | head -3`: the reader left
         devnull = os.open(os.devnull, os.O_WRONLY)  # (no flush error at exit)

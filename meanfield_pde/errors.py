@@ -17,3 +17,24 @@ class DataError(MeanFieldError):
 
 class SolverError(MeanFieldError):
     """The numerical solution cannot continue (non-finite state, mass at a wall, ...)."""
+
+
+class OutputExists(DataError):
+    """An output path exists and overwriting was not asked for.  The message speaks the Python
+    API's language (``overwrite=True``); the CLI words its own hint (``--force``, ``-o``)."""
+
+    def __init__(self, path: object, what: str = "output"):
+        self.path, self.what = path, what
+        super().__init__(f"{what} {path} exists; pass overwrite=True to replace it or choose "
+                         "another path")
+
+
+class DiskFull(DataError):
+    """A write would leave less free space than the reserve; nothing was written.  The message
+    names the Python API's way to continue (``resume(path)``) when the file is resumable; the
+    CLI words its own (``meanfield-pde resume FILE``)."""
+
+    def __init__(self, path: object, detail: str, resumable: bool):
+        self.path, self.detail, self.resumable = path, detail, resumable
+        cont = f", then continue with meanfield_pde.resume({str(path)!r})" if resumable else ""
+        super().__init__(f"disk full: {detail}; free some disk space{cont}")

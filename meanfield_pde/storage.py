@@ -93,7 +93,7 @@ from typing import Any, TypeVar
 import h5py
 import numpy as np
 
-from meanfield_pde.errors import DataError
+from meanfield_pde.errors import DataError, DiskFull, OutputExists
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "Result", "ResultWriter", "load", "load_checkpoint",
            "package_version"]
@@ -367,11 +367,9 @@ def _check_space(path: Path, need: float, what: str, *, resumable: bool = True) 
         return  # unknown (e.g. a file system without statvfs): let the write try
     need = float(need) + _METADATA_BYTES
     if free - need < DISK_RESERVE_BYTES:
-        resume = f", then continue with: meanfield-pde resume {path}" if resumable else ""
-        raise DataError(
-            f"disk full: {free / 2**20:.3g} MiB free where {path} is written, {what} needs "
-            f"{need / 2**20:.3g} MiB and {DISK_RESERVE_BYTES / 2**20:.3g} MiB are kept in "
-            f"reserve; free some disk space{resume}")
+        raise DiskFull(path, f"{free / 2**20:.3g} MiB free where {path} is written, {what} "
+                       f"needs {need / 2**20:.3g} MiB and {DISK_RESERVE_BYTES / 2**20:.3g} MiB "
+                       "are kept in reserve", resumable)
 
 
 def _write_row(f: h5py.File, name: str, k: int, arr: np.ndarray) -> None:
@@ -451,11 +449,9 @@ class ResultWriter:
         # --- create the file ---------------------------------------------------------
         p = self._path
         if p.is_dir():
-            raise DataError(f"output {p} is a directory; choose a file path with -o")
+            raise DataError(f"output {p} is a directory; choose a file path")
         if p.exists() and not overwrite:
-            raise DataError(
-                f"output {p} exists; pass --force to overwrite it or choose another path with -o"
-            )
+            raise OutputExists(p)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -465,9 +461,7 @@ class ResultWriter:
         try:
             f = _retry_locked(lambda: _create_file(p, overwrite), p)
         except FileExistsError as exc:  # created by someone else since the check above
-            raise DataError(
-                f"output {p} exists; pass --force to overwrite it or choose another path with -o"
-            ) from exc
+            raise OutputExists(p) from exc
         except OSError as exc:
             raise _write_error(p, exc) from exc
         try:

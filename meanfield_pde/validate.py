@@ -101,14 +101,13 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
     An ``out_dir`` that already holds either file is refused (before any work) unless
     ``overwrite``.  Standard deviations over seeds are reported for two or more seeds (``None``
     for one); the decay exponent for three or more widths (``None`` otherwise)."""
-    from .errors import DataError
+    from .errors import OutputExists
     from .solver import solve
 
     out_dir = Path(out_dir)
     existing = [n for n in ("validation.json", "validation.png") if (out_dir / n).exists()]
     if existing and not overwrite:
-        raise DataError(f"output directory {out_dir} already holds {' and '.join(existing)}; "
-                        "pass --force to overwrite it or choose another directory with -o")
+        raise OutputExists(out_dir / existing[0], "report")
     out_dir.mkdir(parents=True, exist_ok=True)
     pde_path = Path(pde_file) if pde_file else out_dir / "pde.h5"
     if pde_file is None and not _reusable(pde_path, cfg):

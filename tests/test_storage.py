@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from meanfield_pde.errors import DataError
+from meanfield_pde.errors import DataError, OutputExists
 from meanfield_pde.storage import FORMAT_VERSION, Result, ResultWriter, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,7 +163,7 @@ def test_index_of_time(tmp_path: Path) -> None:
 def test_existing_file_needs_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "run.h5"
     write(path, 2)
-    with pytest.raises(DataError, match="--force") as exc:
+    with pytest.raises(OutputExists, match="overwrite=True") as exc:  # the API's words
         make_writer(path)
     assert_one_line(exc, path)
     assert load(path).t.shape == (2,)  # untouched
@@ -490,3 +490,27 @@ def test_rows_digest_allows_the_crash_windows_only(tmp_path: Path) -> None:
     _set_attr(path, "rows_sha256", np.bytes_(f"4 {prev} {prev}".encode()))  # wrong h_4
     with pytest.raises(DataError, match="do not match their SHA-256"):
         load(path)
+
+
+def test_typed_errors_speak_the_apis_language(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The library's errors name the Python API's fix (overwrite=True, resume(path)); the CLI
+    words the same errors with its flags (--force, -o, meanfield-pde resume FILE)."""
+    from meanfield_pde import storage
+    from meanfield_pde.cli import _cli_words
+    from meanfield_pde.errors import DiskFull
+
+    path = tmp_path / "run.h5"
+    w = write(path, 1)
+    monkeypatch.setattr(storage, "_free_bytes", lambda p: float(storage.DISK_RESERVE_BYTES))
+    with pytest.raises(DiskFull) as full:
+        w.append(1.0, snapshot(1, N))
+    msg = str(full.value)
+    assert "meanfield_pde.resume(" in msg and "meanfield-pde" not in msg
+    assert f"continue with: meanfield-pde resume {path}" in _cli_words(full.value)
+    assert load(path).n_snapshots == 1  # nothing written
+    monkeypatch.undo()
+    with pytest.raises(OutputExists) as exists:
+        make_writer(path)
+    assert "--force" not in str(exists.value) and "overwrite=True" in str(exists.value)
+    assert "pass --force to overwrite it or choose another path with -o" in _cli_words(
+        exists.value)

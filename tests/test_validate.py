@@ -133,9 +133,9 @@ def test_decay_exponent_fit_and_its_standard_error():
 def test_validate_refuses_to_overwrite_without_force(tmp_path, capsys):
     (tmp_path / "validation.json").write_text("{}")
     cfg = default_config("gaussians")
-    from meanfield_pde.errors import DataError
+    from meanfield_pde.errors import OutputExists
 
-    with pytest.raises(DataError, match="--force"):
+    with pytest.raises(OutputExists, match="overwrite=True"):  # the API's words
         validate(cfg, [10], [0], tmp_path)
     assert (tmp_path / "validation.json").read_text() == "{}"  # untouched, nothing else ran
     assert not (tmp_path / "pde.h5").exists()
