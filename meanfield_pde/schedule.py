@@ -6,8 +6,9 @@ The mean-field PDE carries the factor ξ(t) of the SGD step size s_k = ε ξ(kε
     power:      ξ(t) = xi0 (1 + t/t0)^(−p)
     piecewise:  ξ(t) = values[i]  for times[i−1] <= t < times[i]   (times[−1] = 0, times[n] = ∞)
 
-Numba kernels evaluate ξ through :func:`xi_at` from an integer ``kind`` and a flat ``params`` array,
-so that one compiled kernel serves every schedule.  The time loop never steps across a breakpoint
+Numba kernels evaluate ξ through :func:`~meanfield_pde.fv.xi.xi_at` from an integer ``kind`` and a
+flat ``params`` array, so that one compiled kernel serves every schedule; :class:`Schedule` builds
+that encoding from a configuration.  The time loop never steps across a breakpoint
 of a piecewise schedule (they are returned by :meth:`Schedule.breakpoints`).
 """
 
@@ -17,30 +18,12 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
-import numba
 import numpy as np
 
 from .config import Config
+from .fv.xi import CONSTANT, PIECEWISE, POWER, xi_at
 
-CONSTANT, POWER, PIECEWISE = 0, 1, 2
 _KINDS = {"constant": CONSTANT, "power": POWER, "piecewise": PIECEWISE}
-
-
-@numba.njit(cache=True)
-def xi_at(kind: int, params: np.ndarray, t: float) -> float:
-    """ξ(t) for the schedule encoded as (kind, params); see the module docstring.
-
-    params: constant -> [xi0]; power -> [xi0, t0, p]; piecewise -> [n, t_1..t_n, v_0..v_n].
-    """
-    if kind == CONSTANT:
-        return params[0]
-    if kind == POWER:
-        return params[0] * (1.0 + t / params[1]) ** (-params[2])
-    n = int(params[0])
-    i = 0
-    while i < n and t >= params[1 + i]:
-        i += 1
-    return params[1 + n + i]
 
 
 @dataclass(frozen=True)

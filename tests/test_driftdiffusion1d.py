@@ -8,7 +8,7 @@ import pytest
 from roundoff import U, free_energy_scale_1d
 
 from meanfield_pde.fv import driftdiffusion1d as dd
-from meanfield_pde.gibbs import gibbs_fixed_point
+from meanfield_pde.fv.gibbs import gibbs_fixed_point
 
 ONE = np.array([1.0])  # constant schedule ξ ≡ 1
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from meanfield_pde.fv import driftdiffusion1d as dd
-from meanfield_pde.gibbs import gibbs_core, gibbs_fixed_point, radial_gibbs_inputs
+from meanfield_pde.fv.gibbs import gibbs_core, gibbs_fixed_point, radial_gibbs_inputs
 
 U = 2.0**-53  # unit round-off of float64
 

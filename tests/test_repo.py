@@ -40,3 +40,22 @@ def test_ci_runs_the_readmes_first_block_in_order():
 def test_ruff_clean():
     proc = subprocess.run(["ruff", "check", str(ROOT)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_the_kernel_layer_imports_nothing_above_it():
+    """meanfield_pde/fv/ (the numerics) imports only numpy, numba, scipy, the standard library
+    and its own modules: no configuration, problem, runner or I/O module."""
+    import ast
+    import sys
+
+    allowed = {"numpy", "numba", "scipy", "__future__"} | set(sys.stdlib_module_names)
+    for path in sorted((ROOT / "meanfield_pde" / "fv").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level <= 1, f"{path.name}:{node.lineno} imports from above fv/"
+                if node.level == 0:
+                    assert node.module.split(".")[0] in allowed, (path.name, node.module)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert alias.name.split(".")[0] in allowed, (path.name, alias.name)

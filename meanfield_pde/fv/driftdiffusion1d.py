@@ -61,9 +61,9 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ..schedule import xi_at
 from .lowrank import potential
 from .stepper1d import DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED, STATUS_TEXT
+from .xi import xi_at
 
 __all__ = [
     "DT_UNDERFLOW", "MAX_STEPS", "NONFINITE", "REACHED", "STATUS_TEXT", "F_REL_TOL", "GROWTH",

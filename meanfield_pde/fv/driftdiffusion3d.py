@@ -80,8 +80,6 @@ import math
 import numba
 import numpy as np
 
-from ..gibbs import GibbsResult, gibbs_core
-from ..schedule import xi_at
 from .driftdiffusion1d import (
     F_REL_TOL,
     GROWTH,
@@ -90,6 +88,7 @@ from .driftdiffusion1d import (
     _solve_implicit,
     bernoulli,
 )
+from .gibbs import GibbsResult, gibbs_core
 from .stepper1d import DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED, STATUS_TEXT
 from .stepper3d import (
     _BLOCK,
@@ -99,6 +98,7 @@ from .stepper3d import (
     _feature_moment,
     _potential_block,
 )
+from .xi import xi_at
 
 __all__ = [
     "DT_UNDERFLOW", "MAX_STEPS", "NONFINITE", "REACHED", "STATUS_TEXT", "SteadyState",

@@ -16,9 +16,9 @@ import math
 
 import numba
 
-from ..schedule import xi_at
 from .lowrank import potential
 from .transport import transport_rhs
+from .xi import xi_at
 
 REACHED, MAX_STEPS, NONFINITE, DT_UNDERFLOW = 0, 1, 2, 3
 STATUS_TEXT = {

@@ -53,9 +53,9 @@ import math
 import numba
 import numpy as np
 
-from ..schedule import xi_at
 from .stepper1d import DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED, STATUS_TEXT
 from .transport import limited_slope
+from .xi import xi_at
 
 __all__ = [
     "DT_UNDERFLOW", "MAX_STEPS", "NONFINITE", "REACHED", "STATUS_TEXT",

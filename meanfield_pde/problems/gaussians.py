@@ -436,7 +436,7 @@ class GaussiansProblem(Problem):
     def gibbs(self):
         """The self-consistent discrete Gibbs state ρ̄* ∝ r^(d−1) exp(−β(ψ(ρ̄*) + λr²/2)) by
         Newton in the moment space of the low-rank kernel (:func:`..gibbs.gibbs_fixed_point`)."""
-        from ..gibbs import gibbs_fixed_point
+        from ..fv.gibbs import gibbs_fixed_point
 
         if not self.noisy:
             raise ConfigError("the Gibbs state needs noise: set noise.beta to a finite value "
