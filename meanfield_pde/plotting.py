@@ -242,19 +242,22 @@ def _plot_single_neuron(result: Result, fig: Figure) -> None:
     ax.set_title("risk")
     ax.grid(True, which="both", alpha=0.3)
 
-    a_edges = np.asarray(result.grid["a_edges"], dtype=float)
-    s_edges = np.asarray(result.grid["s_edges"], dtype=float)
-    r_edges = np.asarray(result.grid["r_edges"], dtype=float)
-    density = np.asarray(result["density"], dtype=float)
-    sr = density.sum(axis=1) * (a_edges[1] - a_edges[0])  # (K, n_s, n_r)
     indices = _profile_indices(t, 4)
     for ax, k in zip(lower.subplots(1, len(indices)), indices, strict=True):
-        mesh = ax.pcolormesh(s_edges, r_edges, sr[k].T, shading="flat", cmap="viridis",
-                             rasterized=True)
-        lower.colorbar(mesh, ax=ax)
-        ax.set_xlabel("s = <w, w*>")
-        ax.set_ylabel("r = |P w|")
-        ax.set_title(f"(s, r) marginal at t = {t[k]:.3g}")
+        _sr_marginal(lower, ax, result, k, f"(s, r) marginal at t = {t[k]:.3g}")
+
+
+def _sr_marginal(fig: Figure, ax: Axes, result: Result, k: int, title: str) -> None:
+    """The (s, r) marginal of snapshot k (the density summed over a) as a heatmap."""
+    a_edges = np.asarray(result.grid["a_edges"], dtype=float)
+    sr = np.asarray(result["density"][k], dtype=float).sum(axis=0) * (a_edges[1] - a_edges[0])
+    mesh = ax.pcolormesh(np.asarray(result.grid["s_edges"], dtype=float),
+                         np.asarray(result.grid["r_edges"], dtype=float), sr.T, shading="flat",
+                         cmap="viridis", rasterized=True)
+    fig.colorbar(mesh, ax=ax)
+    ax.set_xlabel("s = <w, w*>")
+    ax.set_ylabel("r = |P w|")
+    ax.set_title(title)
 
 
 FIGSIZE = {"gaussians": (17.0, 5.0), "single-neuron": (18.0, 9.0)}
@@ -317,17 +320,8 @@ def _plot_single_neuron_equilibrium(result: Result, fig: Figure) -> None:
         ax.set_ylabel(f"marginal density of {name}")
         ax.set_title(f"marginal of {name}")
         ax.grid(True, which="both", alpha=0.3)
-    a_edges = np.asarray(result.grid["a_edges"], dtype=float)
-    s_edges = np.asarray(result.grid["s_edges"], dtype=float)
-    r_edges = np.asarray(result.grid["r_edges"], dtype=float)
-    sr = np.asarray(result["density"], dtype=float)[-1].sum(axis=0) * (a_edges[1] - a_edges[0])
-    mesh = axes[3].pcolormesh(s_edges, r_edges, sr.T, shading="flat", cmap="viridis",
-                              rasterized=True)
-    fig.colorbar(mesh, ax=axes[3])
-    axes[3].set_xlabel("s = <w, w*>")
-    axes[3].set_ylabel("r = |P w|")
     caption = _equilibrium_caption(result)
-    axes[3].set_title("(s, r) marginal" + (f"\n{caption}" if caption else ""))
+    _sr_marginal(fig, axes[3], result, -1, "(s, r) marginal" + (f"\n{caption}" if caption else ""))
 
 
 EQUILIBRIUM_PLOTTERS: dict[str, Callable[[Result, Figure], None]] = {

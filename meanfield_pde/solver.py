@@ -584,7 +584,7 @@ def _extend(cfg: Config, t_end: float, spacing: float | None = None) -> Config:
 def _fixed_walls(cfg: Config, attrs: dict) -> Config:
     """``cfg`` with the walls the original run chose (the automatic ones depend on t_end)."""
     try:
-        return cfg.replace({f"grid.{w}": float(attrs[w]) for w in problem_class(cfg.problem).walls})
+        return problem_class(cfg.problem).with_walls(cfg, attrs)
     except KeyError as exc:
         raise DataError(f"the result file has no {exc.args[0]!r} attribute; it was not written "
                         "by a solve of this package") from None

@@ -576,7 +576,8 @@ class ResultWriter:
                 raise ValueError(f"field {name!r} has non-real dtype {arr.dtype}")
             if arr.shape != shape:
                 raise ValueError(f"field {name!r} has shape {arr.shape}, expected {shape}")
-            arrays[name] = arr.astype(np.float64) + 0.0  # -0.0 (a sign artefact) -> +0.0
+            arrays[name] = arr.astype(np.float64)  # a copy: safe to change in place
+            arrays[name] += 0.0  # -0.0 (a sign artefact) -> +0.0
 
         p = self._path
         k = self._n

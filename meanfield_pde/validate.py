@@ -30,6 +30,8 @@ import numpy as np
 from scipy.stats import wasserstein_distance
 
 from .config import Config, build_config
+from .errors import DataError, OutputExists
+from .problems import build_problem, problem_class
 from .storage import load
 
 MAX_TIMES = 41  # SGD outputs used for the comparison (each costs an O(N²) risk evaluation)
@@ -48,18 +50,14 @@ def _self_interaction(cfg: Config, pde, idx: np.ndarray) -> np.ndarray:
     """D(t) = ∫U(θ, θ) ρ̄_t(dθ) − ∬U ρ̄_t ρ̄_t at the outputs ``idx``: the expected risk of N
     independent neurons drawn from ρ̄_t is E R_N = R(ρ̄_t) + D(t)/N (MATH.md §5's O(1/N) term)."""
     from .particles import PopulationRisk
-    from .problems import build_problem, problem_class
 
-    walls = problem_class(cfg.problem).walls
-    problem = build_problem(cfg.replace({f"grid.{w}": float(pde.attrs[w]) for w in walls}))
+    problem = build_problem(problem_class(cfg.problem).with_walls(cfg, pde.attrs))
     diag = PopulationRisk(cfg)._diag
     return np.array([problem.self_interaction(pde["density"][j], diag) for j in idx])
 
 
 def _reusable(path: Path, cfg: Config) -> bool:
     """A finished PDE result of exactly ``cfg`` at ``path`` (from an earlier validate)."""
-    from .errors import DataError
-
     if not path.exists():
         return False
     try:
@@ -87,8 +85,8 @@ def _decay_exponent(widths: list[int], gaps: np.ndarray) -> tuple[float | None, 
     ns = np.log(np.asarray(widths, dtype=float))
     if np.unique(ns).size < 3 or not np.all(gaps > 0):
         return None, None
-    (slope, _), cov = np.polyfit(ns, np.log(gaps), 1, cov="unscaled")
-    resid = np.log(gaps) - np.polyval([slope, _], ns)
+    (slope, intercept), cov = np.polyfit(ns, np.log(gaps), 1, cov="unscaled")
+    resid = np.log(gaps) - (slope * ns + intercept)
     sigma2 = float(resid @ resid) / (ns.size - 2)
     return float(-slope), float(np.sqrt(cov[0, 0] * sigma2))
 
@@ -101,7 +99,6 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
     An ``out_dir`` that already holds either file is refused (before any work) unless
     ``overwrite``.  Standard deviations over seeds are reported for two or more seeds (``None``
     for one); the decay exponent for three or more widths (``None`` otherwise)."""
-    from .errors import OutputExists
     from .solver import solve
 
     out_dir = Path(out_dir)
@@ -122,8 +119,6 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
     # spawn, not fork: forking after Numba's threading layer has started can kill the workers
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         runs = list(pool.map(_sgd_job, jobs))
-
-    from .problems import problem_class
 
     problem = problem_class(cfg.problem)
     names = list(problem.particle_coords)

@@ -164,3 +164,8 @@ def test_switching_run_is_bit_identical_to_serial(extra):
     rho, ch = run(Simulated(True, cost, first_wait=0.05, max_wait=0.1, budget=100.0), 1)
     assert ch.switches >= 3, ch.log
     assert np.array_equal(rho, ref)
+    # whole advance calls of up to 50 steps, which the chooser splits (probes, ramp-up): each
+    # piece must continue from the time the previous one reached
+    rho, ch = run(Simulated(True, cost, first_wait=0.05, max_wait=0.1, budget=100.0), 50)
+    assert ch.probes >= 2, ch.log
+    assert np.array_equal(rho, ref)

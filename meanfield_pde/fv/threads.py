@@ -48,6 +48,8 @@ import os
 import time
 from collections.abc import Callable, MutableMapping
 
+from .stepper1d import MAX_STEPS
+
 WAIT_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_LIBRARY")
 
 
@@ -140,6 +142,21 @@ class ThreadChooser:
         out = call(parallel, steps)
         self.record(parallel, out[1], self.clock() - t0)
         return out
+
+    def advance(self, call: Callable[[bool, float, int], tuple], t: float,
+                max_steps: int) -> tuple:
+        """A stepper call from time ``t`` of up to ``max_steps`` steps, as :meth:`run` calls that
+        the chooser may split (probes, ramp-up): repeated from the time reached while the kernel
+        stops only at its step budget.  ``call(parallel, t, steps)`` returns (t, steps,
+        rejected, status, dt, rate) with the status codes of :mod:`.stepper1d`; the result has
+        the same layout, steps and rejected summed, so the stepper contract does not change."""
+        done = rejected = 0
+        while True:
+            t, steps, rej, status, dt, rate = self.run(
+                lambda parallel, n, t0=t: call(parallel, t0, n), max_steps - done)
+            done, rejected = done + steps, rejected + rej
+            if status != MAX_STEPS or done >= max_steps:
+                return t, done, rejected, status, dt, rate
 
     def summary(self) -> dict[str, float | int | bool]:
         """Totals for reports: wall seconds per variant, probes, switches, the current choice."""

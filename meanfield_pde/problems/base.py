@@ -66,6 +66,11 @@ class Problem(ABC):
     #: are the grid array ``<coordinate>_edges``)
     marginal_fields: dict[str, str] = {}
 
+    @classmethod
+    def with_walls(cls, cfg: Config, attrs: dict) -> Config:
+        """``cfg`` with the walls a run chose, from its result attributes (KeyError if absent)."""
+        return cfg.replace({f"grid.{w}": float(attrs[w]) for w in cls.walls})
+
     def self_interaction(self, density: np.ndarray, diag) -> float:
         """D = ∫U(θ, θ) ρ(dθ) − ∬U ρ ρ for one snapshot's density, with ``diag(t)`` =
         E σ(tG)² (the exact diagonal): E R_N = R(ρ) + D/N for N i.i.d. neurons from ρ."""

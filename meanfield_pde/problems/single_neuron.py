@@ -63,18 +63,13 @@ class NeuronStepper(Stepper):
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
         p = self.p
 
-        def call(parallel: bool, steps: int) -> tuple:
+        def call(parallel: bool, t: float, steps: int) -> tuple:
             return stepper3d.advance3d(
                 state, t, t_stop, steps, p.a_centers, p.h_a, p.h_s, p.h_r, self.phi0,
                 p.kernel.feats, p.kernel.weights, p.schedule.kind, p.schedule.params, self.cfl,
                 self.theta, parallel, self.work)
 
-        done = rejected = 0
-        while True:  # the chooser may split the call (probes, ramp-up); the contract is unchanged
-            t, steps, rej, status, dt, rate = self.threads.run(call, max_steps - done)
-            done, rejected = done + steps, rejected + rej
-            if status != stepper1d.MAX_STEPS or done >= max_steps:
-                return StepReport(t, done, rejected, status, dt, rate)
+        return StepReport(*self.threads.advance(call, t, max_steps))
 
 
 class NoisyNeuronStepper(Stepper):
@@ -98,18 +93,15 @@ class NoisyNeuronStepper(Stepper):
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
         p, k = self.p, self.p.kernel
 
-        def call(parallel: bool, steps: int) -> tuple:
-            return dd3.advance_noisy3d(
+        def call(parallel: bool, t: float, steps: int) -> tuple:
+            out = dd3.advance_noisy3d(
                 state, t, t_stop, steps, p.a_centers, p.s_centers, p.r_centers, p.h_a, p.h_s,
                 p.h_r, self.phi0, k.feats, k.weights, k.r_sharp, p.lam, p.beta, p.d - 2.0,
                 p.schedule.kind, p.schedule.params, self.dt, self.dt_max, parallel, self.work)
+            self.dt = out[4]  # the next call (of a split advance) starts from it
+            return out
 
-        done = rejected = 0
-        while True:  # the chooser may split the call (probes, ramp-up); the contract is unchanged
-            t, steps, rej, status, self.dt, f = self.threads.run(call, max_steps - done)
-            done, rejected = done + steps, rejected + rej
-            if status != stepper1d.MAX_STEPS or done >= max_steps:
-                return StepReport(t, done, rejected, status, self.dt, f)
+        return StepReport(*self.threads.advance(call, t, max_steps))
 
 
 class SingleNeuronProblem(Problem):
