@@ -185,3 +185,29 @@ def test_chunked_stepper_counts_steps_and_raises_on_error_status():
     with pytest.raises(loop.StepFailed, match="non-finite at t = 0.75") as info:
         loop.run(chunked, np.zeros(1), 0.0, Plan.of([1.0]), [])
     assert info.value.status == NONFINITE and isinstance(info.value, SolverError)
+
+
+def test_loop_and_trackers_import_nothing_from_problems_or_above():
+    """Problems run their pilots through the loop: loop, trackers and plan import only config,
+    errors, schedule, fv and each other — no problem, runner, I/O, particles or CLI module."""
+    import ast
+    from pathlib import Path
+
+    import meanfield_pde.runner as runner
+
+    allowed = {"config", "errors", "schedule", "fv", "runner.loop", "runner.plan"}
+    for name in ("loop", "trackers", "plan"):
+        tree = ast.parse((Path(runner.__file__).parent / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("meanfield_pde") for a in node.names), name
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                assert not (node.module or "").startswith("meanfield_pde"), name
+            elif isinstance(node, ast.ImportFrom):
+                prefix = "runner." if node.level == 1 else ""
+                targets = ([prefix + node.module] if node.module
+                           else [prefix + a.name for a in node.names])
+                for target in targets:
+                    top = target.split(".")[0]
+                    assert target in allowed or (top != "runner" and top in allowed), (
+                        f"runner/{name}.py imports {target}")
