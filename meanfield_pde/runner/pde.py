@@ -137,10 +137,10 @@ def run_pde(cfg: Config, problem: Problem, stepper, writer: ResultWriter, start:
     if start.fresh:
         run.checkpoint(start.t)
     trackers = run.trackers(progress, stop)
-    blas = threadpool_limits(limits=1, user_api="blas")
     # one BLAS thread: the radial potential's matrix-vector products are memory bound, and a
     # second OpenBLAS thread gains ~10 % on an idle machine but costs 2.4x when the other core is
     # busy (measured at n = 16000); the 3-D kernels use prange and no BLAS
+    blas = threadpool_limits(limits=1, user_api="blas")
     try:
         t = loop.run(run.chunked, start.state, start.t, start.plan, trackers)
     except SolverError as exc:
