@@ -28,7 +28,7 @@ from fuzzing import (
     toml_text,
 )
 from helpers import quiet_main
-from hypothesis import example, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from meanfield_pde.cli import build_parser, main
@@ -292,36 +292,47 @@ def _reset(arena: Path) -> None:
         shutil.copyfile(arena / source, arena / "stale" / name / "pde.h5")
 
 
-CLI_STATS: dict[str, int] = {}
-
-
 G, SN = "gaussians", "single-neuron"
 NOISE = ["--set", "noise.beta=10", "--set", "noise.lam=1"]
+# the success paths, whatever the search draws: each must exit with 0
+SUCCESS = [
+    (["solve", G, "-o", A + "out/s.h5", *_pins(G, "solve")], True),
+    (["solve", SN, "-q", *_pins(SN, "solve")], True),
+    (["solve", G, "--steady", "-q", *NOISE, *_pins(G, "solve")], True),
+    (["sgd", SN, "-o", A + "existing.h5", "--force", *_pins(SN, "sgd")], True),
+    (["gibbs", G, *NOISE, *_pins(G, "gibbs")], True),
+    (["validate", G, "--widths", "2", "3", "--seeds", "0", "1", "--workers", "2",
+      "-o", A + "out/v", *_pins(G, "validate")], True),
+    (["config", G, "--keys", "--markdown"], False),
+    (["info", A + "result_sgd.h5"], False),
+    (["plot", A + "result_sn.h5", "-o", A + "out/x.png"], False),
+    (["resume", A + "result_g.h5", "--t-end", "0.02", "-q"], False),
+]
+
+
+def _success_examples(test):
+    """One hypothesis @example per SUCCESS path."""
+    for drawn in reversed(SUCCESS):
+        test = example(drawn=drawn)(test)
+    return test
 
 
 @fuzz_settings(200)
 @given(drawn=cli_argv())
-# the success paths, whatever the search draws
-@example(drawn=(["solve", G, "-o", A + "out/s.h5", *_pins(G, "solve")], True))
-@example(drawn=(["solve", SN, "-q", *_pins(SN, "solve")], True))
-@example(drawn=(["solve", G, "--steady", "-q", *NOISE, *_pins(G, "solve")], True))
-@example(drawn=(["sgd", SN, "-o", A + "existing.h5", "--force", *_pins(SN, "sgd")], True))
-@example(drawn=(["gibbs", G, *NOISE, *_pins(G, "gibbs")], True))
-@example(drawn=(["validate", G, "--widths", "2", "3", "--seeds", "0", "1", "--workers", "2",
-                 "-o", A + "out/v", *_pins(G, "validate")], True))
-@example(drawn=(["config", G, "--keys", "--markdown"], False))
-@example(drawn=(["info", A + "result_sgd.h5"], False))
-@example(drawn=(["plot", A + "result_sn.h5", "-o", A + "out/x.png"], False))
+@_success_examples
 def test_cli_fuzz(drawn, arena, capsys, monkeypatch, in_process_pool):
-    """main(argv) for drawn argument lists: exit 0 or 2 (one-line error), never an exception."""
+    """main(argv) for drawn argument lists: exit 0 or 2 (one-line error), never an exception;
+    0 for the SUCCESS paths. ``--hypothesis-show-statistics`` shows which command ran (or only
+    parsed its arguments) with which exit code."""
     argv, run = drawn
     monkeypatch.chdir(arena / "cwd")  # default outputs (runs/...) go to the arena
     _reset(arena)
     argv = [a.replace(A, f"{arena}/") for a in argv]
     code = run_cli(argv, capsys)
     cmd = next((a for a in argv if a in COMMANDS), "junk")
-    label = f"{cmd}:{'run' if run else 'parse'}:{code}"
-    CLI_STATS[label] = CLI_STATS.get(label, 0) + 1
+    event(f"{cmd}:{'run' if run else 'parse'}:{code}")
+    if drawn in SUCCESS:
+        assert code == 0, argv
 
 
 VALIDATE = ["validate", G, "--widths", "3", "--seeds", "0", *_pins(G, "validate")]
