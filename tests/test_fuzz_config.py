@@ -342,10 +342,13 @@ def test_problem_key_of_a_file(problem, data, scratch):
 
 @fuzz_settings(100)
 @given(item=st.one_of(TEXTS, st.text(max_size=30)))
-def test_malformed_set_items(item):
-    """Any --set item: a Config or a one-line ConfigError, never another exception."""
+def test_malformed_set_items(item, scratch):
+    """Any --set item: a Config that round-trips or a one-line ConfigError, never another
+    exception."""
     key = item.partition("=")[0].strip()
     try:
-        default_config("gaussians").with_overrides([item])
+        cfg = default_config("gaussians").with_overrides([item])
     except ConfigError as exc:
         assert_one_line(str(exc), [key, *key.split(".")])
+        return
+    _assert_roundtrip(cfg, scratch)
