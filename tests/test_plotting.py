@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from meanfield_pde.errors import DataError
+from meanfield_pde.io import Result, ResultWriter, load
 from meanfield_pde.plotting import PLOTTERS, plot_result
-from meanfield_pde.storage import Result, ResultWriter, load
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 120
@@ -89,7 +89,7 @@ def test_missing_field(tmp_path: Path) -> None:
 
 
 def test_numerics_do_not_import_matplotlib() -> None:
-    code = "import sys, meanfield_pde.storage, meanfield_pde.plotting\n"
+    code = "import sys, meanfield_pde.io, meanfield_pde.plotting\n"
     code += "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from meanfield_pde.storage import load, load_checkpoint
 
 
