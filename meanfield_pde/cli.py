@@ -58,10 +58,12 @@ def resolve_config(target: str, overrides: Sequence[str]) -> Config:
 
 
 def _refuse_existing_output(args: argparse.Namespace) -> None:
-    """Fail before any work if -o names an existing file and --force is absent (the writer
-    checks again when it creates the file)."""
-    if args.output is not None and Path(args.output).exists() and not args.force:
-        raise OutputExists(args.output)
+    """Fail before any work if -o names an existing file and --force is absent, or a directory
+    (the writer checks again when it creates the file)."""
+    from .io import check_new_output
+
+    if args.output is not None:
+        check_new_output(args.output, overwrite=args.force)
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
@@ -144,13 +146,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .storage import load
+    from .io import load
 
     res = load(args.file)
     cfg_text = Config(res.problem, {k: v for k, v in res.config.items() if k != "problem"})
     print(f"file      {res.path}")
-    print(f"problem   {res.problem}   format {res.attrs.get('format_version')}   "
-          f"package {res.attrs.get('package_version')}   "
+    print(f"problem   {res.problem}   format {res.format_version}   "
+          f"package {res.package_version}   "
           f"{'complete' if res.complete else 'INCOMPLETE (run did not finish)'}")
     t = res.t
     if t.size:
@@ -170,8 +172,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
                 "r_max",
                 "kernel_terms",
                 "kernel_truncation_error"):
-        if key in res.attrs:
-            val = res.attrs[key]
+        if key in res.run_attrs:
+            val = res.run_attrs[key]
             print(f"{key:<26}{val:.4g}" if isinstance(val, float) else f"{key:<26}{val}")
     print("\n# resolved configuration")
     print(cfg_text.to_toml(), end="")
@@ -179,8 +181,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from .io import load
     from .plotting import plot_result
-    from .storage import load
 
     out = plot_result(load(args.file), args.output)
     print(f"wrote {out}")

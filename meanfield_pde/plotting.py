@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from meanfield_pde.errors import DataError
-from meanfield_pde.storage import Result
+from meanfield_pde.io import Result
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -346,7 +346,7 @@ def plot_result(result: Result, out: str | os.PathLike) -> Path:
     """Draw ``result`` with the plotter of its problem and save it (dpi 120 for PNG).
 
     Args:
-        result: A loaded result (:func:`meanfield_pde.storage.load`).
+        result: A loaded result (:func:`meanfield_pde.io.load`).
         out: File to write, ``.png``, ``.pdf`` or ``.svg`` (the format follows the extension);
             missing parent directories are created.
 

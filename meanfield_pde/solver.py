@@ -21,10 +21,10 @@ from threadpoolctl import threadpool_limits
 from .config import Config
 from .errors import ConfigError, DataError, MeanFieldError, SolverError
 from .fv.stepper1d import DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED
+from .io import ResultWriter, load, package_version
 from .problems import Problem, build_problem, problem_class
 from .runcontrol import NEVER, CheckpointClock, StopFlag, config_hash, interrupted
 from .schedule import grid_time, output_times, stop_times
-from .storage import ResultWriter, load, package_version
 
 CHUNK_STEPS = 2000  # at most this many steps per compiled call
 CHUNK_SECONDS = 0.25  # aim for compiled calls of about this long (signals, checkpoints)
@@ -605,7 +605,7 @@ def resume(path: str | Path, *, t_end: float | None = None, progress: bool = Fal
             checkpoint.
     """
     from .config import build_config
-    from .storage import load, load_checkpoint
+    from .io import load, load_checkpoint
 
     path = Path(path)
     res = load(path)

@@ -31,8 +31,8 @@ from scipy.stats import wasserstein_distance
 
 from .config import Config, build_config
 from .errors import DataError, OutputExists
+from .io import load
 from .problems import build_problem, problem_class
-from .storage import load
 
 MAX_TIMES = 41  # SGD outputs used for the comparison (each costs an O(N²) risk evaluation)
 

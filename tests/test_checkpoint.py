@@ -28,9 +28,9 @@ from meanfield_pde import solver
 from meanfield_pde.cli import main
 from meanfield_pde.config import default_config
 from meanfield_pde.errors import DataError, SolverError
+from meanfield_pde.io import load, load_checkpoint
 from meanfield_pde.runcontrol import Interrupted, config_hash
 from meanfield_pde.solver import resume, solve, solve_sgd
-from meanfield_pde.storage import load, load_checkpoint
 
 PDE_TOL = 1e-13
 
@@ -373,7 +373,7 @@ def test_disk_full_stops_cleanly_and_resume_completes(case, tmp_path, monkeypatc
     refused before HDF5 sees it (libhdf5 does not survive a failed write: the file is left
     pointing past its end and the process can crash), one line, exit 2; the snapshots written
     so far load; after space is freed, resume completes to the uninterrupted result."""
-    from meanfield_pde import storage
+    from meanfield_pde.io import space as storage
 
     problem, over, run = CASES[case]
     cfg = default_config(problem).with_overrides(over)

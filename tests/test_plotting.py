@@ -9,8 +9,8 @@ import pytest
 from helpers import run_python
 
 from meanfield_pde.errors import DataError
+from meanfield_pde.io import Result, ResultWriter, load
 from meanfield_pde.plotting import PLOTTERS, plot_result
-from meanfield_pde.storage import Result, ResultWriter, load
 
 N = 120
 WIDTH, HEIGHT = 17 * 120, 5 * 120  # figure size (inches) x dpi
@@ -86,7 +86,7 @@ def test_missing_field(tmp_path: Path) -> None:
 
 
 def test_numerics_do_not_import_matplotlib() -> None:
-    code = "import sys, meanfield_pde.storage, meanfield_pde.plotting\n"
+    code = "import sys, meanfield_pde.io, meanfield_pde.plotting\n"
     code += "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
     proc = run_python(code)
     assert proc.returncode == 0, proc.stderr

@@ -229,7 +229,7 @@ class NoisyRadialStepper(Stepper):
 def read_radial_density(file: str, time: float | str) -> tuple[np.ndarray, np.ndarray]:
     """(r_edges, density) of the radial PDE result ``file`` at ``time`` (or "last") — the
     initial law ``init.kind = "from_file"`` of the PDE and of particle SGD."""
-    from .. import storage
+    from .. import io as storage
 
     if not file:
         raise ConfigError("init.kind = 'from_file' needs init.file = path of a result file")
