@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from meanfield_pde.cli import build_parser, main
 from meanfield_pde.config import default_config, parse_value
 from meanfield_pde.errors import ConfigError
-from meanfield_pde.storage import load
+from meanfield_pde.io import load
 
 A = "<<ARENA>>/"  # stands for the arena directory in drawn arguments
 RUNNING = ("solve", "sgd", "gibbs", "validate")  # commands that run a solver from a config

@@ -18,9 +18,9 @@ from stopping import StopAfter
 
 from meanfield_pde.config import default_config
 from meanfield_pde.errors import DataError
+from meanfield_pde.io import load, load_checkpoint
 from meanfield_pde.runcontrol import Interrupted
 from meanfield_pde.solver import solve
-from meanfield_pde.storage import load, load_checkpoint
 
 
 @pytest.fixture(scope="module")
