@@ -174,15 +174,20 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
         "gap_decay_exponent_stderr": exponent_se, "runs": per_run,
     }
     (out_dir / "validation.json").write_text(json.dumps(report, indent=1))
-    _figure(report, pde, idx, runs, names, out_dir / "validation.png")
+    _figure(report, pde, idx, runs, {x: problem.marginal_fields[x] for x in names},
+            out_dir / "validation.png")
     return report
 
 
-def _figure(report: dict, pde, idx: np.ndarray, runs: list[dict], names: list[str],
+def _figure(report: dict, pde, idx: np.ndarray, runs: list[dict], marginal_fields: dict[str, str],
             out: Path) -> None:
+    """Risk curves of the PDE and SGD; per particle coordinate (the keys of ``marginal_fields``,
+    in the order of the particles' columns), histograms of the largest width's particles over
+    the PDE's marginal density (the field ``marginal_fields[coordinate]``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    names = list(marginal_fields)
     fig = Figure(figsize=(16, 4.5 + 3.5 * (len(names) - 1)), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(names), 4, squeeze=False)
@@ -202,11 +207,11 @@ def _figure(report: dict, pde, idx: np.ndarray, runs: list[dict], names: list[st
         if row:
             axes[row, 0].axis("off")
         edges = pde.grid[f"{x}_edges"]
-        dens = pde["density"] if len(names) == 1 else pde[f"marginal_{x}"]
+        dens = pde[marginal_fields[x]]
         for col, k in enumerate(picks):
             ax = axes[row, col + 1]
             j = int(np.argmin(np.abs(np.asarray(run["t"]) - pde.t[k])))  # nearest SGD output
-            vals = coords[j] if len(names) == 1 else coords[j][:, "asr".index(x)]
+            vals = coords[j] if coords.ndim == 2 else coords[j][:, row]  # (K, N) or (K, N, C)
             ax.hist(vals, bins=60, density=True, alpha=0.5, color="C1",
                     label=f"SGD N = {largest}")
             ax.stairs(dens[k], edges, color="k", label="PDE")
