@@ -91,6 +91,27 @@ def _decay_exponent(widths: list[int], gaps: np.ndarray) -> tuple[float | None, 
     return float(-slope), float(np.sqrt(cov[0, 0] * sigma2))
 
 
+def _summary(widths: list[int], per_run: list[dict], names: list[str]) -> list[dict]:
+    """Per width: the gaps' mean (and std over seeds, for two or more), the mean W1 per
+    coordinate at every output, and the mean SGD wall time."""
+    summary = []
+    for n in widths:
+        rs = [r for r in per_run if r["n"] == n]
+        gaps = np.array([r["sup_risk_gap"] for r in rs])
+        gaps_iid = np.array([r["sup_risk_gap_iid"] for r in rs])
+        after0 = np.array([r["sup_risk_gap_after0"] for r in rs])
+        w1 = {x: np.mean([r["w1"][x] for r in rs], axis=0).tolist() for x in names}
+        summary.append({"n": n, "sup_risk_gap_mean": float(gaps.mean()),
+                        "sup_risk_gap_std": float(gaps.std(ddof=1)) if gaps.size > 1 else None,
+                        "sup_risk_gap_iid_mean": float(gaps_iid.mean()),
+                        "sup_risk_gap_iid_std": (float(gaps_iid.std(ddof=1)) if gaps_iid.size > 1
+                                                 else None),
+                        "sup_risk_gap_after0_mean": float(after0.mean()),
+                        "t": rs[0]["t"], "w1_mean": w1,
+                        "sgd_seconds": float(np.mean([r["wall_seconds"] for r in rs]))})
+    return summary
+
+
 def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Path, *,
              workers: int | None = None, pde_file: str | Path | None = None,
              overwrite: bool = False) -> dict:
@@ -147,21 +168,7 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
                         "sup_risk_gap_after0": float(gap[t > 0].max()) if np.any(t > 0) else 0.0,
                         "w1": w1,
                         "wall_seconds": run["wall_seconds"]})
-    summary = []
-    for n in widths:
-        rs = [r for r in per_run if r["n"] == n]
-        gaps = np.array([r["sup_risk_gap"] for r in rs])
-        gaps_iid = np.array([r["sup_risk_gap_iid"] for r in rs])
-        after0 = np.array([r["sup_risk_gap_after0"] for r in rs])
-        w1 = {x: np.mean([r["w1"][x] for r in rs], axis=0).tolist() for x in names}
-        summary.append({"n": n, "sup_risk_gap_mean": float(gaps.mean()),
-                        "sup_risk_gap_std": float(gaps.std(ddof=1)) if gaps.size > 1 else None,
-                        "sup_risk_gap_iid_mean": float(gaps_iid.mean()),
-                        "sup_risk_gap_iid_std": (float(gaps_iid.std(ddof=1)) if gaps_iid.size > 1
-                                                 else None),
-                        "sup_risk_gap_after0_mean": float(after0.mean()),
-                        "t": rs[0]["t"], "w1_mean": w1,
-                        "sgd_seconds": float(np.mean([r["wall_seconds"] for r in rs]))})
+    summary = _summary(widths, per_run, names)
     exponent, exponent_se = _decay_exponent(
         widths, np.array([s["sup_risk_gap_mean"] for s in summary]))
     report = {
