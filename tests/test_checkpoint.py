@@ -21,6 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import NEURON_BOX, NEURON_SMALL
 from stopping import StopAfter
 
 from meanfield_pde import solver
@@ -44,8 +45,7 @@ def max_difference(a: Path, b: Path) -> float:
 
 
 # small fixed box (no pilot run), serial kernels (tests may share the cores), a coarser kernel
-NEURON = ["grid.n_a=16", "grid.n_s=24", "grid.n_r=24", "kernel.tol=1e-8", "solver.parallel=false",
-          "time.t_end=1", "time.n_outputs=6"]
+NEURON = NEURON_SMALL
 CASES = {
     "radial": ("gaussians", ["grid.n=300", "grid.r_max=6", "time.t_end=1",
                              "time.n_outputs=11"], solve),
@@ -54,8 +54,7 @@ CASES = {
     "radial-noisy-explicit": ("gaussians", ["grid.n=200", "grid.r_max=9", "time.t_end=0.2",
                                             "time.n_outputs=5", "noise.beta=20", "noise.lam=0.1",
                                             "solver.noisy_scheme='explicit'"], solve),
-    "neuron": ("single-neuron", [*NEURON, "grid.a_min=0", "grid.a_max=2.5", "grid.s_min=-1.2",
-                                 "grid.s_max=2", "grid.r_max=1.5"], solve),
+    "neuron": ("single-neuron", [*NEURON, *NEURON_BOX], solve),
     # implicit steps give the noisy run exponential (numerical) tails: a looser wall tolerance
     "neuron-noisy": ("single-neuron", [*NEURON, "grid.a_min=-1", "grid.a_max=3", "grid.s_min=-1.5",
                                        "grid.s_max=2", "grid.r_max=2", "grid.wall_tol=1e-3",

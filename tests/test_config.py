@@ -154,12 +154,8 @@ def test_schemas_come_from_the_problems_and_aliases_resolve(tmp_path):
 
 def test_importing_the_package_imports_no_problem():
     """The built-in problems are imported on the first registry lookup, not with the package."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    from helpers import run_python
 
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     code = ("import sys, meanfield_pde, meanfield_pde.config, meanfield_pde.problems\n"
             "loaded = [m for m in sys.modules if m.startswith('meanfield_pde.problems.')]\n"
             "assert {m.rsplit('.', 1)[1] for m in loaded} <= {'base', 'registry'}, loaded\n"
@@ -167,5 +163,5 @@ def test_importing_the_package_imports_no_problem():
             "assert 'meanfield_pde.problems.gaussians' not in sys.modules\n"
             "registry.names()\n"
             "assert 'meanfield_pde.problems.gaussians' in sys.modules\n")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr

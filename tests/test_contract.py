@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 import toy_problem
+from helpers import NEURON_BOX, NEURON_SMALL
 from stopping import StopAfter
 
 import meanfield_pde
@@ -27,12 +28,9 @@ BUILTIN = registry.names()
 TOY = toy_problem.NAME
 
 # tiny runs: small grids with fixed walls (no pilot run), short times, few neurons
-NEURON_BOX = ["grid.n_a=16", "grid.n_s=24", "grid.n_r=24", "kernel.tol=1e-8",
-              "solver.parallel=false", "grid.a_min=0", "grid.a_max=2.5", "grid.s_min=-1.2",
-              "grid.s_max=2", "grid.r_max=1.5"]
 TINY = {
     "gaussians": ["grid.n=300", "grid.r_max=6", "sgd.n_neurons=40"],
-    "single-neuron": [*NEURON_BOX, "sgd.n_neurons=30"],
+    "single-neuron": [*NEURON_SMALL, *NEURON_BOX, "sgd.n_neurons=30"],
     TOY: ["grid.n=100"],
 }
 TIME = ["time.t_end=1", "time.n_outputs=6"]
@@ -144,7 +142,7 @@ def test_sgd(problem, tmp_path):
     assert res["risk"][-1] < res["risk"][0]
 
 
-def test_validate(problem, tmp_path):
+def test_validate(problem, tmp_path, in_process_pool):
     if problem == TOY:
         pytest.skip(NEEDS_PARTICLES)
     cls = registry.get(problem)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_python
 
 from meanfield_pde.errors import DataError
 from meanfield_pde.plotting import plot_result
 from meanfield_pde.problems import registry
 from meanfield_pde.storage import Result, ResultWriter, load
 
-ROOT = Path(__file__).resolve().parents[1]
 N = 120
 WIDTH, HEIGHT = 17 * 120, 5 * 120  # figure size (inches) x dpi
 
@@ -92,8 +89,7 @@ def test_missing_field(tmp_path: Path) -> None:
 def test_numerics_do_not_import_matplotlib() -> None:
     code = "import sys, meanfield_pde.storage, meanfield_pde.plotting\n"
     code += "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
 
 

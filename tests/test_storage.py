@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,11 +13,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import python_env, run_python
 
 from meanfield_pde.errors import DataError, OutputExists
 from meanfield_pde.storage import FORMAT_VERSION, Result, ResultWriter, load
 
-ROOT = Path(__file__).resolve().parents[1]
 N = 8
 CONFIG = {"model": {"sigma": 0.5, "n_hidden": 1000}, "grid": {"n": N}, "times": [0.0, 1.0]}
 
@@ -60,19 +59,6 @@ def assert_one_line(exc: pytest.ExceptionInfo, path: Path | None = None) -> None
     assert "\n" not in msg and msg.strip() == msg and msg
     if path is not None:
         assert str(path) in msg
-
-
-def run_python(code: str) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter that can import meanfield_pde."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -281,7 +267,7 @@ def test_append_waits_for_reader_in_other_process(tmp_path: Path) -> None:
             print("open", flush=True)
             time.sleep(0.5)
     """
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = python_env()
     with subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)], env=env, stdout=subprocess.PIPE, text=True
     ) as reader:
