@@ -125,6 +125,7 @@ def plot_run(result, fig) -> None:
     ax_map, ax_risk = fig.subplots(1, 2)
     heatmap_over_time(fig, ax_map, t, shown, log, np.asarray(result.grid["x_edges"]),
                       np.asarray(result["density"], dtype=float), "x")
+    ax_map.set_title("density of x")
     ax_risk.plot(t[shown], np.asarray(result["risk"])[shown], color="C0")
     set_time_axis(ax_risk, log, not shown.all())
     ax_risk.set_ylabel("E = ∫ x²/2 ρ")
