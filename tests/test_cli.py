@@ -120,6 +120,8 @@ def test_config_command_and_version(capsys):
     assert 'd = "inf"' in out and 'problem = "gaussians"' in out
     assert main(["config", "gaussians", "--keys"]) == 0
     assert "model.delta" in capsys.readouterr().out
+    assert main(["config", "single_neuron"]) == 0  # an alias the problem declares
+    assert 'problem = "single-neuron"' in capsys.readouterr().out
     proc = run_module("--version")
     assert proc.returncode == 0 and "meanfield-pde" in proc.stdout
 

@@ -10,7 +10,8 @@ from helpers import run_python
 
 from meanfield_pde.errors import DataError
 from meanfield_pde.io import Result, ResultWriter, load
-from meanfield_pde.plotting import PLOTTERS, plot_result
+from meanfield_pde.plotting import plot_result
+from meanfield_pde.problems import registry
 
 N = 120
 WIDTH, HEIGHT = 17 * 120, 5 * 120  # figure size (inches) x dpi
@@ -70,7 +71,7 @@ def test_unknown_problem(tmp_path: Path) -> None:
 
 
 def test_single_neuron_needs_its_fields(tmp_path: Path) -> None:
-    assert "single-neuron" in PLOTTERS
+    assert registry.get("single-neuron").plot_run is not None
     result = gaussians_result(tmp_path / "run.h5", LINEAR_TIMES, problem="single-neuron")
     with pytest.raises(DataError, match="marginal_a") as exc:
         plot_result(result, tmp_path / "run.png")
@@ -134,10 +135,7 @@ def test_gibbs_fixed_point_is_drawn_as_an_equilibrium(tmp_path: Path, problem: s
 
     image = matplotlib.image.imread(out)
     assert image[..., :3].std() > 0.05
-    from meanfield_pde.plotting import EQUILIBRIUM_FIGSIZE, EQUILIBRIUM_PLOTTERS
-
-    assert set(EQUILIBRIUM_PLOTTERS) == set(PLOTTERS)
-    w, h = EQUILIBRIUM_FIGSIZE[problem]
+    w, h = registry.get(problem).equilibrium_figsize
     assert image.shape[:2] == (round(h * 120), round(w * 120))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from helpers import python_env, run_python
+from helpers import ROOT, python_env, run_python
 
 from meanfield_pde.errors import CorruptFile, DataError, OutputExists
 from meanfield_pde.io import FORMAT_VERSION, Result, ResultWriter, load
