@@ -35,9 +35,9 @@ from scipy.integrate import solve_ivp
 
 from meanfield_pde.config import default_config
 from meanfield_pde.fv import lowrank, stepper1d, stepper3d, transport
+from meanfield_pde.io import ResultWriter
 from meanfield_pde.problems.gaussians import GaussiansProblem, remap
 from meanfield_pde.problems.single_neuron import SingleNeuronProblem
-from meanfield_pde.storage import ResultWriter
 
 from . import common
 

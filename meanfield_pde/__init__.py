@@ -33,8 +33,8 @@ def solve(*args, **kwargs):
 
 
 def load(path):
-    """Read a result file; see :func:`meanfield_pde.storage.load`."""
-    from .storage import load as _load
+    """Read a result file; see :func:`meanfield_pde.io.load`."""
+    from .io import load as _load
 
     return _load(path)
 

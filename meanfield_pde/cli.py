@@ -1,15 +1,18 @@
 """Command-line interface: argument parsing only; every command calls a library function.
 
-    meanfield-pde solve gaussians|CONFIG.toml [--set KEY=VALUE ...] [-o FILE.h5] [--force] [-q]
+    meanfield-pde solve PROBLEM|CONFIG.toml [--set KEY=VALUE ...] [-o FILE.h5] [--force] [-q]
                         [--steady]
-    meanfield-pde sgd gaussians|single-neuron|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
+    meanfield-pde sgd PROBLEM|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
     meanfield-pde resume FILE.h5 [--t-end T]
-    meanfield-pde validate gaussians|single-neuron|CONFIG.toml [--widths N ...] [--seeds S ...]
+    meanfield-pde validate PROBLEM|CONFIG.toml [--widths N ...] [--seeds S ...]
                         [--workers P] [-o DIR] [--force]
-    meanfield-pde gibbs gaussians|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
+    meanfield-pde gibbs PROBLEM|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
     meanfield-pde info FILE.h5
     meanfield-pde plot FILE.h5 -o FIG.png|FIG.pdf|FIG.svg
-    meanfield-pde config gaussians|CONFIG.toml [--set ...] [--keys [--markdown]]
+    meanfield-pde config PROBLEM|CONFIG.toml [--set ...] [--keys [--markdown]]
+
+PROBLEM is the name (or an alias) of a registered problem (:mod:`meanfield_pde.problems`), e.g.
+gaussians or single-neuron; ``meanfield-pde --help`` lists them.
 
 User errors print one line ``meanfield-pde: error: ...`` on stderr and exit with code 2.
 SIGINT / SIGTERM during solve, sgd or resume write a checkpoint, print the resume command and
@@ -28,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PROBLEMS, Config, default_config, keys_markdown, load_config, schema_rows
+from .config import Config, default_config, keys_markdown, load_config, schema_rows
 from .errors import ConfigError, DiskFull, MeanFieldError, OutputExists
+from .problems import registry
 from .runner.trackers import Interrupted, trap_signals
 
 PROG = "meanfield-pde"
-ALIASES = {"single-neuron": "single-neuron", "single_neuron": "single-neuron"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,23 +48,26 @@ class _Parser(argparse.ArgumentParser):
 
 
 def resolve_config(target: str, overrides: Sequence[str]) -> Config:
-    """A built-in problem name (its defaults) or a TOML file, plus ``--set`` overrides."""
-    name = ALIASES.get(target, target)
-    if name in PROBLEMS:
+    """A registered problem's name or alias (its defaults) or a TOML file, plus ``--set``
+    overrides."""
+    name = registry.canonical(target)
+    if name is not None:
         return default_config(name).with_overrides(overrides)
     path = Path(target)
     if path.suffix.lower() == ".toml" or path.exists():
         return load_config(path, overrides)
     raise ConfigError(
-        f"{target!r} is neither a problem ({', '.join(PROBLEMS)}) nor a .toml config file"
+        f"{target!r} is neither a problem ({', '.join(registry.names())}) nor a .toml config file"
     )
 
 
 def _refuse_existing_output(args: argparse.Namespace) -> None:
-    """Fail before any work if -o names an existing file and --force is absent (the writer
-    checks again when it creates the file)."""
-    if args.output is not None and Path(args.output).exists() and not args.force:
-        raise OutputExists(args.output)
+    """Fail before any work if -o names an existing file and --force is absent, or a directory
+    (the writer checks again when it creates the file)."""
+    from .io import check_new_output
+
+    if args.output is not None:
+        check_new_output(args.output, overwrite=args.force)
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
@@ -144,13 +150,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .storage import load
+    from .io import load
 
     res = load(args.file)
     cfg_text = Config(res.problem, {k: v for k, v in res.config.items() if k != "problem"})
     print(f"file      {res.path}")
-    print(f"problem   {res.problem}   format {res.attrs.get('format_version')}   "
-          f"package {res.attrs.get('package_version')}   "
+    print(f"problem   {res.problem}   format {res.format_version}   "
+          f"package {res.package_version}   "
           f"{'complete' if res.complete else 'INCOMPLETE (run did not finish)'}")
     t = res.t
     if t.size:
@@ -170,8 +176,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
                 "r_max",
                 "kernel_terms",
                 "kernel_truncation_error"):
-        if key in res.attrs:
-            val = res.attrs[key]
+        if key in res.run_attrs:
+            val = res.run_attrs[key]
             print(f"{key:<26}{val:.4g}" if isinstance(val, float) else f"{key:<26}{val}")
     print("\n# resolved configuration")
     print(cfg_text.to_toml(), end="")
@@ -179,8 +185,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from .io import load
     from .plotting import plot_result
-    from .storage import load
 
     out = plot_result(load(args.file), args.output)
     print(f"wrote {out}")
@@ -223,12 +229,15 @@ def _cli_words(exc: MeanFieldError) -> str:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = _Parser(prog=PROG, description="Mean-field PDE solvers for wide two-layer networks.")
+    problems = ", ".join(registry.names())
+    target_help = f"problem name ({problems}) or CONFIG.toml"
+    p = _Parser(prog=PROG, description="Mean-field PDE solvers for wide two-layer networks.",
+                epilog=f"problems: {problems}")
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("solve", help="solve the PDE for a built-in problem or a TOML config")
-    s.add_argument("target", help=f"problem name ({', '.join(PROBLEMS)}) or CONFIG.toml")
+    s.add_argument("target", help=target_help)
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set model.delta=0.5 (repeatable)")
     s.add_argument("-o", "--output", metavar="FILE.h5",
@@ -241,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_solve)
 
     sg = sub.add_parser("sgd", help="particle SGD of the d-dimensional network itself")
-    sg.add_argument("target", help=f"problem name ({', '.join(PROBLEMS)}) or CONFIG.toml")
+    sg.add_argument("target", help=target_help)
     sg.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="e.g. --set sgd.n_neurons=3200 --set sgd.seed=2")
     sg.add_argument("-o", "--output", metavar="FILE.h5",
@@ -258,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.set_defaults(func=_cmd_resume)
 
     va = sub.add_parser("validate", help="the PDE against particle SGD for several widths")
-    va.add_argument("target", help=f"problem name ({', '.join(PROBLEMS)}) or CONFIG.toml")
+    va.add_argument("target", help=target_help)
     va.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     va.add_argument("--widths", type=int, nargs="+", default=[200, 800, 3200], metavar="N")
     va.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED")
@@ -270,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     va.set_defaults(func=_cmd_validate)
 
     gb = sub.add_parser("gibbs", help="solve the self-consistent Gibbs state directly (noise)")
-    gb.add_argument("target", help=f"problem name ({', '.join(PROBLEMS)}) or CONFIG.toml")
+    gb.add_argument("target", help=target_help)
     gb.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     gb.add_argument("-o", "--output", metavar="FILE.h5",
                     help="result file (default: runs/<problem>-gibbs-<UTC time>.h5)")
@@ -288,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=_cmd_plot)
 
     c = sub.add_parser("config", help="print the resolved configuration as TOML")
-    c.add_argument("target", help=f"problem name ({', '.join(PROBLEMS)}) or CONFIG.toml")
+    c.add_argument("target", help=target_help)
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     c.add_argument("--keys", action="store_true", help="list every key with default and range")
     c.add_argument("--markdown", action="store_true", help="with --keys: as a Markdown table")

@@ -7,6 +7,12 @@ line naming the key and what is accepted.  The resolved configuration (every key
 a result file records, as JSON; infinities are written as the string ``"inf"`` so that the JSON is
 standard.
 
+This module holds the spec types, :class:`Config` and the TOML side; the schema of each problem
+(every section, key and default) is declared by the problem (``Problem.schema``, e.g.
+:mod:`meanfield_pde.problems.gaussians_schema`) and found through the problem registry.  The
+sections every problem shares with the runner (``TIME``, ``SCHEDULE``, ``CHECKPOINT``, ...) are
+defined here for the problems to include.
+
 Names follow MATH.md: ``model.delta`` (Δ), ``model.d``, ``init.kappa`` (κ), ``schedule`` (ξ(t)), ...
 """
 
@@ -241,18 +247,18 @@ class Params(Spec):
 
 
 # --------------------------------------------------------------------------------------------
-# the schema, one table per problem
+# sections shared by problems (each problem declares its whole schema: problems/*_schema.py)
 # --------------------------------------------------------------------------------------------
-POSITIVE = {"lo": 0.0}
-MAX_D = 10**18  # finite dimensions beyond: the O(1/d) corrections are below double precision
+Schema = dict[str, dict[str, Spec]]
+"""section -> key -> Spec: every key of one problem's configuration and its default."""
 
-_TIME = {
+TIME = {
     "t_end": Float(20.0, lo=0.0, doc="final time of the run"),
     "outputs": Outputs("uniform", doc='"uniform", "log" or a list of output times'),
     "n_outputs": Int(201, lo=2, hi=1_000_000, doc="number of output times (uniform / log)"),
     "t_first": Float(1e-3, lo=0.0, doc="first positive output time of log spacing"),
 }
-_SCHEDULE = {
+SCHEDULE = {
     "kind": Choice("constant", options=("constant", "power", "piecewise"),
                    doc="xi(t): constant xi0; power xi0 (1 + t/t0)^-p; piecewise constant"),
     "xi0": Float(1.0, lo=0.0, doc="scale of xi(t)"),
@@ -262,12 +268,12 @@ _SCHEDULE = {
     "values": FloatList([], item=Float(0.0, lo=0.0),
                         doc="xi on each piece (one more than times)"),
 }
-_NOISE = {
+NOISE = {
     "beta": Float(math.inf, lo=0.0, allow_inf=True,
                   doc="inverse temperature of noisy SGD (inf = noiseless)"),
     "lam": Float(0.0, lo=0.0, lo_closed=True, doc="l2 penalty lambda (also without noise)"),
 }
-_SGD = {
+SGD = {
     "n_neurons": Int(800, lo=1, hi=10_000_000, doc="SGD: width N of the network"),
     "eps": Float(1e-4, lo=0.0, doc="SGD: time per sample (step size s_k = eps xi(k eps))"),
     "batch": Int(1, lo=1, hi=1_000_000, doc="SGD: samples per step (a step advances t by "
@@ -277,21 +283,21 @@ _SGD = {
                             doc="SGD: initial radii i.i.d. from rho_0, or stratified (one per "
                                 "1/N quantile bin; gaussians only)"),
 }
-_CHECKPOINT = {
+CHECKPOINT = {
     "every": Float(0.0, lo=0.0, lo_closed=True,
                    doc="simulated time between checkpoints (0: no time trigger)"),
     "wall_seconds": Float(60.0, lo=0.0, lo_closed=True,
                           doc="wall-clock seconds between checkpoints (0: no wall trigger); "
                               "one is always written at the start, at the end and on a signal"),
 }
-_STEADY = {
+STEADY = {
     "steady_tol": Float(1e-10, lo=0.0, doc="--steady: stop when the relative free-energy "
                                             "decrease per unit time is below this"),
     "steady_tol_rho": Float(1e-10, lo=0.0, doc="--steady: and the relative L1 change of the "
                                                   "density per unit time is below this"),
     "steady_t_max": Float(1e6, lo=0.0, doc="--steady: give up at this time"),
 }
-_SOLVER = {
+SOLVER = {
     "cfl": Float(0.4, lo=0.0, hi=0.5, hi_closed=True,
                  doc="dt = cfl h / max abs(u); <= 0.5 keeps the density non-negative"),
     "theta": Float(2.0, lo=1.0, hi=2.0, lo_closed=True, hi_closed=True,
@@ -302,114 +308,33 @@ _SOLVER = {
                                "limit) or explicit SSP-RK3"),
     "dt_max": Float(0.01, lo=0.0, doc="with noise (semi-implicit): largest time step"),
 }
-_KERNEL = {
-    "tol": Float(1e-12, lo=0.0, hi=1e-2, hi_closed=True,
-                 doc="relative truncation tolerance of the Hermite series of the kernel"),
-    "max_terms": Int(2048, lo=1, hi=100_000,
-                     doc="at most this many even Hermite terms per data scale"),
-}
-
-SCHEMAS: dict[str, dict[str, dict[str, Spec]]] = {
-    "gaussians": {
-        "model": {
-            "delta": Float(0.8, lo=0.0, hi=1.0, doc="tau_+- = 1 +- delta"),
-            "d": Int(40, lo=2, hi=MAX_D, allow_inf=True, doc="input dimension (or inf)"),
-            "activation": Text("ramp", doc="name of sigma"),
-            "activation_params": Params({}, doc="parameters of sigma (e.g. s1, s2, t1, t2)"),
-        },
-        "kernel": _KERNEL,
-        "init": {
-            "kind": Choice("chi", options=("chi", "gaussian", "from_file"),
-                           doc="chi: r ~ (kappa/sqrt(d)) chi_d; gaussian in r; from_file"),
-            "kappa": Float(0.8, lo=0.0, doc="scale of the chi law (w ~ N(0, kappa^2/d I_d))"),
-            "d": Int(0, lo=0, hi=MAX_D, allow_inf=False,
-                     doc="degrees of freedom of the chi law; 0 = model.d"),
-            "mean": Float(0.8, lo=0.0, doc="mean of the gaussian law of r"),
-            "std": Float(0.1, lo=0.0, doc="standard deviation of the gaussian law of r"),
-            "file": Text("", doc="HDF5 file of this package (from_file)"),
-            "time": FloatOr("last", keywords=("last",),
-                            number=Float(0.0, lo=0.0, lo_closed=True),
-                            doc='snapshot time in init.file, or "last"'),
-        },
-        "grid": {
-            "n": Int(2400, lo=8, hi=10_000_000, doc="number of cells in r"),
-            "r_max": FloatOr("auto", keywords=("auto",), number=Float(1.0, lo=0.0),
-                             doc='outer wall, or "auto"'),
-            "wall_cells": Int(4, lo=1, doc="cells next to the outer wall that must stay empty"),
-            "wall_tol": Float(1e-9, lo=0.0, hi=1.0, doc="mass allowed in those cells"),
-        },
-        "noise": _NOISE,
-        "sgd": _SGD,
-        "time": {**_TIME, **_STEADY},
-        "schedule": _SCHEDULE,
-        "solver": _SOLVER,
-        "checkpoint": _CHECKPOINT,
-    },
-}
-
-SCHEMAS["single-neuron"] = {
-    "model": {
-        "d": Int(30, lo=3, hi=MAX_D, allow_inf=True, doc="input dimension (or inf)"),
-        "activation": Text("tanh", doc="name of the student's sigma"),
-        "activation_params": Params({}, doc="parameters of sigma"),
-        "target": Text("same", doc='name of the teacher link f_* ("same" = sigma)'),
-        "target_params": Params({}, doc="parameters of f_*"),
-        "label_noise": Float(0.0, lo=0.0, lo_closed=True, doc="variance nu^2 of the label noise"),
-    },
-    "kernel": {
-        **_KERNEL,
-        "max_terms": Int(512, lo=1, hi=100_000, doc="at most this many even Hermite terms"),
-        "max_nodes": Int(1200, lo=2, hi=4000, doc="at most this many Gauss-Hermite nodes in G1"),
-    },
-    "init": {
-        "a_law": Choice("point", options=("point", "gaussian", "uniform"),
-                        doc="law of a: point mass at init.a (held in one cell), gaussian, uniform"),
-        "a": Float(1.0, doc="centre of the law of a"),
-        "a_std": Float(0.1, lo=0.0, doc="standard deviation of a (gaussian)"),
-        "a_halfwidth": Float(0.1, lo=0.0, doc="half width of a (uniform)"),
-        "kappa": Float(0.5, lo=0.0, doc="w ~ N(0, kappa^2/d I_d): s ~ N(0, kappa^2/d), "
-                                        "r ~ (kappa/sqrt(d)) chi_{d-1}"),
-        "s0": Float(0.0, doc="mean of s (0: w independent of w_*; > 0: a warm start)"),
-        "d": Int(0, lo=0, hi=MAX_D, doc="dimension used by the initial law; 0 = model.d"),
-    },
-    "grid": {
-        "n_a": Int(24, lo=4, hi=4096, doc="cells in a"),
-        "n_s": Int(48, lo=8, hi=4096, doc="cells in s"),
-        "n_r": Int(48, lo=8, hi=4096, doc="cells in r"),
-        "a_min": FloatOr("auto", keywords=("auto",), number=Float(0.0),
-                         doc='lower wall in a, or "auto"'),
-        "a_max": FloatOr("auto", keywords=("auto",), number=Float(0.0),
-                         doc='upper wall in a, or "auto"'),
-        "s_min": FloatOr("auto", keywords=("auto",), number=Float(0.0),
-                         doc='lower wall in s, or "auto"'),
-        "s_max": FloatOr("auto", keywords=("auto",), number=Float(0.0),
-                         doc='upper wall in s, or "auto"'),
-        "r_max": FloatOr("auto", keywords=("auto",), number=Float(1.0, lo=0.0),
-                         doc='outer wall in r, or "auto"'),
-        "wall_cells": Int(2, lo=1, doc="cells next to each wall that must stay empty"),
-        "wall_tol": Float(1e-6, lo=0.0, hi=1.0, doc="mass allowed in those cells"),
-    },
-    "noise": _NOISE,
-    "sgd": _SGD,
-    "time": {**_TIME, **_STEADY, "t_end": Float(8.0, lo=0.0, doc="final time of the run"),
-             "n_outputs": Int(81, lo=2, hi=1_000_000,
-                              doc="number of output times (uniform / log)")},
-    "schedule": _SCHEDULE,
-    "solver": {**_SOLVER, "parallel": Bool(True, doc="use both cores (prange) in the 3-D kernels "
-                                                      "when measured faster; false: serial only")},
-    "checkpoint": _CHECKPOINT,
-}
-
-PROBLEMS = tuple(SCHEMAS)
 
 
-def _problem_schema(problem: str) -> dict[str, dict[str, Spec]]:
-    try:
-        return SCHEMAS[problem]
-    except KeyError:
-        raise ConfigError(
-            f"unknown problem {problem!r}; known problems: {', '.join(PROBLEMS)}"
-        ) from None
+def problem_schema(problem: str) -> Schema:
+    """The schema the problem ``problem`` declares (looked up in the problem registry).
+
+    Raises:
+        ConfigError: unknown problem (the message names the known ones)."""
+    from .problems import registry
+
+    return registry.get(problem).schema
+
+
+def problem_names() -> tuple[str, ...]:
+    """The registered problem names."""
+    from .problems import registry
+
+    return registry.names()
+
+
+def __getattr__(name: str) -> Any:
+    """``SCHEMAS`` (problem -> schema) and ``PROBLEMS`` (the names), read from the registry when
+    asked for (they were constants of this module before problems declared their schemas)."""
+    if name == "SCHEMAS":
+        return {p: problem_schema(p) for p in problem_names()}
+    if name == "PROBLEMS":
+        return problem_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,7 +393,8 @@ class Config:
 
 
 def default_config(problem: str) -> Config:
-    """The built-in defaults of ``problem`` (``"gaussians"`` = the MMN18 Fig. 1 setting)."""
+    """The defaults the problem ``problem`` declares in its schema (for the built-in radial
+    problem, the MMN18 Fig. 1 setting)."""
     return build_config(problem, {})
 
 
@@ -511,11 +437,16 @@ def _merge(data: dict[str, Any], path: list[str], value: Any) -> None:
 
 
 def build_config(problem: str, data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Config:
-    """Resolve ``data`` (a parsed TOML document) plus overrides against ``problem``'s schema."""
-    schema = _problem_schema(problem)
+    """Resolve ``data`` (a parsed TOML document) plus overrides against ``problem``'s schema
+    (``problem`` may be an alias: the Config carries the problem's name)."""
+    from .problems import registry
+
+    cls = registry.get(problem)
+    schema = cls.schema
     data = copy.deepcopy(dict(data))
     file_problem = data.pop("problem", problem)
-    if file_problem != problem:
+    if file_problem != problem and (not isinstance(file_problem, str)
+                                    or registry.canonical(file_problem) != cls.name):
         raise ConfigError(
             f"the configuration is for problem {file_problem!r}, not {problem!r}; "
             f"remove its 'problem' key or solve {file_problem!r}"
@@ -546,7 +477,7 @@ def build_config(problem: str, data: Mapping[str, Any], overrides: Iterable[str]
             for key, spec in specs.items()
         }
     _check_common(values)
-    return Config(problem, values)
+    return Config(cls.name, values)
 
 
 def _check_common(values: dict[str, dict[str, Any]]) -> None:
@@ -593,12 +524,13 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     problem = data.get("problem")
     if problem is None:
         raise ConfigError(
-            f"{path} has no 'problem' key; add e.g. problem = \"gaussians\" at the top "
-            f"(known problems: {', '.join(PROBLEMS)})"
+            f"{path} has no 'problem' key; add e.g. problem = \"{problem_names()[0]}\" at the "
+            f"top (known problems: {', '.join(problem_names())})"
         )
     if not isinstance(problem, str):
-        raise ConfigError(f"{path}: problem must be a string, one of {', '.join(PROBLEMS)}")
-    _problem_schema(problem)
+        raise ConfigError(f"{path}: problem must be a string, one of "
+                          f"{', '.join(problem_names())}")
+    problem_schema(problem)
     return build_config(problem, data, overrides)
 
 
@@ -618,7 +550,7 @@ def keys_markdown(problem: str) -> str:
 def schema_rows(problem: str) -> list[tuple[str, str, str, str]]:
     """(key, default, accepted, doc) for every key (``meanfield-pde config --keys``, README)."""
     rows = []
-    for section, specs in _problem_schema(problem).items():
+    for section, specs in problem_schema(problem).items():
         for key, spec in specs.items():
             default = _json_safe(spec.default)
             rows.append((f"{section}.{key}", _fmt(default), spec.describe(), spec.doc))

@@ -38,3 +38,15 @@ class DiskFull(DataError):
         self.path, self.detail, self.resumable = path, detail, resumable
         cont = f", then continue with meanfield_pde.resume({str(path)!r})" if resumable else ""
         super().__init__(f"disk full: {detail}; free some disk space{cont}")
+
+
+class CorruptFile(DataError):
+    """A result file is truncated or corrupt: a checksum or digest fails, a dataset or attribute
+    is missing or malformed, rows are not stored.  ``detail`` names what was found; the message
+    adds the fix (re-run the solve)."""
+
+    FIX = "the file is truncated or corrupt (re-run the solve)"
+
+    def __init__(self, path: object, detail: str):
+        self.path, self.detail = path, detail
+        super().__init__(f"{detail}; {self.FIX}")

@@ -31,8 +31,8 @@ from scipy.stats import wasserstein_distance
 
 from .config import Config, build_config
 from .errors import DataError, OutputExists
+from .io import load
 from .problems import build_problem, problem_class
-from .storage import load
 
 MAX_TIMES = 41  # SGD outputs used for the comparison (each costs an O(N²) risk evaluation)
 
@@ -91,6 +91,27 @@ def _decay_exponent(widths: list[int], gaps: np.ndarray) -> tuple[float | None, 
     return float(-slope), float(np.sqrt(cov[0, 0] * sigma2))
 
 
+def _summary(widths: list[int], per_run: list[dict], names: list[str]) -> list[dict]:
+    """Per width: the gaps' mean (and std over seeds, for two or more), the mean W1 per
+    coordinate at every output, and the mean SGD wall time."""
+    summary = []
+    for n in widths:
+        rs = [r for r in per_run if r["n"] == n]
+        gaps = np.array([r["sup_risk_gap"] for r in rs])
+        gaps_iid = np.array([r["sup_risk_gap_iid"] for r in rs])
+        after0 = np.array([r["sup_risk_gap_after0"] for r in rs])
+        w1 = {x: np.mean([r["w1"][x] for r in rs], axis=0).tolist() for x in names}
+        summary.append({"n": n, "sup_risk_gap_mean": float(gaps.mean()),
+                        "sup_risk_gap_std": float(gaps.std(ddof=1)) if gaps.size > 1 else None,
+                        "sup_risk_gap_iid_mean": float(gaps_iid.mean()),
+                        "sup_risk_gap_iid_std": (float(gaps_iid.std(ddof=1)) if gaps_iid.size > 1
+                                                 else None),
+                        "sup_risk_gap_after0_mean": float(after0.mean()),
+                        "t": rs[0]["t"], "w1_mean": w1,
+                        "sgd_seconds": float(np.mean([r["wall_seconds"] for r in rs]))})
+    return summary
+
+
 def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Path, *,
              workers: int | None = None, pde_file: str | Path | None = None,
              overwrite: bool = False) -> dict:
@@ -147,21 +168,7 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
                         "sup_risk_gap_after0": float(gap[t > 0].max()) if np.any(t > 0) else 0.0,
                         "w1": w1,
                         "wall_seconds": run["wall_seconds"]})
-    summary = []
-    for n in widths:
-        rs = [r for r in per_run if r["n"] == n]
-        gaps = np.array([r["sup_risk_gap"] for r in rs])
-        gaps_iid = np.array([r["sup_risk_gap_iid"] for r in rs])
-        after0 = np.array([r["sup_risk_gap_after0"] for r in rs])
-        w1 = {x: np.mean([r["w1"][x] for r in rs], axis=0).tolist() for x in names}
-        summary.append({"n": n, "sup_risk_gap_mean": float(gaps.mean()),
-                        "sup_risk_gap_std": float(gaps.std(ddof=1)) if gaps.size > 1 else None,
-                        "sup_risk_gap_iid_mean": float(gaps_iid.mean()),
-                        "sup_risk_gap_iid_std": (float(gaps_iid.std(ddof=1)) if gaps_iid.size > 1
-                                                 else None),
-                        "sup_risk_gap_after0_mean": float(after0.mean()),
-                        "t": rs[0]["t"], "w1_mean": w1,
-                        "sgd_seconds": float(np.mean([r["wall_seconds"] for r in rs]))})
+    summary = _summary(widths, per_run, names)
     exponent, exponent_se = _decay_exponent(
         widths, np.array([s["sup_risk_gap_mean"] for s in summary]))
     report = {
@@ -174,15 +181,20 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
         "gap_decay_exponent_stderr": exponent_se, "runs": per_run,
     }
     (out_dir / "validation.json").write_text(json.dumps(report, indent=1))
-    _figure(report, pde, idx, runs, names, out_dir / "validation.png")
+    _figure(report, pde, idx, runs, {x: problem.marginal_fields[x] for x in names},
+            out_dir / "validation.png")
     return report
 
 
-def _figure(report: dict, pde, idx: np.ndarray, runs: list[dict], names: list[str],
+def _figure(report: dict, pde, idx: np.ndarray, runs: list[dict], marginal_fields: dict[str, str],
             out: Path) -> None:
+    """Risk curves of the PDE and SGD; per particle coordinate (the keys of ``marginal_fields``,
+    in the order of the particles' columns), histograms of the largest width's particles over
+    the PDE's marginal density (the field ``marginal_fields[coordinate]``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    names = list(marginal_fields)
     fig = Figure(figsize=(16, 4.5 + 3.5 * (len(names) - 1)), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(names), 4, squeeze=False)
@@ -202,11 +214,11 @@ def _figure(report: dict, pde, idx: np.ndarray, runs: list[dict], names: list[st
         if row:
             axes[row, 0].axis("off")
         edges = pde.grid[f"{x}_edges"]
-        dens = pde["density"] if len(names) == 1 else pde[f"marginal_{x}"]
+        dens = pde[marginal_fields[x]]
         for col, k in enumerate(picks):
             ax = axes[row, col + 1]
             j = int(np.argmin(np.abs(np.asarray(run["t"]) - pde.t[k])))  # nearest SGD output
-            vals = coords[j] if len(names) == 1 else coords[j][:, "asr".index(x)]
+            vals = coords[j] if coords.ndim == 2 else coords[j][:, row]  # (K, N) or (K, N, C)
             ax.hist(vals, bins=60, density=True, alpha=0.5, color="C1",
                     label=f"SGD N = {largest}")
             ax.stairs(dens[k], edges, color="k", label="PDE")

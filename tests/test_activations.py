@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from roundoff import U
 from scipy import integrate, special
 
 from meanfield_pde.activations import (
@@ -24,7 +25,6 @@ B_GRID = [-1.3, 0.4, 2.0]
 T_WITH_B = [0.3, 1.0, 3.0]
 KMAX = 30
 TOL = 1e-10
-U = 2.0**-53  # unit round-off of float64
 
 # textbook definitions, independent of the package (ramp with the MMN18 defaults)
 SIGMA = {

@@ -21,17 +21,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import NEURON_BOX, NEURON_SMALL
 from stopping import StopAfter
 
 from meanfield_pde.cli import main
 from meanfield_pde.config import default_config
 from meanfield_pde.errors import DataError, SolverError
+from meanfield_pde.io import load, load_checkpoint
 from meanfield_pde.runner import loop
 from meanfield_pde.runner.pde import solve
 from meanfield_pde.runner.resume import resume
 from meanfield_pde.runner.sgd import solve_sgd
 from meanfield_pde.runner.trackers import Interrupted, config_hash
-from meanfield_pde.storage import load, load_checkpoint
 
 PDE_TOL = 1e-13
 
@@ -46,8 +47,7 @@ def max_difference(a: Path, b: Path) -> float:
 
 
 # small fixed box (no pilot run), serial kernels (tests may share the cores), a coarser kernel
-NEURON = ["grid.n_a=16", "grid.n_s=24", "grid.n_r=24", "kernel.tol=1e-8", "solver.parallel=false",
-          "time.t_end=1", "time.n_outputs=6"]
+NEURON = NEURON_SMALL
 CASES = {
     "radial": ("gaussians", ["grid.n=300", "grid.r_max=6", "time.t_end=1",
                              "time.n_outputs=11"], solve),
@@ -56,8 +56,7 @@ CASES = {
     "radial-noisy-explicit": ("gaussians", ["grid.n=200", "grid.r_max=9", "time.t_end=0.2",
                                             "time.n_outputs=5", "noise.beta=20", "noise.lam=0.1",
                                             "solver.noisy_scheme='explicit'"], solve),
-    "neuron": ("single-neuron", [*NEURON, "grid.a_min=0", "grid.a_max=2.5", "grid.s_min=-1.2",
-                                 "grid.s_max=2", "grid.r_max=1.5"], solve),
+    "neuron": ("single-neuron", [*NEURON, *NEURON_BOX], solve),
     # implicit steps give the noisy run exponential (numerical) tails: a looser wall tolerance
     "neuron-noisy": ("single-neuron", [*NEURON, "grid.a_min=-1", "grid.a_max=3", "grid.s_min=-1.5",
                                        "grid.s_max=2", "grid.r_max=2", "grid.wall_tol=1e-3",
@@ -376,7 +375,7 @@ def test_disk_full_stops_cleanly_and_resume_completes(case, tmp_path, monkeypatc
     refused before HDF5 sees it (libhdf5 does not survive a failed write: the file is left
     pointing past its end and the process can crash), one line, exit 2; the snapshots written
     so far load; after space is freed, resume completes to the uninterrupted result."""
-    from meanfield_pde import storage
+    from meanfield_pde.io import space as storage
 
     problem, over, run = CASES[case]
     cfg = default_config(problem).with_overrides(over)

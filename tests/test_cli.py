@@ -4,27 +4,21 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from helpers import ROOT, one_line_cli_error, run_module
 
 from meanfield_pde import load
 from meanfield_pde.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "data" / "configs").glob("*.toml"))
-
-
-def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "meanfield_pde", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
 def test_default_solve_info_and_plot(tmp_path):
     """`meanfield-pde solve gaussians` without -o writes runs/gaussians-<UTC>.h5 and says so."""
-    proc = _cli("solve", "gaussians", cwd=tmp_path)
+    proc = run_module("solve", "gaussians", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     files = list((tmp_path / "runs").glob("gaussians-*.h5"))
     assert len(files) == 1 and str(files[0].relative_to(tmp_path)) in proc.stdout
@@ -33,10 +27,10 @@ def test_default_solve_info_and_plot(tmp_path):
     for t in (0, 0.5, 1, 2, 5, 10, 20):
         res.index_of_time(t)
     assert res.attrs["package_version"] and res.attrs["format_version"] == 1
-    info = _cli("info", files[0])
+    info = run_module("info", files[0])
     assert info.returncode == 0 and "risk" in info.stdout and "[model]" in info.stdout
     png = tmp_path / "fig.png"
-    pl = _cli("plot", files[0], "-o", png)
+    pl = run_module("plot", files[0], "-o", png)
     assert pl.returncode == 0 and png.stat().st_size > 10_000
     # `meanfield-pde info FILE | head -1`: a reader that leaves ends the command quietly (128 +
     # SIGPIPE, as for other Unix tools), not with a traceback (a closed pipe: deterministic)
@@ -62,14 +56,6 @@ def test_example_configs_run(path, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
-def _one_line_error(args, capsys, fragment):
-    code = main([str(a) for a in args])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.count("\n") == 1 and err.startswith("meanfield-pde: error: "), err
-    assert fragment in err, err
-
-
 @pytest.mark.parametrize(
     "args, fragment",
     [
@@ -92,21 +78,21 @@ def _one_line_error(args, capsys, fragment):
 )
 def test_bad_input_is_one_line_exit_2(args, fragment, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _one_line_error(args, capsys, fragment)
+    one_line_cli_error(args, capsys, fragment)
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
 def test_bad_files(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("problem = 'gaussians'\n[model\n")
-    _one_line_error(["solve", bad], capsys, "is not valid TOML")
+    one_line_cli_error(["solve", bad], capsys, "is not valid TOML")
     text = tmp_path / "notes.h5"
     text.write_text("not hdf5")
-    _one_line_error(["info", text], capsys, "notes.h5")
+    one_line_cli_error(["info", text], capsys, "notes.h5")
     foreign = tmp_path / "foreign.h5"
     with h5py.File(foreign, "w") as f:
         f["x"] = 1
-    _one_line_error(["info", foreign], capsys, "foreign.h5")
+    one_line_cli_error(["info", foreign], capsys, "foreign.h5")
 
 
 def test_existing_output_is_never_overwritten_silently(tmp_path, capsys):
@@ -115,7 +101,7 @@ def test_existing_output_is_never_overwritten_silently(tmp_path, capsys):
             "--set", "grid.n=100"]
     assert main(args) == 0
     before = out.read_bytes()
-    _one_line_error(args, capsys, "--force")
+    one_line_cli_error(args, capsys, "--force")
     assert out.read_bytes() == before
     assert main([*args, "--force", "--set", "time.t_end=1"]) == 0
     assert load(out).t[-1] == 1.0
@@ -124,8 +110,8 @@ def test_existing_output_is_never_overwritten_silently(tmp_path, capsys):
 def test_unwritable_output(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    _one_line_error(["solve", "gaussians", "-q", "-o", blocker / "sub" / "r.h5"], capsys,
-                    "sub")
+    one_line_cli_error(["solve", "gaussians", "-q", "-o", blocker / "sub" / "r.h5"], capsys,
+                       "sub")
 
 
 def test_config_command_and_version(capsys):
@@ -134,7 +120,9 @@ def test_config_command_and_version(capsys):
     assert 'd = "inf"' in out and 'problem = "gaussians"' in out
     assert main(["config", "gaussians", "--keys"]) == 0
     assert "model.delta" in capsys.readouterr().out
-    proc = _cli("--version")
+    assert main(["config", "single_neuron"]) == 0  # an alias the problem declares
+    assert 'problem = "single-neuron"' in capsys.readouterr().out
+    proc = run_module("--version")
     assert proc.returncode == 0 and "meanfield-pde" in proc.stdout
 
 

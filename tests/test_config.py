@@ -132,3 +132,36 @@ def test_uniform_output_times_are_the_nearest_doubles_to_k_h(t_end, n):
     else:
         assert t.tolist() == exact
     assert f"{t[3]:g}" == str(exact[3]) or n == 4
+
+
+def test_schemas_come_from_the_problems_and_aliases_resolve(tmp_path):
+    """Each problem declares its schema; config finds it through the registry, by name or alias
+    (the Config and the files it writes carry the problem's name)."""
+    from meanfield_pde.config import PROBLEMS, SCHEMAS
+    from meanfield_pde.problems import registry
+
+    assert PROBLEMS == registry.names() and set(SCHEMAS) == set(PROBLEMS)
+    for name in PROBLEMS:
+        assert SCHEMAS[name] is registry.get(name).schema
+    cfg = default_config("single_neuron")
+    assert cfg.problem == "single-neuron" and cfg.to_dict()["problem"] == "single-neuron"
+    alias = tmp_path / "alias.toml"
+    alias.write_text('problem = "single_neuron"\n[grid]\nn_a = 8\n')
+    assert load_config(alias).problem == "single-neuron" and load_config(alias)["grid.n_a"] == 8
+    with pytest.raises(ConfigError, match="for problem 'single-neuron', not 'gaussians'"):
+        build_config("gaussians", {"problem": "single-neuron"})
+
+
+def test_importing_the_package_imports_no_problem():
+    """The built-in problems are imported on the first registry lookup, not with the package."""
+    from helpers import run_python
+
+    code = ("import sys, meanfield_pde, meanfield_pde.config, meanfield_pde.problems\n"
+            "loaded = [m for m in sys.modules if m.startswith('meanfield_pde.problems.')]\n"
+            "assert {m.rsplit('.', 1)[1] for m in loaded} <= {'base', 'registry'}, loaded\n"
+            "from meanfield_pde.problems import registry\n"
+            "assert 'meanfield_pde.problems.gaussians' not in sys.modules\n"
+            "registry.names()\n"
+            "assert 'meanfield_pde.problems.gaussians' in sys.modules\n")
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr

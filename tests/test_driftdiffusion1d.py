@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import radial_cells
 from roundoff import U, free_energy_scale_1d
 
 from meanfield_pde.fv import driftdiffusion1d as dd
@@ -13,15 +14,10 @@ from meanfield_pde.fv.gibbs import gibbs_fixed_point
 ONE = np.array([1.0])  # constant schedule ξ ≡ 1
 
 
-def _grid(n, r_max):
-    h = r_max / n
-    return h, (np.arange(n) + 0.5) * h
-
-
 def _problem(n=200, r_max=8.0, k=3, scale=1.0, seed=0):
     """Synthetic low-rank problem: smooth features with λ_k > 0, smooth V."""
     rng = np.random.default_rng(seed)
-    h, r = _grid(n, r_max)
+    h, r = radial_cells(n, r_max)
     feats = np.ascontiguousarray(np.array(
         [np.cos(0.5 * (j + 1) * r + rng.random()) * np.exp(-0.1 * r * r) for j in range(k)]))
     lam_k = scale * (0.2 + rng.random(k))
@@ -63,7 +59,7 @@ def test_bernoulli_is_stable_and_satisfies_its_identities():
 
 def test_flux_matches_numpy_conserves_and_rate_is_the_parabolic_bound():
     rng = np.random.default_rng(1)
-    h, r = _grid(150, 6.0)
+    h, r = radial_cells(150, 6.0)
     for m in (0.0, 2.5, 5.0):
         rho = rng.random(150)
         rho[rng.random(150) < 0.1] = 0.0
@@ -85,7 +81,7 @@ def test_flux_matches_numpy_conserves_and_rate_is_the_parabolic_bound():
 def test_discrete_gibbs_state_of_a_frozen_potential_is_zero_flux(m):
     rng = np.random.default_rng(2)
     n, beta, lam = 200, 10.0, 0.1
-    h, r = _grid(n, 8.0)
+    h, r = radial_cells(n, 8.0)
     psi = np.sin(2 * r) + 0.01 * rng.normal(size=n)  # any fixed Ψ, even a rough one
     phi = np.empty(n)
     dd.effective_potential(psi, r, lam, beta, m, phi)
@@ -110,7 +106,7 @@ def test_discrete_gibbs_state_of_a_frozen_potential_is_zero_flux(m):
 def test_semi_discrete_dissipation_on_random_states():
     rng = np.random.default_rng(3)
     beta = 7.0
-    h, r = _grid(120, 5.0)
+    h, r = radial_cells(120, 5.0)
     out = np.empty(120)
     for _ in range(200):
         rho = rng.random(120) * np.exp(rng.normal(size=120) * 3)  # spans many decades
@@ -264,7 +260,7 @@ def test_long_time_limit_is_the_gibbs_fixed_point():
 def test_linear_problem_relaxes_to_the_chi_law():
     """K = 0, V = 0: the limit is ρ_i ∝ r_i^m exp(−βλ r_i²/2) and F = −β⁻¹ log Z_h."""
     n, beta, lam, m = 240, 4.0, 0.25, 3.0
-    h, r = _grid(n, 12.0)
+    h, r = radial_cells(n, 12.0)
     feats, lam_k, v = np.zeros((0, n)), np.zeros(0), np.zeros(n)
     rho = np.exp(-((r - 6.0) ** 2))
     rho /= h * rho.sum()

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import cell_centres
 from roundoff import U, free_energy_roundoff_3d
 
 from meanfield_pde.activations import get_activation
@@ -23,18 +24,13 @@ XI = 0.7
 CONST = np.array([XI])
 
 
-def _centres(lo, hi, n):
-    h = (hi - lo) / n
-    return lo + (np.arange(n) + 0.5) * h, h
-
-
 def _synthetic(shape=(8, 12, 12), q=4, seed=3, amp=0.3, wsc=0.5):
     """Smooth φ0 (non-convex in (a, s)), smooth features with w_q > 0, a box around 0."""
     rng = np.random.default_rng(seed)
     na, ns, nr = shape
-    a_c, h_a = _centres(-2.5, 2.5, na)
-    s_c, h_s = _centres(-1.5, 1.5, ns)
-    r_c, h_r = _centres(0.0, 2.0, nr)
+    a_c, h_a = cell_centres(-2.5, 2.5, na)
+    s_c, h_s = cell_centres(-1.5, 1.5, ns)
+    r_c, h_r = cell_centres(0.0, 2.0, nr)
     S, R = np.meshgrid(s_c, r_c, indexing="ij")
     phi0 = np.ascontiguousarray(amp * (np.sin(1.7 * S + 0.4) * np.cos(1.1 * R) - 0.5 * S))
     feats = np.ascontiguousarray(np.array(
@@ -431,9 +427,9 @@ def test_long_time_limit_is_the_gibbs_state_synthetic(beta, lam):
 def test_long_time_limit_is_the_gibbs_state_tanh_neuron():
     """Real single-neuron kernel: σ = f_* = tanh, d = 10 (m = d − 2 = 8)."""
     tanh = get_activation("tanh")
-    a_c, h_a = _centres(-2.5, 2.5, 10)
-    s_c, h_s = _centres(-1.5, 1.5, 12)
-    r_c, h_r = _centres(0.0, 1.5, 12)
+    a_c, h_a = cell_centres(-2.5, 2.5, 10)
+    s_c, h_s = cell_centres(-1.5, 1.5, 12)
+    r_c, h_r = cell_centres(0.0, 1.5, 12)
     k = neuron_kernel(tanh, tanh, 0.0, 10, s_c, r_c)
     phi0 = np.ascontiguousarray(-k.v)
     feats, w = np.ascontiguousarray(k.feats), np.ascontiguousarray(k.weights)

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
+from roundoff import U
 
 from meanfield_pde.fv import lowrank, stepper1d, transport
-
-U = 2.0**-53  # unit round-off of float64
 
 
 def _random_problem(rng, n=300, k=12):

@@ -1,8 +1,11 @@
 """The radial problem (MATH.md §2): kernel, initial laws, and the properties of the solver."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 from brute import pair_expectation, u_brute
+from helpers import make_problem
 from scipy import integrate, special
 
 from meanfield_pde import load, solve
@@ -12,9 +15,7 @@ from meanfield_pde.errors import ConfigError, SolverError
 from meanfield_pde.fv import lowrank, transport
 from meanfield_pde.problems.gaussians import GaussiansProblem, chi_law, radial_kernel
 
-
-def _problem(*overrides):
-    return GaussiansProblem(default_config("gaussians").with_overrides(list(overrides)))
+_problem = partial(make_problem, "gaussians")
 
 
 def _run(problem, t_end):

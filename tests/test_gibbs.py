@@ -5,16 +5,11 @@ import math
 
 import numpy as np
 import pytest
+from helpers import radial_cells
+from roundoff import U
 
 from meanfield_pde.fv import driftdiffusion1d as dd
 from meanfield_pde.fv.gibbs import gibbs_core, gibbs_fixed_point, radial_gibbs_inputs
-
-U = 2.0**-53  # unit round-off of float64
-
-
-def _grid(n, r_max):
-    h = r_max / n
-    return h, (np.arange(n) + 0.5) * h
 
 
 def _features(r, k, seed=0):
@@ -31,7 +26,7 @@ def _v(r):
 @pytest.mark.parametrize("scale", [1.0, 100.0])
 def test_newton_converges_quadratically_to_the_fixed_point(scale):
     n, k, beta, lam, m = 300, 5, 10.0, 0.1, 5.0
-    h, r = _grid(n, 8.0)
+    h, r = radial_cells(n, 8.0)
     feats = _features(r, k)
     lam_k = scale * (0.2 + np.random.default_rng(1).random(k))
     v = _v(r)
@@ -66,7 +61,7 @@ def test_newton_converges_quadratically_to_the_fixed_point(scale):
 
 def test_fixed_point_is_the_zero_flux_state_and_minimises_the_free_energy():
     n, k, beta, lam, m = 200, 3, 10.0, 0.1, 5.0
-    h, r = _grid(n, 8.0)
+    h, r = radial_cells(n, 8.0)
     feats, lam_k, v = _features(r, k), np.array([1.0, 0.5, 2.0]), _v(r)
     g = gibbs_fixed_point(r, h, v, feats, lam_k, 1.0, lam, beta, m)
     phi = np.empty(n)
@@ -95,7 +90,7 @@ def test_linear_case_is_the_chi_law_with_closed_form_free_energy(m):
     Z_h − Z = −Σ_k h^{2k} B_{2k}(½)/(2k)! f^{(2k−1)}(0), exponentially small for even m (f odd
     derivatives vanish at 0) and 31/8064 h⁶ + O(a h⁸) for m = 5 (f⁽⁵⁾(0) = 120)."""
     n, beta, lam = 120, 4.0, 0.25
-    h, r = _grid(n, 12.0)
+    h, r = radial_cells(n, 12.0)
     a = beta * lam
     g = gibbs_fixed_point(r, h, np.zeros(n), np.zeros((0, n)), np.zeros(0), 0.0, lam, beta, m)
     w = r**m * np.exp(-a * r * r / 2)
@@ -122,7 +117,7 @@ def test_linear_case_is_the_chi_law_with_closed_form_free_energy(m):
 def test_core_accepts_cells_of_any_shape():
     """The flattened core on a 2-D array of cells gives the same state as on the flat cells."""
     n, k, beta = 240, 3, 5.0
-    h, r = _grid(n, 8.0)
+    h, r = radial_cells(n, 8.0)
     feats, lam_k = _features(r, k, seed=3), np.array([0.5, 1.0, 3.0])
     ext, log_w = radial_gibbs_inputs(r, _v(r), 0.1, 2.0)
     flat = gibbs_core(ext, log_w, feats, lam_k, beta, h, r_sharp=1.0)
@@ -158,7 +153,7 @@ def test_grid_convergence_of_the_fixed_point(m, slope, n_grids, expected):
     lam_k = np.array([1.0, 0.5, 2.0])
 
     def solve(n):
-        h, r = _grid(n, r_max)
+        h, r = radial_cells(n, r_max)
         v = _v(r) + slope * 0.2 * r
         return gibbs_fixed_point(r, h, v, _features(r, k), lam_k, 1.0, lam, beta, m)
 

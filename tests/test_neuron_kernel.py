@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from brute_neuron import X300, r_sharp_brute, u_brute, v_brute, v_tanh_tensor
+from roundoff import U
 
 from meanfield_pde.activations import get_activation
 from meanfield_pde.errors import ConfigError
@@ -20,7 +21,6 @@ from meanfield_pde.problems.neuron_kernel import (
     r_sharp,
 )
 
-U = 2.0**-53  # unit round-off of float64
 TANH = get_activation("tanh")
 RELU = get_activation("relu")
 S = np.array([-0.7, 0.1, 0.9])

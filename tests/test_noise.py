@@ -1,7 +1,10 @@
 """Noisy dynamics of the radial problem (MATH.md §1–2): Gibbs states, free energy, β → ∞."""
 
+from functools import partial
+
 import numpy as np
 import pytest
+from helpers import make_problem
 from roundoff import U, free_energy_roundoff_3d, free_energy_scale_1d
 
 from meanfield_pde import load
@@ -16,8 +19,7 @@ from meanfield_pde.runner.pde import solve
 NOISY = ["noise.beta=10", "noise.lam=0.1", "grid.n=500", "solver.dt_max=1"]
 
 
-def _problem(*overrides):
-    return GaussiansProblem(default_config("gaussians").with_overrides(list(overrides)))
+_problem = partial(make_problem, "gaussians")
 
 
 def _f_roundoff(p, rho):

@@ -5,12 +5,14 @@ the estimate; quadrature references are accurate to ~1e-12.
 """
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
+from helpers import config
 from scipy import integrate, special
 
-from meanfield_pde import default_config, load, solve
+from meanfield_pde import load, solve
 from meanfield_pde.activations import get_activation
 from meanfield_pde.errors import ConfigError
 from meanfield_pde.particles import (
@@ -29,12 +31,8 @@ from meanfield_pde.schedule import Schedule
 KINKS = {"ramp": [0.5, 1.5], "relu": [0.0], "tanh": [], "erf": [], "softplus": []}
 
 
-def _cfg_a(*over: str):
-    return default_config("gaussians").with_overrides(list(over))
-
-
-def _cfg_b(*over: str):
-    return default_config("single-neuron").with_overrides(list(over))
+_cfg_a = partial(config, "gaussians")
+_cfg_b = partial(config, "single-neuron")
 
 
 # ------------------------------------------------------------------------------ references

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_python
 
 from meanfield_pde.errors import DataError
-from meanfield_pde.plotting import PLOTTERS, plot_result
-from meanfield_pde.storage import Result, ResultWriter, load
+from meanfield_pde.io import Result, ResultWriter, load
+from meanfield_pde.plotting import plot_result
+from meanfield_pde.problems import registry
 
-ROOT = Path(__file__).resolve().parents[1]
 N = 120
 WIDTH, HEIGHT = 17 * 120, 5 * 120  # figure size (inches) x dpi
 
@@ -73,7 +71,7 @@ def test_unknown_problem(tmp_path: Path) -> None:
 
 
 def test_single_neuron_needs_its_fields(tmp_path: Path) -> None:
-    assert "single-neuron" in PLOTTERS
+    assert registry.get("single-neuron").plot_run is not None
     result = gaussians_result(tmp_path / "run.h5", LINEAR_TIMES, problem="single-neuron")
     with pytest.raises(DataError, match="marginal_a") as exc:
         plot_result(result, tmp_path / "run.png")
@@ -89,10 +87,9 @@ def test_missing_field(tmp_path: Path) -> None:
 
 
 def test_numerics_do_not_import_matplotlib() -> None:
-    code = "import sys, meanfield_pde.storage, meanfield_pde.plotting\n"
+    code = "import sys, meanfield_pde.io, meanfield_pde.plotting\n"
     code += "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -138,10 +135,7 @@ def test_gibbs_fixed_point_is_drawn_as_an_equilibrium(tmp_path: Path, problem: s
 
     image = matplotlib.image.imread(out)
     assert image[..., :3].std() > 0.05
-    from meanfield_pde.plotting import EQUILIBRIUM_FIGSIZE, EQUILIBRIUM_PLOTTERS
-
-    assert set(EQUILIBRIUM_PLOTTERS) == set(PLOTTERS)
-    w, h = EQUILIBRIUM_FIGSIZE[problem]
+    w, h = registry.get(problem).equilibrium_figsize
     assert image.shape[:2] == (round(h * 120), round(w * 120))
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from numpy.polynomial import hermite_e
+from roundoff import U
 from scipy import integrate
 
 from meanfield_pde.errors import ConfigError
@@ -31,9 +32,6 @@ def gaussian_moment(p: int) -> float:
 
 
 # ----------------------------------------------------------------------------- Gauss-Hermite
-
-
-U = 2.0**-53  # unit round-off of float64
 
 
 def gh_moment_bound(n: int, p: int, terms: np.ndarray) -> float:

@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from helpers import NEURON_BOX, NEURON_SMALL, ROOT
 from stopping import StopAfter
 
 import meanfield_pde
@@ -27,16 +28,12 @@ from meanfield_pde.config import SCHEMAS, default_config, load_config
 from meanfield_pde.runner.pde import solve
 from meanfield_pde.runner.trackers import Interrupted
 
-ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
 # appended to every command that takes --set: small grids, few outputs, few neurons
-NEURON_BOX = ["grid.a_min=0", "grid.a_max=2.5", "grid.s_min=-1.2", "grid.s_max=2", "grid.r_max=1.5"]
 SMALL = {
     "gaussians": ["grid.n=200", "time.n_outputs=6", "sgd.n_neurons=20", "sgd.eps=1e-3"],
-    "single-neuron": ["grid.n_a=16", "grid.n_s=24", "grid.n_r=24", *NEURON_BOX, "kernel.tol=1e-8",
-                      "solver.parallel=false", "time.t_end=1", "time.n_outputs=6",
-                      "sgd.n_neurons=20", "sgd.eps=1e-3"],
+    "single-neuron": [*NEURON_SMALL, *NEURON_BOX, "sgd.n_neurons=20", "sgd.eps=1e-3"],
 }
 SMALL_VALIDATE = ["--widths", "10", "20", "--seeds", "0", "--workers", "1"]
 WITH_SET = {"solve", "gibbs", "sgd", "validate"}

@@ -2,13 +2,11 @@
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from meanfield_pde.config import PROBLEMS, keys_markdown
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("problem", PROBLEMS)

@@ -1,11 +1,10 @@
 """The (a, s, r) problem of MATH.md §3: initial risk, solver properties, the particle limit."""
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import NEURON_TIGHT_BOX, run_module
 from numpy.polynomial.hermite_e import hermegauss
 from numpy.polynomial.legendre import leggauss
 from scipy import integrate, special
@@ -15,8 +14,7 @@ from meanfield_pde.config import default_config
 from meanfield_pde.errors import ConfigError, SolverError
 from meanfield_pde.problems.single_neuron import SingleNeuronProblem
 
-BOX = ["grid.a_min=0.1", "grid.a_max=2.4", "grid.s_min=-1.0", "grid.s_max=1.85",
-       "grid.r_max=1.1"]
+BOX = NEURON_TIGHT_BOX
 
 
 def _gh(n):
@@ -85,8 +83,7 @@ def test_initial_risk_matches_independent_quadrature(default_problem):
 # ------------------------------------------------------------------------------ the solver
 def test_default_cli_run(tmp_path):
     out = tmp_path / "sn.h5"
-    proc = subprocess.run([sys.executable, "-m", "meanfield_pde", "solve", "single-neuron",
-                           "-o", str(out)], capture_output=True, text=True, timeout=600)
+    proc = run_module("solve", "single-neuron", "-o", out)
     assert proc.returncode == 0, proc.stderr
     res = load(out)
     assert res.complete and res.problem == "single-neuron"
@@ -104,11 +101,9 @@ def test_default_cli_run(tmp_path):
     assert risk[-1] < 0.01 < 0.3 < risk[0]  # the student learns the teacher
     assert res["mean_s"][-1] > 0.5  # and aligns with w_*
     png = tmp_path / "sn.png"
-    pl = subprocess.run([sys.executable, "-m", "meanfield_pde", "plot", str(out), "-o", str(png)],
-                        capture_output=True, text=True, timeout=300)
+    pl = run_module("plot", out, "-o", png, timeout=300)
     assert pl.returncode == 0 and png.stat().st_size > 20_000
-    info = subprocess.run([sys.executable, "-m", "meanfield_pde", "info", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    info = run_module("info", out, timeout=300)
     assert info.returncode == 0 and "single-neuron" in info.stdout
 
 

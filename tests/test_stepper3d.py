@@ -12,6 +12,7 @@ and the mean of any law moves exactly as m(t) = E m(0) + d.
 
 import numpy as np
 import pytest
+from helpers import cell_centres
 from scipy.linalg import expm
 
 from meanfield_pde.fv import stepper3d as S
@@ -21,17 +22,12 @@ XI = 0.7
 CONST = np.array([XI])
 
 
-def _centres(lo, hi, n):
-    h = (hi - lo) / n
-    return lo + (np.arange(n) + 0.5) * h, h
-
-
 def _random_problem(rng, shape=(10, 12, 14), q=6):
     """Rough data: random ρ >= 0 with zeros, random φ0, features and weights of both signs."""
     na, ns, nr = shape
-    a_c, h_a = _centres(-1.1, 1.9, na)  # a changes sign
-    _, h_s = _centres(-1.0, 1.4, ns)
-    _, h_r = _centres(0.0, 2.1, nr)
+    a_c, h_a = cell_centres(-1.1, 1.9, na)  # a changes sign
+    _, h_s = cell_centres(-1.0, 1.4, ns)
+    _, h_r = cell_centres(0.0, 2.1, nr)
     rho = rng.random(shape)
     rho[rng.random(shape) < 0.15] = 0.0  # zeros and kinks stress the limiter
     phi0 = rng.standard_normal((ns, nr))
@@ -44,9 +40,9 @@ def _smooth_problem(shape=(12, 14, 10), q=9, seed=5):
     """A Gaussian blob, smooth φ0 and cosine features with w >= 0 (convex risk)."""
     rng = np.random.default_rng(seed)
     na, ns, nr = shape
-    a_c, h_a = _centres(-1.0, 2.0, na)
-    s_c, h_s = _centres(-1.4, 1.4, ns)
-    r_c, h_r = _centres(0.0, 2.2, nr)
+    a_c, h_a = cell_centres(-1.0, 2.0, na)
+    s_c, h_s = cell_centres(-1.4, 1.4, ns)
+    r_c, h_r = cell_centres(0.0, 2.2, nr)
     a, s, r = np.meshgrid(a_c, s_c, r_c, indexing="ij")
     rho = np.exp(-((a - 0.3) ** 2 / 0.4 + (s - 0.2) ** 2 / 0.3 + (r - 1.0) ** 2 / 0.3))
     rho /= rho.sum() * h_a * h_s * h_r
@@ -269,7 +265,7 @@ def _gaussian_cell_averages(lo, hi, n, m, cov):
     """Cell averages of N(m, cov) by the 3-point Gauss–Legendre rule per axis (error O(h⁶))."""
     pts = []
     for d in range(3):
-        c, h = _centres(lo[d], hi[d], n[d])
+        c, h = cell_centres(lo[d], hi[d], n[d])
         pts.append((c[:, None] + 0.5 * h * _GL_X[None, :]).ravel())
     x = np.stack(np.meshgrid(*pts, indexing="ij"), axis=-1) - m
     quad = np.einsum("...a,ab,...b->...", x, np.linalg.inv(cov), x)
@@ -288,7 +284,7 @@ def _affine_flow(b, xi, t):
 
 
 def _linear_problem(lo, hi, n, b):
-    (a_c, h_a), (s_c, h_s), (r_c, h_r) = (_centres(lo[d], hi[d], n[d]) for d in range(3))
+    (a_c, h_a), (s_c, h_s), (r_c, h_r) = (cell_centres(lo[d], hi[d], n[d]) for d in range(3))
     phi0 = b[0] + b[1] * s_c[:, None] + b[2] * r_c[None, :]
     return a_c, s_c, r_c, (None, a_c, h_a, h_s, h_r, phi0, np.zeros((0, n[1] * n[2])),
                            np.zeros(0))

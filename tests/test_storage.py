@@ -1,9 +1,8 @@
-"""Tests of the HDF5 result files (meanfield_pde.storage)."""
+"""Tests of the HDF5 result files (the meanfield_pde.io package)."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,11 +13,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import ROOT, python_env, run_python
 
-from meanfield_pde.errors import DataError, OutputExists
-from meanfield_pde.storage import FORMAT_VERSION, Result, ResultWriter, load
+from meanfield_pde.errors import CorruptFile, DataError, OutputExists
+from meanfield_pde.io import FORMAT_VERSION, Result, ResultWriter, load
 
-ROOT = Path(__file__).resolve().parents[1]
 N = 8
 CONFIG = {"model": {"sigma": 0.5, "n_hidden": 1000}, "grid": {"n": N}, "times": [0.0, 1.0]}
 
@@ -60,19 +59,6 @@ def assert_one_line(exc: pytest.ExceptionInfo, path: Path | None = None) -> None
     assert "\n" not in msg and msg.strip() == msg and msg
     if path is not None:
         assert str(path) in msg
-
-
-def run_python(code: str) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter that can import meanfield_pde."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -228,7 +214,7 @@ def test_bad_attrs_and_fields_are_refused(tmp_path: Path) -> None:
 WRITE_3 = """
     import os, signal
     import numpy as np
-    from meanfield_pde.storage import ResultWriter
+    from meanfield_pde.io import ResultWriter
     w = ResultWriter({path!r}, problem="gaussians", config={{"model": {{"sigma": 0.5}}}},
                      grid={{"r_edges": np.linspace(0, 1, 5)}},
                      fields={{"risk": (), "density": (4,)}})
@@ -281,7 +267,7 @@ def test_append_waits_for_reader_in_other_process(tmp_path: Path) -> None:
             print("open", flush=True)
             time.sleep(0.5)
     """
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = python_env()
     with subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)], env=env, stdout=subprocess.PIPE, text=True
     ) as reader:
@@ -373,6 +359,12 @@ def test_unreadable_file_gives_one_line_data_error(tmp_path: Path, damage, match
     with pytest.raises(DataError, match=match) as exc:
         load(path)
     assert_one_line(exc, path)
+    # truncated or corrupt files, and only those, are a CorruptFile
+    assert isinstance(exc.value, CorruptFile) == (CorruptFile.FIX in str(exc.value))
+    assert isinstance(exc.value, CorruptFile) == (damage in CORRUPT)
+
+
+CORRUPT = {_truncated, _flipped, _bad_config, _edited_config, _short_datasets}
 
 
 def test_directory_is_not_a_result(tmp_path: Path) -> None:
@@ -437,7 +429,7 @@ def test_rows_and_grid_read_as_zeros_are_detected(tmp_path: Path, name, offset, 
     _full_file(path)
     load(path)
     _zero_chunk(path, name, offset)
-    with pytest.raises(DataError, match=match) as exc:
+    with pytest.raises(CorruptFile, match=match) as exc:
         load(path)
     assert_one_line(exc, path)
 
@@ -445,7 +437,7 @@ def test_rows_and_grid_read_as_zeros_are_detected(tmp_path: Path, name, offset, 
 def test_checkpoint_arrays_read_as_zeros_fall_back(tmp_path: Path) -> None:
     """A slot whose state reads as zeros fails its digest: the other (older) slot is used;
     with both damaged, a one-line error."""
-    from meanfield_pde.storage import load_checkpoint
+    from meanfield_pde.io import load_checkpoint
 
     path = tmp_path / "run.h5"
     w = write(path, 2)
@@ -457,7 +449,7 @@ def test_checkpoint_arrays_read_as_zeros_fall_back(tmp_path: Path) -> None:
     ck = load_checkpoint(path)
     assert ck.slot == 0 and ck.fallback and ck.arrays["state"][0] == 1.0
     _zero_chunk(path, "checkpoint/slot0/state", (0,))
-    with pytest.raises(DataError, match="SHA-256") as exc:
+    with pytest.raises(CorruptFile, match="SHA-256") as exc:
         load_checkpoint(path)
     assert_one_line(exc, path)
 
@@ -495,9 +487,9 @@ def test_rows_digest_allows_the_crash_windows_only(tmp_path: Path) -> None:
 def test_typed_errors_speak_the_apis_language(tmp_path: Path, monkeypatch, capsys) -> None:
     """The library's errors name the Python API's fix (overwrite=True, resume(path)); the CLI
     words the same errors with its flags (--force, -o, meanfield-pde resume FILE)."""
-    from meanfield_pde import storage
     from meanfield_pde.cli import _cli_words
     from meanfield_pde.errors import DiskFull
+    from meanfield_pde.io import space as storage
 
     path = tmp_path / "run.h5"
     w = write(path, 1)
@@ -514,3 +506,71 @@ def test_typed_errors_speak_the_apis_language(tmp_path: Path, monkeypatch, capsy
     assert "--force" not in str(exists.value) and "overwrite=True" in str(exists.value)
     assert "pass --force to overwrite it or choose another path with -o" in _cli_words(
         exists.value)
+
+
+def test_check_new_output(tmp_path: Path) -> None:
+    """One check of an output path, used by the writer and (before any work) by the CLI."""
+    from meanfield_pde.io import check_new_output
+
+    path = tmp_path / "new.h5"
+    assert check_new_output(str(path), overwrite=False) == path
+    write(path, 1)
+    with pytest.raises(OutputExists, match="overwrite=True"):
+        check_new_output(path, overwrite=False)
+    assert check_new_output(path, overwrite=True) == path
+    with pytest.raises(DataError, match="is a directory") as exc:
+        check_new_output(tmp_path, overwrite=True)
+    assert not isinstance(exc.value, OutputExists)
+
+
+def test_run_attrs_leave_out_the_layout(tmp_path: Path) -> None:
+    from meanfield_pde.io import read_attrs
+
+    path = tmp_path / "run.h5"
+    write(path, 2).finish(seed=3, info={"cpu": "x"})
+    res = load(path)
+    assert res.run_attrs == {"seed": 3, "info": {"cpu": "x"}}
+    assert res.format_version == FORMAT_VERSION and res.package_version
+    attrs = read_attrs(path)
+    assert json.loads(attrs.pop("config")) == res.config
+    assert attrs == {k: v for k, v in res.attrs.items() if k != "config"}
+
+
+def _io_modules() -> dict[str, Path]:
+    return {p.stem: p for p in (ROOT / "meanfield_pde" / "io").glob("*.py")}
+
+
+def test_io_messages_name_no_cli_flags() -> None:
+    """The I/O package words its errors for the Python API; the CLI words its own hints."""
+    import ast
+    import re
+
+    for path in [*_io_modules().values(), ROOT / "meanfield_pde" / "errors.py"]:
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+                      and node.body and isinstance(node.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and id(node) not in docstrings):
+                assert not re.search(r"(^|\s)--?[a-z]|meanfield-pde \w", node.value), (
+                    path.name, node.value)
+
+
+def test_io_layers() -> None:
+    """layout is the bottom of the package; the reader and the writer never import each other."""
+    import ast
+
+    def io_imports(path: Path) -> set[str]:
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names.add(node.module or "")
+        return names
+
+    mods = _io_modules()
+    assert io_imports(mods["layout"]) == set()
+    assert not io_imports(mods["reader"]) & {"writer", "checkpoint"}
+    assert "reader" not in io_imports(mods["writer"])
+    for name, path in mods.items():
+        assert name not in io_imports(path)

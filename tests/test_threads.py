@@ -5,6 +5,7 @@ No wall-clock timing here: the clock is simulated (the measurements are in bench
 
 import numpy as np
 import pytest
+from helpers import NEURON_TIGHT_BOX
 
 from meanfield_pde.config import default_config
 from meanfield_pde.fv.threads import FixedThreads, ThreadChooser, passive_wait_default
@@ -136,8 +137,7 @@ def test_passive_wait_default_keeps_the_users_choice():
 
 
 # ------------------------------------------------------------------------------ bit identity
-NEURON = ["grid.n_a=6", "grid.n_s=10", "grid.n_r=10", "grid.a_min=0.1", "grid.a_max=2.4",
-          "grid.s_min=-1.0", "grid.s_max=1.85", "grid.r_max=1.1", "time.t_end=0.4"]
+NEURON = ["grid.n_a=6", "grid.n_s=10", "grid.n_r=10", *NEURON_TIGHT_BOX, "time.t_end=0.4"]
 NOISY = ["noise.beta=200", "noise.lam=0.05"]
 
 

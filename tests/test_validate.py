@@ -30,13 +30,11 @@ def test_sgd_command_writes_reduced_coordinates(tmp_path, capsys):
     assert np.array_equal(load(again)["risk"], res["risk"])
 
 
-def test_sgd_single_neuron_coordinates():
+def test_sgd_single_neuron_coordinates(tmp_path):
     cfg = default_config("single-neuron").with_overrides(
         ["sgd.n_neurons=32", "sgd.eps=1e-3", "time.t_end=0.5", "time.n_outputs=3"])
-    import tempfile
-    with tempfile.TemporaryDirectory() as tmp:
-        s = solve_sgd(cfg, f"{tmp}/z.h5")
-        res = load(s.path)
+    s = solve_sgd(cfg, tmp_path / "z.h5")
+    res = load(s.path)
     z = res["z"]
     assert z.shape == (3, 32, 3)
     assert np.all(z[0, :, 0] == 1.0)  # a = 1 at t = 0 (point law)

@@ -1,20 +1,24 @@
 """The interface between a reduced problem and the problem-agnostic solver loop.
 
 A problem owns its grid, its initial law, its potential and its compiled stepper; the solver loop
-(:mod:`meanfield_pde.solver`) only calls the methods below, so a new reduction slots in without
+(:mod:`meanfield_pde.runner`) only calls the methods below, so a new reduction slots in without
 touching the loop or the storage.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
-from ..config import Config
+from ..config import Config, Schema
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Sections a kernel warm-up resets to their defaults: they size or schedule the run (output times,
 #: checkpoints, particle counts) but select no compiled kernel, and the user's values may be
@@ -65,7 +69,22 @@ class Stepper(ABC):
 class Problem(ABC):
     """A reduction of the mean-field PDE (MATH.md §2, §3) discretised on a fixed grid."""
 
-    name: str
+    # ---- declaration: what the registry, config, CLI and plotting read (problems/registry.py)
+    #: the problem's name in configs, result files and on the command line
+    name: ClassVar[str]
+    #: other names accepted for it (e.g. on the command line)
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: section -> key -> Spec: every configuration key of the problem and its default
+    schema: ClassVar[Schema] = {}
+    #: draws a time-dependent result (:class:`~meanfield_pde.io.Result`) into an empty
+    #: matplotlib Figure of size ``figsize`` (inches); None: no figure
+    plot_run: ClassVar[Callable[[Any, Figure], None] | None] = None
+    figsize: ClassVar[tuple[float, float]] = (17.0, 5.0)
+    #: draws a one-state result (a Gibbs fixed point) into a Figure of ``equilibrium_figsize``
+    plot_equilibrium: ClassVar[Callable[[Any, Figure], None] | None] = None
+    equilibrium_figsize: ClassVar[tuple[float, float]] = (13.0, 5.0)
+    # ---- end of the declaration
+
     config: Config
     #: the ``[grid]`` keys of the walls ("auto" resolved at build time and stored in the result's
     #: attributes, so that a resume or a validation rebuilds the same domain)

@@ -29,7 +29,10 @@ from ..fv import stepper1d
 from ..fv.lowrank import risk as lowrank_risk
 from ..quadrature import sphere_moments
 from ..schedule import Schedule, stop_times
+from . import gaussians_plots
 from .base import WARMUP_RESET, Problem, Stepper, StepReport
+from .gaussians_schema import SCHEMA
+from .registry import register
 
 R_SHARP = 1.0  # E y² for labels ±1
 PILOT_CELLS = 800  # cells of the pilot run that sizes the automatic wall
@@ -229,7 +232,7 @@ class NoisyRadialStepper(Stepper):
 def read_radial_density(file: str, time: float | str) -> tuple[np.ndarray, np.ndarray]:
     """(r_edges, density) of the radial PDE result ``file`` at ``time`` (or "last") — the
     initial law ``init.kind = "from_file"`` of the PDE and of particle SGD."""
-    from .. import storage
+    from .. import io as storage
 
     if not file:
         raise ConfigError("init.kind = 'from_file' needs init.file = path of a result file")
@@ -245,10 +248,16 @@ def read_radial_density(file: str, time: float | str) -> tuple[np.ndarray, np.nd
     return np.asarray(res.grid["r_edges"]), np.asarray(res.fields["density"][idx])
 
 
+@register
 class GaussiansProblem(Problem):
     """The radial problem on a cell-centred grid of n cells on [0, r_max] with no-flux walls."""
 
     name = "gaussians"
+    schema = SCHEMA
+    plot_run = staticmethod(gaussians_plots.plot_run)
+    figsize = gaussians_plots.FIGSIZE
+    plot_equilibrium = staticmethod(gaussians_plots.plot_equilibrium)
+    equilibrium_figsize = gaussians_plots.EQUILIBRIUM_FIGSIZE
     walls = ("r_max",)
     particle_coords = ("r",)
     particle_field = "r"

@@ -29,9 +29,12 @@ from ..fv import driftdiffusion3d as dd3
 from ..fv import stepper3d
 from ..fv.threads import ThreadChooser
 from ..schedule import Schedule, stop_times
+from . import single_neuron_plots
 from .base import WARMUP_RESET, Problem, Stepper, StepReport
 from .gaussians import chi_law, chi_quantile
 from .neuron_kernel import neuron_kernel
+from .registry import register
+from .single_neuron_schema import SCHEMA
 
 WALLS = ("a_min", "a_max", "s_min", "s_max", "r_max")
 PILOT_CELLS = (16, 32, 32)  # (n_a, n_s, n_r) of the pilot run that sizes the automatic box
@@ -104,10 +107,17 @@ class NoisyNeuronStepper(Stepper):
         return StepReport(*self.threads.advance(call, t, max_steps))
 
 
+@register
 class SingleNeuronProblem(Problem):
     """The (a, s, r) problem on a uniform n_a × n_s × n_r grid."""
 
     name = "single-neuron"
+    aliases = ("single_neuron",)
+    schema = SCHEMA
+    plot_run = staticmethod(single_neuron_plots.plot_run)
+    figsize = single_neuron_plots.FIGSIZE
+    plot_equilibrium = staticmethod(single_neuron_plots.plot_equilibrium)
+    equilibrium_figsize = single_neuron_plots.EQUILIBRIUM_FIGSIZE
     walls = WALLS
     particle_coords = ("a", "s", "r")
     particle_field = "z"

@@ -9,8 +9,8 @@ import numpy as np
 
 from ..config import Config
 from ..errors import SolverError
+from ..io import ResultWriter
 from ..problems import build_problem
-from ..storage import ResultWriter
 from .plan import default_output_path
 from .summary import GibbsSummary
 

@@ -21,8 +21,8 @@ from threadpoolctl import threadpool_limits
 
 from ..config import Config
 from ..errors import ConfigError, SolverError
+from ..io import ResultWriter, package_version
 from ..problems import Problem, build_problem, problem_class
-from ..storage import ResultWriter, package_version
 from . import loop
 from .plan import Plan, default_output_path, make_plan, output_spacing
 from .summary import RunSummary

@@ -16,8 +16,8 @@ import numpy as np
 
 from ..config import Config, build_config
 from ..errors import DataError, MeanFieldError
+from ..io import ResultWriter, load, load_checkpoint
 from ..problems import build_problem, problem_class
-from ..storage import ResultWriter, load, load_checkpoint
 from .pde import PdeStart, run_pde
 from .plan import Plan, extend, plan_stops
 from .sgd import run_sgd

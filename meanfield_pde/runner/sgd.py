@@ -17,9 +17,9 @@ import numpy as np
 
 from ..config import Config
 from ..errors import DataError, SolverError
+from ..io import ResultWriter, load, package_version
 from ..problems import problem_class
 from ..schedule import grid_time, output_times
-from ..storage import ResultWriter, load, package_version
 from . import loop
 from .plan import Plan, default_output_path, output_spacing
 from .summary import SGDSummary

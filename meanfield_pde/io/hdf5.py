@@ -1,0 +1,108 @@
+"""Raw HDF5 primitives: create a file in the 1.8 format, open it waiting for other processes'
+locks, write one row of a resizable dataset, and the one-line errors of failed writes."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import h5py
+import numpy as np
+
+from ..errors import DataError, OutputExists
+from .layout import one_line
+
+__all__ = ["check_new_output", "create_file", "open_file", "retry_locked", "vanished_error",
+           "write_error", "write_row"]
+
+# HDF5 1.8 file format: checksummed superblock, object headers and link storage, so
+# corrupted metadata is detected instead of being parsed, and (unlike the 1.10 format) no
+# "file is already open for write" flag that makes a file unreadable after a writer crash.
+_LIBVER = (h5py.h5f.LIBVER_V18, h5py.h5f.LIBVER_V18)
+# Keep every root attribute in the (checksummed) object header: HDF5 moves them to "dense"
+# storage (a fractal heap) beyond 8 by default.
+_MAX_COMPACT_ATTRIBUTES = 4096
+_LOCK_TIMEOUT_SECONDS = 10.0  # how long to wait for another process holding the file
+_T = TypeVar("_T")
+
+
+def check_new_output(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse, before any work, an output ``path`` that is a directory (DataError) or that
+    exists while ``overwrite`` is false (:class:`~meanfield_pde.errors.OutputExists`); returns
+    it as a Path.  The writer checks again when it creates the file."""
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(f"output {p} is a directory; choose a file path")
+    if p.exists() and not overwrite:
+        raise OutputExists(p)
+    return p
+
+
+def retry_locked(fn: Callable[[], _T], path: Path) -> _T:
+    """Call ``fn``; while another process holds the HDF5 file lock, retry for a while."""
+    deadline = time.monotonic() + _LOCK_TIMEOUT_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            return fn()
+        except BlockingIOError as exc:  # HDF5 file lock held by another process
+            if time.monotonic() > deadline:
+                raise DataError(
+                    f"{path} stayed locked by another process for {_LOCK_TIMEOUT_SECONDS:g} s "
+                    f"({one_line(exc)}); close the other program or retry later"
+                ) from exc
+            time.sleep(delay)
+            delay = min(2 * delay, 0.2)
+
+
+def create_file(path: Path, overwrite: bool) -> h5py.File:
+    """Create ``path`` in the HDF5 1.8 format with every root attribute kept compact."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(*_LIBVER)
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_attr_phase_change(_MAX_COMPACT_ATTRIBUTES, 0)
+    flags = h5py.h5f.ACC_TRUNC if overwrite else h5py.h5f.ACC_EXCL
+    return h5py.File(h5py.h5f.create(os.fsencode(path), flags, fapl=fapl, fcpl=fcpl))
+
+
+@contextmanager
+def open_file(path: Path, mode: str) -> Iterator[h5py.File]:
+    """Open ``path`` with h5py, waiting for file locks held by other processes."""
+    f = retry_locked(lambda: h5py.File(path, mode), path)
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def write_row(f: h5py.File, name: str, k: int, arr: np.ndarray) -> None:
+    """Resize the (K, *shape) dataset ``name`` to k + 1 rows and write row k (h5py's low-level
+    API: the same HDF5 calls as ``ds.resize(k + 1, axis=0); ds[k] = arr`` in half the time)."""
+    arr = np.asarray(arr, dtype=np.float64, order="C")  # (ascontiguousarray makes 0-d 1-d)
+    shape = arr.shape
+    dsid = h5py.h5d.open(f.id, name.encode("utf-8"))
+    dsid.set_extent((k + 1, *shape))
+    if arr.size == 0:
+        return
+    fspace = dsid.get_space()
+    fspace.select_hyperslab((k, *([0] * len(shape))), (1, *shape))
+    dsid.write(h5py.h5s.create_simple((1, *shape)), fspace, arr.reshape(1, *shape))
+
+
+def write_error(path: Path, exc: BaseException) -> DataError:
+    """One-line DataError for a failed write (unwritable location, disk full, ...)."""
+    return DataError(
+        f"cannot write {path}: {one_line(exc)}; check that the location is writable "
+        "and the disk is not full"
+    )
+
+
+def vanished_error(path: Path) -> DataError:
+    """The DataError of an output file removed while a run writes it."""
+    return DataError(
+        f"output {path} disappeared during the run; do not move or delete it while solving"
+    )

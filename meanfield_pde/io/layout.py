@@ -1,0 +1,129 @@
+"""The layout of the HDF5 result files: names, constants and the file-format description.
+
+The bottom module of :mod:`meanfield_pde.io`: every other io module uses it, none of them is
+imported here (so the reader and the writer never import each other).
+
+A solve writes one HDF5 file. Its layout (``FORMAT_VERSION = 1``) is::
+
+    /                          root group
+      attrs:
+        format_version   int    layout version (1); readers refuse newer versions
+        package_version  str    meanfield-pde version that wrote the file
+        problem          str    problem name, e.g. "gaussians"
+        config           str    resolved config as JSON text
+                                (json.dumps(config, sort_keys=True, allow_nan=False))
+        config_sha256    str    SHA-256 of that text
+        complete         bool   False until the run ends normally (ResultWriter.finish)
+        created_utc      str    creation time, ISO 8601 in UTC
+        n_snapshots      int    number of finished snapshots K; written after each
+                                snapshot's data, so readers trust it (rows >= K of a
+                                dataset are debris of an interrupted write and are ignored)
+        rows_sha256      str    "K h_K h_(K-1)": the hash chain of the snapshot rows,
+                                h_0 = SHA-256(""), h_(k+1) = SHA-256(h_k || row k), with
+                                h_k as its 64 hex characters and row k the float64
+                                little-endian bytes of t[k] and of every field's row k in
+                                sorted name order;
+                                written with the rows, flushed before n_snapshots
+        grid_sha256      str    SHA-256 over the grid arrays (name, dtype, shape, bytes
+                                in sorted name order)
+        json_attrs       str    JSON list naming the extra attributes below that hold
+                                JSON text (dicts and lists); bookkeeping only
+        <extra>          scalar or str, e.g. seed, wall_seconds, compile_seconds, n_steps;
+                                dicts and lists are stored as JSON text
+      t                  (K,)          float64  output times, strictly increasing
+      <scalar field>     (K,)          float64  e.g. risk, mass
+      <array field>      (K, *shape)   float64  e.g. density (K, n) or (K, n_a, n_s, n_r)
+      grid/              group of fixed arrays, e.g. grid/r_edges (n+1,), grid/r_centers (n,)
+      checkpoint/        the state to resume from (see below)
+        current   (1,)   int64   slot of the last complete checkpoint (0 or 1; -1: none)
+        slot0/, slot1/   two checkpoint slots, written alternately
+          meta    (CHECKPOINT_META_BYTES,) uint8  JSON text of the scalars (t, step counts,
+                                  dt, position in the output plan, RNG state, config hash,
+                                  n_snapshots at that moment, slot, arrays_sha256 = the SHA-256
+                                  of each array of the slot, ...), zero padded
+          <array> e.g. state (n,) or (n_a, n_s, n_r) for PDE runs, theta (N, D) for SGD
+
+A checkpoint is written into the slot ``current`` does not point to; after a flush the pointer
+is flipped (one 8-byte chunk write). Slot datasets keep their shapes, so a rewrite overwrites the
+same bytes and changes no HDF5 metadata: a crash or ``kill -9`` at any moment leaves the slot the
+pointer names intact. Every checkpoint dataset carries the Fletcher-32 filter; a reader that finds
+the current slot damaged falls back to the other one. Each slot's meta also records the SHA-256
+of its arrays, which makes a slot prove itself complete: the reader then takes the newest valid
+slot whatever the pointer says (see :func:`~meanfield_pde.io.checkpoint.load_checkpoint`).
+
+``t`` and every field dataset are resizable along axis 0 (``maxshape=(None, ...)``),
+chunked one snapshot per chunk, filled with NaN where nothing was written, and carry the
+Fletcher-32 checksum filter (as do the non-empty grid arrays), so a corrupted chunk is
+reported on read instead of returning wrong numbers. The file uses the HDF5 1.8 format
+(``libver="v108"``, readable by HDF5 >= 1.8): its superblock and object headers are
+checksummed too, and unlike the HDF5 >= 1.10 format it stays readable after a writer is
+killed while the file is open.
+
+Integrity beyond HDF5's own checksums. Two structures of the 1.8 format carry none: the
+v1 B-trees that index the chunks of a dataset (a damaged entry can point a row at other
+bytes, e.g. zeros, which pass Fletcher-32) and the global heap of variable-length strings
+(a damaged size field there makes libhdf5 loop forever). Hence every string attribute is a
+fixed-length UTF-8 byte string, kept with all other attributes in the root's checksummed
+object header (the root never switches to dense attribute storage), and the content of the
+rows, the grid and each checkpoint slot is covered by the SHA-256 digests above, which
+the reader (``load``, ``load_checkpoint``) verifies. Files without the digests (written before
+they existed) are read without that check.
+
+Writing follows the Dedalus pattern: every operation of the writer (``ResultWriter``) opens the
+file, writes, flushes and closes it. A crash or ``kill -9`` of the solver therefore leaves
+every finished snapshot readable, and other processes can read the file between writes.
+
+Reading (``load``) loads everything into memory (files are small) and closes the
+file; every problem (missing, not HDF5, not ours, too new, truncated, corrupt) becomes a
+:class:`~meanfield_pde.errors.DataError` with a one-line message (truncated or corrupt files:
+its subclass :class:`~meanfield_pde.errors.CorruptFile`).
+
+Modules of the package: ``layout`` (this one), ``attrs`` (attribute and JSON encoding),
+``integrity`` (SHA-256 digests, the row hash chain), ``hdf5`` (create/open with lock retries, row
+writes), ``space`` (the disk guard), ``writer``, ``reader``, ``checkpoint`` (the two slots).
+"""
+
+from __future__ import annotations
+
+__all__ = ["CHECKPOINT_GROUP", "CHECKPOINT_META_BYTES", "FORMAT_VERSION", "GRID_GROUP",
+           "JSON_ATTRS", "RESERVED_ATTRS", "RESERVED_NAMES", "TIME_DATASET", "check_name",
+           "one_line"]
+
+FORMAT_VERSION: int = 1
+"""Version of the HDF5 layout written by this package; the reader refuses newer ones."""
+
+TIME_DATASET = "t"
+GRID_GROUP = "grid"
+CHECKPOINT_GROUP = "checkpoint"
+CHECKPOINT_META_BYTES = 16384  # fixed size of a slot's JSON metadata
+JSON_ATTRS = "json_attrs"
+RESERVED_ATTRS = frozenset(
+    {
+        "format_version",
+        "package_version",
+        "problem",
+        "config",
+        "config_sha256",
+        "complete",
+        "created_utc",
+        "n_snapshots",
+        "rows_sha256",
+        "grid_sha256",
+        JSON_ATTRS,
+    }
+)
+"""Root attributes of the layout itself; every other root attribute describes the run."""
+RESERVED_NAMES = frozenset({TIME_DATASET, GRID_GROUP, CHECKPOINT_GROUP})
+
+
+def one_line(exc: BaseException | str) -> str:
+    """Return the text of ``exc`` with all whitespace (newlines included) collapsed."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def check_name(name: object, what: str) -> str:
+    """Validate a dataset/attribute name (non-empty str without '/')."""
+    if not isinstance(name, str) or not name or "/" in name or name == ".":
+        raise ValueError(f"invalid {what} name {name!r}: use a non-empty string without '/'")
+    return name

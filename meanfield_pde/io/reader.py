@@ -1,0 +1,270 @@
+"""Reading result files: :func:`load` reads everything into memory (files are small), checks
+it (format version, checksums, digests, chunk index) and closes the file; :class:`Result` holds
+it.  Every problem becomes a one-line :class:`~meanfield_pde.errors.DataError`; truncated or
+corrupt files a :class:`~meanfield_pde.errors.CorruptFile`."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import CorruptFile, DataError
+from .attrs import decode_attr, decode_root_attrs, package_version, sha256_text
+from .hdf5 import open_file
+from .integrity import check_digests, first_missing_row
+from .layout import (
+    FORMAT_VERSION,
+    GRID_GROUP,
+    RESERVED_ATTRS,
+    RESERVED_NAMES,
+    TIME_DATASET,
+    one_line,
+)
+
+__all__ = ["Result", "load", "read_attrs"]
+
+
+def _format_times(times: np.ndarray, limit: int = 20) -> str:
+    """List output times compactly (shortest round-trip repr), eliding the middle if long."""
+    values = [repr(float(x)) for x in times]
+    if len(values) > limit:
+        values = [*values[:10], "...", *values[-5:]]
+    return "[" + ", ".join(values) + "]"
+
+
+@dataclass
+class Result:
+    """Everything in one result file, loaded into memory (see :func:`load`).
+
+    Attributes:
+        path: The file read.
+        problem: Problem name.
+        config: Resolved config.
+        attrs: All root attributes (JSON-decoded where they were dicts or lists), without
+            the ``json_attrs`` bookkeeping attribute.
+        complete: Whether the run ended normally.
+        t: Output times, shape (K,).
+        grid: Fixed grid arrays.
+        fields: Snapshot fields, each truncated to K = ``n_snapshots`` rows.
+    """
+
+    path: Path
+    problem: str
+    config: dict
+    attrs: dict
+    complete: bool
+    t: np.ndarray
+    grid: dict[str, np.ndarray] = field(default_factory=dict)
+    fields: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_snapshots(self) -> int:
+        """Number of snapshots K."""
+        return int(self.t.shape[0])
+
+    @property
+    def format_version(self) -> int | None:
+        """Layout version of the file (``format_version`` attribute)."""
+        return self.attrs.get("format_version")
+
+    @property
+    def package_version(self) -> str | None:
+        """meanfield-pde version that wrote the file (``package_version`` attribute)."""
+        return self.attrs.get("package_version")
+
+    @property
+    def run_attrs(self) -> dict[str, Any]:
+        """The attributes that describe the run (seed, wall_seconds, n_steps, kind, ...): every
+        root attribute except those of the layout itself, decoded."""
+        return {k: v for k, v in self.attrs.items() if k not in RESERVED_ATTRS}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """Return field ``name``, the times for ``"t"``, or grid array ``"grid/<name>"``."""
+        if name == TIME_DATASET:
+            return self.t
+        if name.startswith(GRID_GROUP + "/"):
+            key = name[len(GRID_GROUP) + 1 :]
+            if key in self.grid:
+                return self.grid[key]
+        elif name in self.fields:
+            return self.fields[name]
+        available = [*sorted(self.fields), *(f"{GRID_GROUP}/{g}" for g in sorted(self.grid))]
+        raise KeyError(f"{name!r} is not in {self.path}; available: {', '.join(available)}")
+
+    def index_of_time(self, t: float, rtol: float = 1e-12) -> int:
+        """Return the snapshot index whose time equals ``t`` up to relative tolerance ``rtol``.
+
+        Raises:
+            DataError: No output time matches; the message lists the available times.
+        """
+        t = float(t)
+        diff = np.abs(self.t - t)
+        hits = np.flatnonzero(diff <= rtol * np.maximum(abs(t), np.abs(self.t)))
+        if hits.size:
+            return int(hits[np.argmin(diff[hits])])
+        raise DataError(
+            f"time {t!r} is not an output time of {self.path}; available times "
+            f"({self.t.size}): {_format_times(self.t)}; pass one of them"
+        )
+
+
+def load(path: str | os.PathLike) -> Result:
+    """Read a result file written by :class:`~meanfield_pde.io.writer.ResultWriter` into memory
+    and close it.
+
+    Raises:
+        DataError: (one line) the file is missing, not HDF5, not written by meanfield-pde or of
+            a newer format; :class:`~meanfield_pde.errors.CorruptFile` if truncated or corrupt.
+    """
+    p = _existing(path)
+    try:
+        with open_file(p, "r") as f:
+            return _read(p, f)
+    except DataError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+        raise _read_error(p, exc) from exc
+
+
+def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
+    """The root attributes of the result file ``path``, decoded as in :attr:`Result.attrs`
+    (``config`` as JSON text), without reading or checking its datasets."""
+    p = _existing(path)
+    try:
+        with open_file(p, "r") as f:
+            return decode_root_attrs({name: decode_attr(f.attrs[name]) for name in f.attrs})
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+        raise _read_error(p, exc) from exc
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or a DataError if it is missing or a directory."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"result file {p} does not exist; check the path or run the solve first")
+    if p.is_dir():
+        raise DataError(f"{p} is a directory, not a result file; pass the .h5 file of a solve")
+    return p
+
+
+def _read_error(p: Path, exc: BaseException) -> DataError:
+    """The one-line error of a failed read: not HDF5 at all, or truncated/corrupt."""
+    reason = one_line(exc)
+    if "file signature not found" in reason:
+        return DataError(
+            f"{p} is not an HDF5 file ({reason}); pass a result file written by meanfield-pde"
+        )
+    return CorruptFile(p, f"cannot read {p}: {reason}")
+
+
+def _check_header(p: Path, raw: dict[str, Any]) -> None:
+    """Check the layout attributes: ours, not newer, nothing missing, the config's checksum."""
+    if "format_version" not in raw:
+        raise DataError(
+            f"{p} was not written by meanfield-pde (no format_version attribute); "
+            "pass a result file written by meanfield-pde"
+        )
+    fmt = raw["format_version"]
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        raise CorruptFile(p, f"cannot read {p}: invalid format_version {fmt!r}")
+    if fmt > FORMAT_VERSION:
+        raise DataError(
+            f"{p} has format_version {fmt}, newer than the {FORMAT_VERSION} that meanfield-pde "
+            f"{package_version()} reads; upgrade meanfield-pde"
+        )
+    for name in ("problem", "config", "complete", "n_snapshots"):
+        if name not in raw:
+            raise CorruptFile(p, f"cannot read {p}: missing root attribute {name!r}")
+    digest = raw.get("config_sha256")
+    if digest is not None and (not isinstance(raw["config"], str)
+                               or sha256_text(raw["config"]) != digest):
+        raise CorruptFile(p, f"cannot read {p}: the stored config does not match its checksum")
+
+
+def _check_counts(p: Path, raw: dict[str, Any]) -> None:
+    """Check the n_snapshots and problem attributes."""
+    k = raw["n_snapshots"]
+    if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+        raise CorruptFile(p, f"cannot read {p}: invalid n_snapshots {k!r}")
+    if not isinstance(raw["problem"], str):
+        raise CorruptFile(p, f"cannot read {p}: invalid problem attribute {raw['problem']!r}")
+
+
+def _parse_config(p: Path, text: Any) -> dict:
+    """The resolved config from its JSON text."""
+    try:
+        config = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise CorruptFile(
+            p, f"cannot read {p}: the config attribute is not valid JSON ({one_line(exc)})"
+        ) from exc
+    if not isinstance(config, dict):
+        raise CorruptFile(p, f"cannot read {p}: the config attribute is not a JSON object")
+    return config
+
+
+def _member(p: Path, parent: h5py.Group, name: str, kind: type) -> Any:
+    """``parent[name]``, which must exist and be a ``kind`` (CorruptFile otherwise)."""
+    # Index explicitly: Group.get()/items() turn an unreadable object into None.
+    if name not in parent:
+        raise CorruptFile(p, f"cannot read {p}: {name!r} is missing")
+    obj = parent[name]
+    if not isinstance(obj, kind):
+        raise CorruptFile(p, f"cannot read {p}: {name!r} is not a {kind.__name__}")
+    return obj
+
+
+def _rows(p: Path, f: h5py.File, name: str, k: int) -> np.ndarray:
+    """The first ``k`` rows of dataset ``name``: all stored, all finite."""
+    ds = _member(p, f, name, h5py.Dataset)
+    if ds.ndim < 1 or ds.shape[0] < k:
+        raise CorruptFile(
+            p, f"cannot read {p}: dataset {name!r} has {ds.shape[0] if ds.ndim else 0} rows "
+            f"but n_snapshots is {k}"
+        )
+    missing = first_missing_row(ds, k, p.stat().st_size)
+    if missing is not None:
+        raise CorruptFile(
+            p, f"cannot read {p}: row {missing} of dataset {name!r} is not stored "
+            "(its chunk index is damaged)"
+        )
+    data = np.asarray(ds[:k])
+    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+        bad = int(np.argwhere(~np.isfinite(data.reshape(k, -1)))[0][0])
+        raise CorruptFile(
+            p, f"cannot read {p}: row {bad} of dataset {name!r} is not finite (its chunk index "
+            "is damaged: the solvers never store NaN or inf)"
+        )
+    return data
+
+
+def _read(p: Path, f: h5py.File) -> Result:
+    """Read and check the open file ``f`` (helper of :func:`load`)."""
+    raw = {name: decode_attr(f.attrs[name]) for name in f.attrs}
+    _check_header(p, raw)
+    config = _parse_config(p, raw["config"])
+    attrs = decode_root_attrs(raw)
+    attrs["config"] = config
+    _check_counts(p, raw)
+    k = raw["n_snapshots"]
+    t = _rows(p, f, TIME_DATASET, k)
+    if not (np.all(np.isfinite(t)) and np.all(np.diff(t) > 0)):
+        raise CorruptFile(p, f"cannot read {p}: the output times 't' are not finite and strictly "
+                          "increasing")
+    fields: dict[str, np.ndarray] = {}
+    for name in f:
+        if name in RESERVED_NAMES:
+            continue
+        if isinstance(f[name], h5py.Dataset):
+            fields[name] = _rows(p, f, name, k)
+    g = _member(p, f, GRID_GROUP, h5py.Group)
+    grid = {name: np.asarray(_member(p, g, name, h5py.Dataset)[()]) for name in g}
+    check_digests(p, raw, t, fields, grid)
+    return Result(path=p, problem=raw["problem"], config=config, attrs=attrs,
+                  complete=bool(raw["complete"]), t=t, grid=grid, fields=fields)

@@ -1,0 +1,368 @@
+"""Writing result files: :class:`ResultWriter`.
+
+Writing follows the Dedalus pattern: every operation opens the file, writes, flushes and closes
+it. A crash or ``kill -9`` of the solver therefore leaves every finished snapshot readable, and
+other processes can read the file between writes. Every write is first checked against the
+disk guard (:mod:`.space`). Layout: :mod:`.layout`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import CorruptFile, DataError, OutputExists
+from .attrs import encode_attrs, package_version, sha256_text, str_attr, to_json
+from .checkpoint import write_slot
+from .hdf5 import (
+    check_new_output,
+    create_file,
+    open_file,
+    retry_locked,
+    vanished_error,
+    write_error,
+    write_row,
+)
+from .integrity import CHAIN_START, chain, chain_step, digest_arrays, rows_attr
+from .layout import (
+    CHECKPOINT_META_BYTES,
+    FORMAT_VERSION,
+    GRID_GROUP,
+    JSON_ATTRS,
+    RESERVED_NAMES,
+    TIME_DATASET,
+    check_name,
+)
+from .space import check_space
+
+__all__ = ["ResultWriter"]
+
+
+def _check_grid(grid: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Validate the grid arrays (numeric); floats become float64, ints int64."""
+    if not isinstance(grid, Mapping):
+        raise TypeError(f"grid must be a dict of arrays, got {type(grid).__name__}")
+    out: dict[str, np.ndarray] = {}
+    for name, value in grid.items():
+        check_name(name, "grid array")
+        arr = np.asarray(value)
+        if arr.dtype.kind == "f":
+            arr = arr.astype(np.float64)
+        elif arr.dtype.kind in "iu":
+            arr = arr.astype(np.int64)
+        elif arr.dtype.kind != "b":
+            raise TypeError(f"grid array {name!r} has non-numeric dtype {arr.dtype}")
+        out[name] = arr
+    return out
+
+
+def _check_fields(fields: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Validate field names and per-snapshot shapes (positive ints, () for scalars)."""
+    if not isinstance(fields, Mapping) or not fields:
+        raise ValueError("fields must be a non-empty dict of name -> per-snapshot shape")
+    out: dict[str, tuple[int, ...]] = {}
+    for name, shape in fields.items():
+        check_name(name, "field")
+        if name in RESERVED_NAMES:
+            raise ValueError(f"field name {name!r} is reserved by the result file layout")
+        try:
+            dims = tuple(int(d) for d in shape)
+        except TypeError as exc:
+            raise TypeError(f"shape of field {name!r} must be a tuple of ints") from exc
+        if any(d <= 0 for d in dims):
+            raise ValueError(f"shape {dims} of field {name!r} must have positive sizes")
+        out[name] = dims
+    return out
+
+
+def _write_layout(f: h5py.File, head: Mapping[str, Any], extra: Mapping[str, tuple[Any, bool]],
+                  grid: Mapping[str, np.ndarray], fields: Mapping[str, tuple[int, ...]]) -> None:
+    """Fill the new file ``f``: the layout attributes ``head`` (already encoded), the extra
+    attributes, the grid and the empty resizable snapshot datasets; n_snapshots last."""
+    for name, value in head.items():
+        f.attrs[name] = value
+    for name, (value, _) in extra.items():
+        f.attrs[name] = value
+    f.attrs[JSON_ATTRS] = str_attr(json.dumps(sorted(n for n, (_, j) in extra.items() if j)))
+    f.attrs["grid_sha256"] = str_attr(digest_arrays(grid))
+    f.attrs["rows_sha256"] = rows_attr(0, [CHAIN_START])
+    g = f.create_group(GRID_GROUP)
+    for name, arr in grid.items():
+        g.create_dataset(name, data=arr, fletcher32=arr.ndim > 0 and arr.size > 0)
+    for name, shape in {TIME_DATASET: (), **fields}.items():
+        f.create_dataset(
+            name,
+            shape=(0, *shape),
+            maxshape=(None, *shape),
+            chunks=(1, *shape),
+            dtype=np.float64,
+            fillvalue=np.nan,  # rows lost to a damaged index read as NaN, not 0
+            fletcher32=True,
+        )
+    f.attrs["n_snapshots"] = np.int64(0)  # last: the file is now consistent
+
+
+class ResultWriter:
+    """Create a result file and append snapshots to it, one open/write/close per call.
+
+    The constructor writes all metadata, the ``grid`` arrays and empty, resizable
+    datasets ``t`` and one per field, then closes the file. :meth:`append` adds one
+    snapshot; :meth:`finish` marks the run complete.
+
+    Args:
+        path: Output file; missing parent directories are created.
+        problem: Problem name, e.g. ``"gaussians"``.
+        config: Resolved config (JSON-serialisable, finite numbers only).
+        grid: Fixed numeric arrays stored under ``grid/``.
+        fields: Snapshot field name -> per-snapshot shape (``()`` for scalars).
+        attrs: Extra root attributes (bool/int/float/str; dicts and lists become JSON text).
+        overwrite: Replace an existing file instead of raising OutputExists.
+
+    Raises:
+        OutputExists: ``path`` exists and ``overwrite`` is false.
+        DataError: ``path`` is a directory or cannot be written; DiskFull if the disk guard
+            refuses the write.
+        ValueError, TypeError: Invalid arguments (programming errors), including a
+            non-finite number in ``config``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        problem: str,
+        config: dict,
+        grid: dict[str, np.ndarray],
+        fields: dict[str, tuple[int, ...]],
+        attrs: dict | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        self._path = Path(path)
+        # --- validate everything before touching the file system --------------------
+        if not isinstance(problem, str) or not problem:
+            raise ValueError(f"problem must be a non-empty string, got {problem!r}")
+        if not isinstance(config, Mapping):
+            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        config_json = to_json(config, "config")
+        grid_arrays = _check_grid(grid)
+        self._fields = _check_fields(fields)
+        extra = encode_attrs(attrs)
+        self._n = 0
+        self._last_t = -math.inf
+        self._chain = [CHAIN_START]  # h_(K-1), h_K of the rows written (see rows_sha256)
+        head = {
+            "format_version": np.int64(FORMAT_VERSION),
+            "package_version": str_attr(package_version()),
+            "problem": str_attr(problem),
+            "config": str_attr(config_json),
+            "config_sha256": str_attr(sha256_text(config_json)),
+            "complete": np.bool_(False),
+            "created_utc": str_attr(datetime.now(UTC).isoformat(timespec="seconds")),
+        }
+        # --- create the file ---------------------------------------------------------
+        p = check_new_output(self._path, overwrite)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(p, exc) from exc
+        check_space(p, sum(a.nbytes for a in grid_arrays.values()) + len(config_json),
+                    "the new file", resumable=False)
+        try:
+            f = retry_locked(lambda: create_file(p, overwrite), p)
+        except FileExistsError as exc:  # created by someone else since the check above
+            raise OutputExists(p) from exc
+        except OSError as exc:
+            raise write_error(p, exc) from exc
+        try:
+            with f:
+                _write_layout(f, head, extra, grid_arrays, self._fields)
+        except (OSError, RuntimeError) as exc:
+            try:
+                p.unlink()
+            except OSError:
+                pass
+            raise write_error(p, exc) from exc
+
+    @property
+    def path(self) -> Path:
+        """The result file."""
+        return self._path
+
+    @property
+    def n_snapshots(self) -> int:
+        """Number of snapshots written so far."""
+        return self._n
+
+    def _check_row(self, t: float, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Validate one snapshot; return its fields as float64 copies (-0.0 cleared)."""
+        if not math.isfinite(t) or t <= self._last_t:
+            raise ValueError(
+                f"snapshot time {t!r} must be finite and larger than the previous {self._last_t!r}"
+            )
+        if set(values) != set(self._fields):
+            missing = sorted(set(self._fields) - set(values))
+            extra = sorted(set(values) - set(self._fields))
+            raise ValueError(f"snapshot fields mismatch: missing {missing}, unexpected {extra}")
+        arrays: dict[str, np.ndarray] = {}
+        for name, shape in self._fields.items():
+            arr = np.asarray(values[name])
+            if arr.dtype.kind not in "biuf":
+                raise ValueError(f"field {name!r} has non-real dtype {arr.dtype}")
+            if arr.shape != shape:
+                raise ValueError(f"field {name!r} has shape {arr.shape}, expected {shape}")
+            arrays[name] = arr.astype(np.float64)  # a copy: safe to change in place
+            arrays[name] += 0.0  # -0.0 (a sign artefact) -> +0.0
+        return arrays
+
+    def _check_count(self, f: h5py.File) -> None:
+        """Refuse to write if another process changed the number of snapshots."""
+        stored = int(f.attrs["n_snapshots"])
+        if stored != self._n:
+            raise DataError(
+                f"output {self._path} has n_snapshots={stored} but this writer wrote {self._n}; "
+                "another process changed it, write each run to its own file"
+            )
+
+    def append(self, t: float, values: dict[str, float | np.ndarray]) -> None:
+        """Append the snapshot at time ``t``: open, resize, write, set n_snapshots, close.
+
+        Args:
+            t: Output time; finite and larger than the previous one.
+            values: Exactly the declared fields, each with its declared shape.
+
+        Raises:
+            ValueError: Wrong keys, shapes or times (programming errors).
+            DataError: The file vanished, was changed by someone else, or cannot be written.
+        """
+        t = float(t)
+        arrays = self._check_row(t, values)
+        p = self._path
+        k = self._n
+        check_space(p, 8 + sum(a.nbytes + 4 for a in arrays.values()), "the next snapshot")
+        try:
+            with open_file(p, "r+") as f:
+                self._check_count(f)
+                # Resizing to exactly k+1 also drops debris of an earlier interrupted append.
+                row = {TIME_DATASET: np.float64(t), **arrays}
+                for name, arr in row.items():
+                    write_row(f, name, k, arr)
+                # The digest may reach the disk before or after the rows (a reader of
+                # n_snapshots = k checks h_k, which it also holds), never after n_snapshots.
+                hashes = [self._chain[-1], chain_step(self._chain[-1], self._row_order(row))]
+                f.attrs["rows_sha256"] = rows_attr(k + 1, hashes)
+                f.flush()
+                f.attrs["n_snapshots"] = np.int64(k + 1)  # last: readers trust it
+                f.flush()
+        except FileNotFoundError as exc:
+            raise vanished_error(p) from exc
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise write_error(p, exc) from exc
+        self._n = k + 1
+        self._last_t = t
+        self._chain = hashes
+
+    def _row_order(self, row: Mapping[str, Any]) -> list[np.ndarray]:
+        """The arrays of one row in hash-chain order: t, then the fields by sorted name."""
+        return [np.asarray(row[TIME_DATASET]), *(np.asarray(row[n]) for n in sorted(self._fields))]
+
+    @classmethod
+    def reopen(cls, path: str | os.PathLike, n_snapshots: int) -> ResultWriter:
+        """A writer that continues the file ``path`` after its first ``n_snapshots`` snapshots
+        (rows beyond them, written after the checkpoint being resumed, are dropped) and marks it
+        incomplete until :meth:`finish`."""
+        self = cls.__new__(cls)
+        p = self._path = Path(path)
+        check_space(p, 0, "reopening the file")
+        try:
+            with open_file(p, "r+") as f:
+                self._fields = {name: tuple(f[name].shape[1:]) for name in f
+                                if name not in RESERVED_NAMES and isinstance(f[name], h5py.Dataset)}
+                t = f[TIME_DATASET]
+                if not 0 <= n_snapshots <= t.shape[0]:
+                    raise CorruptFile(p, f"{p} has {t.shape[0]} snapshots, fewer than the "
+                                      f"checkpoint's {n_snapshots}")
+                self._last_t = float(t[n_snapshots - 1]) if n_snapshots else -math.inf
+                columns = [np.asarray(f[name][:n_snapshots])
+                           for name in (TIME_DATASET, *sorted(self._fields))]
+                self._chain = chain(columns, n_snapshots)[-2:]
+                f.attrs["rows_sha256"] = rows_attr(n_snapshots, self._chain)
+                f.flush()  # before n_snapshots: see the reader's check of rows_sha256
+                f.attrs["n_snapshots"] = np.int64(n_snapshots)
+                f.attrs["complete"] = np.bool_(False)
+        except DataError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            raise write_error(p, exc) from exc
+        self._n = n_snapshots
+        return self
+
+    def update_config(self, config: dict) -> None:
+        """Replace the stored resolved config (a resume past ``time.t_end`` extends it)."""
+        text = to_json(config, "config")
+        check_space(self._path, 2 * len(text), "the config")
+        try:
+            with open_file(self._path, "r+") as f:
+                f.attrs["config"] = str_attr(text)
+                f.attrs["config_sha256"] = str_attr(sha256_text(text))
+        except (OSError, RuntimeError) as exc:
+            raise write_error(self._path, exc) from exc
+
+    def write_checkpoint(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> int:
+        """Write a checkpoint (arrays + JSON ``meta``) atomically; returns the slot used.
+
+        The arrays and the metadata go into the slot the pointer ``checkpoint/current`` does not
+        name; the file is flushed, then the pointer is flipped and flushed again, so an
+        interruption at any moment leaves the previous checkpoint in force.  ``meta`` gets
+        ``n_snapshots`` (the snapshots finished so far) and a sequence number added (see
+        :func:`~meanfield_pde.io.checkpoint.write_slot`).
+        """
+        p = self._path
+        check_space(p, CHECKPOINT_META_BYTES + sum(np.asarray(a).nbytes for a in arrays.values()),
+                    "a checkpoint")
+        try:
+            with open_file(p, "r+") as f:
+                self._check_count(f)
+                return write_slot(f, arrays, meta, self._n)
+        except DataError:
+            raise
+        except FileNotFoundError as exc:
+            raise vanished_error(p) from exc
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise write_error(p, exc) from exc
+
+    def set_attrs(self, **attrs: Any) -> None:
+        """Set extra root attributes (open, write, close); reserved names are refused."""
+        self._write_attrs(encode_attrs(attrs), complete=None)
+
+    def finish(self, **attrs: Any) -> None:
+        """Set extra root attributes and mark the run complete (``complete = True``)."""
+        self._write_attrs(encode_attrs(attrs), complete=True)
+
+    def _write_attrs(self, encoded: dict[str, tuple[Any, bool]], complete: bool | None) -> None:
+        """Write encoded attributes and, if given, the ``complete`` flag, in one open."""
+        p = self._path
+        check_space(p, sum(np.asarray(v).nbytes for v, _ in encoded.values()), "the attributes")
+        try:
+            with open_file(p, "r+") as f:
+                as_json = set(json.loads(f.attrs.get(JSON_ATTRS, "[]")))
+                for name, (value, is_json) in encoded.items():
+                    f.attrs[name] = value
+                    if is_json:
+                        as_json.add(name)
+                    else:
+                        as_json.discard(name)
+                f.attrs[JSON_ATTRS] = str_attr(json.dumps(sorted(as_json)))
+                if complete is not None:
+                    f.attrs["complete"] = np.bool_(complete)
+        except FileNotFoundError as exc:
+            raise vanished_error(p) from exc
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise write_error(p, exc) from exc
