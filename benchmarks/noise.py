@@ -19,7 +19,8 @@ import numpy as np
 from meanfield_pde import default_config, load
 from meanfield_pde.problems.gaussians import GaussiansProblem
 from meanfield_pde.problems.single_neuron import SingleNeuronProblem
-from meanfield_pde.solver import solve, solve_gibbs
+from meanfield_pde.runner.gibbs import solve_gibbs
+from meanfield_pde.runner.pde import solve
 
 CASES = {
     "radial (β = 100, λ = 0.01)": ("gaussians", ["noise.beta=100", "noise.lam=0.01"]),

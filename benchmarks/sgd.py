@@ -21,7 +21,7 @@ import numpy as np
 
 from meanfield_pde import default_config, load
 from meanfield_pde.particles import ParticleSGD, run_sgd
-from meanfield_pde.solver import solve
+from meanfield_pde.runner.pde import solve
 
 
 def throughput() -> list[dict]:

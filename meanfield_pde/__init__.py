@@ -27,7 +27,7 @@ from .errors import ConfigError, DataError, MeanFieldError, SolverError  # noqa:
 
 def solve(*args, **kwargs):
     """Solve a configuration and write its result file; see :func:`meanfield_pde.solver.solve`."""
-    from .solver import solve as _solve
+    from .runner.pde import solve as _solve
 
     return _solve(*args, **kwargs)
 

@@ -34,7 +34,7 @@ import numpy as np
 from .config import Config, default_config, keys_markdown, load_config, schema_rows
 from .errors import ConfigError, DiskFull, MeanFieldError, OutputExists
 from .problems import registry
-from .runcontrol import Interrupted, trap_signals
+from .runner.trackers import Interrupted, trap_signals
 
 PROG = "meanfield-pde"
 
@@ -71,7 +71,7 @@ def _refuse_existing_output(args: argparse.Namespace) -> None:
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
-    from .solver import solve
+    from .runner.pde import solve
 
     cfg = resolve_config(args.target, args.set)
     _refuse_existing_output(args)
@@ -85,7 +85,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
 
 def _cmd_gibbs(args: argparse.Namespace) -> int:
-    from .solver import solve_gibbs
+    from .runner.gibbs import solve_gibbs
 
     cfg = resolve_config(args.target, args.set)
     _refuse_existing_output(args)
@@ -95,7 +95,7 @@ def _cmd_gibbs(args: argparse.Namespace) -> int:
 
 
 def _cmd_sgd(args: argparse.Namespace) -> int:
-    from .solver import solve_sgd
+    from .runner.sgd import solve_sgd
 
     cfg = resolve_config(args.target, args.set)
     _refuse_existing_output(args)
@@ -108,7 +108,7 @@ def _cmd_sgd(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from .solver import resume
+    from .runner.resume import resume
 
     with trap_signals() as stop:
         summary = resume(args.file, t_end=args.t_end, progress=not args.quiet, stop=stop)
@@ -220,6 +220,9 @@ def _cli_words(exc: MeanFieldError) -> str:
     if isinstance(exc, DiskFull):
         cont = f", then continue with: meanfield-pde resume {exc.path}" if exc.resumable else ""
         return f"disk full: {exc.detail}; free some disk space{cont}"
+    if isinstance(exc, Interrupted):
+        return (f"interrupted by {exc.signal_name} at t = {exc.t:.6g}; checkpoint written, "
+                f"continue with: meanfield-pde resume {exc.path}")
     return str(exc)
 
 
@@ -308,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except Interrupted as exc:
-        print(f"{PROG}: {_printable(exc)}", file=sys.stderr)
+        print(f"{PROG}: {_printable(_cli_words(exc))}", file=sys.stderr)
         return exc.exit_code
     except MeanFieldError as exc:
         print(f"{PROG}: error: {_printable(_cli_words(exc))}", file=sys.stderr)

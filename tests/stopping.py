@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from meanfield_pde.runcontrol import StopFlag
+from meanfield_pde.runner.trackers import StopFlag
 
 
 class StopAfter(StopFlag):

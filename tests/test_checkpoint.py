@@ -24,13 +24,15 @@ import pytest
 from helpers import NEURON_BOX, NEURON_SMALL
 from stopping import StopAfter
 
-from meanfield_pde import solver
 from meanfield_pde.cli import main
 from meanfield_pde.config import default_config
 from meanfield_pde.errors import DataError, SolverError
 from meanfield_pde.io import load, load_checkpoint
-from meanfield_pde.runcontrol import Interrupted, config_hash
-from meanfield_pde.solver import resume, solve, solve_sgd
+from meanfield_pde.runner import loop
+from meanfield_pde.runner.pde import solve
+from meanfield_pde.runner.resume import resume
+from meanfield_pde.runner.sgd import solve_sgd
+from meanfield_pde.runner.trackers import Interrupted, config_hash
 
 PDE_TOL = 1e-13
 
@@ -71,7 +73,7 @@ CASES = {
 def test_interrupt_and_resume_equals_uninterrupted_run(case, tmp_path, monkeypatch):
     """Stopped after 2, 5 and 9 polls (mid-interval: compiled calls of 7 steps) and resumed —
     twice in a row for the last — the file equals the uninterrupted run's."""
-    monkeypatch.setattr(solver, "CHUNK_STEPS", 7)
+    monkeypatch.setattr(loop, "CHUNK_STEPS", 7)
     problem, over, run = CASES[case]
     cfg = default_config(problem).with_overrides(over)
     ref = tmp_path / "ref.h5"
@@ -79,7 +81,7 @@ def test_interrupt_and_resume_equals_uninterrupted_run(case, tmp_path, monkeypat
     tol = PDE_TOL if run is solve else 0.0
     for n in (2, 5, 9):
         cut = tmp_path / f"cut{n}.h5"
-        with pytest.raises(Interrupted, match="meanfield-pde resume") as info:
+        with pytest.raises(Interrupted, match=r"meanfield_pde\.resume\(") as info:
             run(cfg, cut, stop=StopAfter(n))
         assert info.value.exit_code == 143
         assert not load(cut).complete
@@ -215,7 +217,7 @@ def test_nonfinite_state_keeps_snapshots_and_last_checkpoint(tmp_path, monkeypat
         return real(self, state, t, t_stop, max_steps)
 
     monkeypatch.setattr(RadialStepper, "advance", poisoned)
-    monkeypatch.setattr(solver, "CHUNK_STEPS", 7)
+    monkeypatch.setattr(loop, "CHUNK_STEPS", 7)
     cfg = default_config("gaussians").with_overrides(CASES["radial"][1])
     with pytest.raises(SolverError) as info:
         solve(cfg, tmp_path / "a.h5")

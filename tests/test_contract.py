@@ -22,7 +22,7 @@ from meanfield_pde.cli import main
 from meanfield_pde.config import default_config
 from meanfield_pde.errors import ConfigError
 from meanfield_pde.problems import registry
-from meanfield_pde.runcontrol import Interrupted
+from meanfield_pde.runner.trackers import Interrupted
 
 BUILTIN = registry.names()
 TOY = toy_problem.NAME
@@ -96,7 +96,7 @@ def test_solve_resume_info_plot(problem, tmp_path, capsys):
     res = load(ref)
     assert res.complete and res.problem == problem and res.n_snapshots == 6
     assert abs(summary.mass_drift) < 1e-12 and summary.risk_final <= summary.risk_initial
-    with pytest.raises(Interrupted, match="meanfield-pde resume"):
+    with pytest.raises(Interrupted, match=r"meanfield_pde\.resume\("):
         meanfield_pde.solve(cfg, cut, stop=StopAfter(3))
     assert not load(cut).complete
     assert main(["resume", str(cut), "-q"]) == 0

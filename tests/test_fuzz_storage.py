@@ -19,8 +19,8 @@ from stopping import StopAfter
 from meanfield_pde.config import default_config
 from meanfield_pde.errors import DataError
 from meanfield_pde.io import load, load_checkpoint
-from meanfield_pde.runcontrol import Interrupted
-from meanfield_pde.solver import solve
+from meanfield_pde.runner.pde import solve
+from meanfield_pde.runner.trackers import Interrupted
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,9 @@ import pytest
 from meanfield_pde.config import default_config
 from meanfield_pde.errors import DataError
 from meanfield_pde.io import load, load_checkpoint, read_attrs
-from meanfield_pde.solver import resume, solve, solve_sgd
+from meanfield_pde.runner.pde import solve
+from meanfield_pde.runner.resume import resume
+from meanfield_pde.runner.sgd import solve_sgd
 
 LEGACY = Path(__file__).parent / "data" / "legacy"
 EXPECTED = json.loads((LEGACY / "expected.json").read_text())

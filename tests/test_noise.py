@@ -13,7 +13,8 @@ from meanfield_pde.errors import ConfigError
 from meanfield_pde.fv import driftdiffusion1d as dd1
 from meanfield_pde.problems.gaussians import GaussiansProblem
 from meanfield_pde.problems.single_neuron import SingleNeuronProblem
-from meanfield_pde.solver import solve, solve_gibbs
+from meanfield_pde.runner.gibbs import solve_gibbs
+from meanfield_pde.runner.pde import solve
 
 NOISY = ["noise.beta=10", "noise.lam=0.1", "grid.n=500", "solver.dt_max=1"]
 

@@ -25,8 +25,8 @@ import meanfield_pde
 from meanfield_pde import load
 from meanfield_pde.cli import main
 from meanfield_pde.config import SCHEMAS, default_config, load_config
-from meanfield_pde.runcontrol import Interrupted
-from meanfield_pde.solver import solve
+from meanfield_pde.runner.pde import solve
+from meanfield_pde.runner.trackers import Interrupted
 
 README = ROOT / "README.md"
 

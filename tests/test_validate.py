@@ -8,7 +8,7 @@ import pytest
 from meanfield_pde import load
 from meanfield_pde.cli import main
 from meanfield_pde.config import default_config
-from meanfield_pde.solver import solve_sgd
+from meanfield_pde.runner.sgd import solve_sgd
 from meanfield_pde.validate import validate
 
 

@@ -1,7 +1,7 @@
 """The interface between a reduced problem and the problem-agnostic solver loop.
 
 A problem owns its grid, its initial law, its potential and its compiled stepper; the solver loop
-(:mod:`meanfield_pde.solver`) only calls the methods below, so a new reduction slots in without
+(:mod:`meanfield_pde.runner`) only calls the methods below, so a new reduction slots in without
 touching the loop or the storage.
 """
 
@@ -10,11 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 from ..config import Config, Schema
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,6 +36,16 @@ class StepReport:
     status: int
     dt: float
     umax: float
+
+
+class GibbsSolution(Protocol):
+    """What :meth:`Problem.gibbs` returns."""
+
+    density: np.ndarray
+    free_energy: float
+    converged: bool
+    iterations: int
+    residual: float
 
 
 class Stepper(ABC):
@@ -137,3 +148,20 @@ class Problem(ABC):
     def warnings(self) -> list[str]:
         """One-line warnings to show the user before the run (e.g. a kernel tolerance not met)."""
         return []
+
+    # ------------------------------------------------------------ what the runner asks for
+    @property
+    def energy_field(self) -> str:
+        """The snapshot field of the energy the flow decreases: the free energy F with noise, the
+        risk R without (MATH.md §2).  The ``--steady`` test and the run summary's "max energy
+        increase" use it.  Default: ``"free_energy"`` if :attr:`fields` has it, else ``"risk"``."""
+        return "free_energy" if "free_energy" in self.fields else "risk"
+
+    def gibbs(self) -> GibbsSolution:
+        """The self-consistent Gibbs state ρ̄* ∝ w exp(−β Ψ_λ(ρ̄*)) on this grid (noise only).
+
+        Returns an object with ``density`` (cell averages, any shape of the state's size),
+        ``free_energy``, ``converged``, ``iterations`` and ``residual``.  The default raises:
+        the problem has no direct Gibbs solver."""
+        raise ConfigError(f"problem {self.name!r} has no Gibbs solver; solve the time-dependent "
+                          "problem with --steady instead")

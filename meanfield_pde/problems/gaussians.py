@@ -349,20 +349,28 @@ class GaussiansProblem(Problem):
         ``PILOT_CELLS`` cells on a wide domain find how far mass travels by t_end; r_max = 1.5 ×
         that reach (the 1 − PILOT_TAIL quantile), at least 1.5 r_hi.  The pilot's domain doubles
         while its own mass reaches its wall."""
+        from ..runner import loop
+        from ..runner.plan import Plan
+        from ..runner.trackers import Callback
+
         big = max(10.0 * r_hi, r_hi + 10.0)
         t_end = self.config["time.t_end"]
         for _ in range(6):
             pilot = GaussiansProblem(self.config.replace(
                 {"grid.n": PILOT_CELLS, "grid.r_max": "auto"}), pilot_r_max=big)
-            rho, stepper, t, reach = pilot.initial_state(), pilot.make_stepper(), 0.0, r_hi
-            for t_stop in stop_times(pilot.config, pilot.schedule)[1:]:
-                while t < t_stop:
-                    rep = stepper.advance(rho, t, float(t_stop), 500)
-                    if rep.status not in (stepper1d.REACHED, stepper1d.MAX_STEPS):
-                        return big  # the main run will report the failure with its own grid
-                    t = rep.t
-                    cdf = np.cumsum(rho) * pilot.h
-                    reach = max(reach, pilot.edges[1 + np.searchsorted(cdf, cdf[-1] - PILOT_TAIL)])
+            found = [r_hi]
+
+            def track(rho: np.ndarray, t: float, pilot=pilot, found=found) -> None:
+                cdf = np.cumsum(rho) * pilot.h
+                found[0] = max(found[0],
+                               pilot.edges[1 + np.searchsorted(cdf, cdf[-1] - PILOT_TAIL)])
+            try:  # chunks of 500 steps, the reach measured after each
+                loop.run(loop.ChunkedStepper(pilot.make_stepper(), 500), pilot.initial_state(),
+                         0.0, Plan.of(stop_times(pilot.config, pilot.schedule)[1:]),
+                         [Callback(poll=track)])
+            except loop.StepFailed:
+                return big  # the main run will report the failure with its own grid
+            reach = found[0]
             if self.noisy:  # the domain must also hold the equilibrium
                 gibbs = pilot.gibbs().density
                 cdf = np.cumsum(gibbs) * pilot.h

@@ -26,7 +26,7 @@ from ..activations import get_activation
 from ..config import Config
 from ..errors import ConfigError, SolverError
 from ..fv import driftdiffusion3d as dd3
-from ..fv import stepper1d, stepper3d
+from ..fv import stepper3d
 from ..fv.threads import ThreadChooser
 from ..schedule import Schedule, stop_times
 from . import single_neuron_plots
@@ -273,18 +273,24 @@ class SingleNeuronProblem(Problem):
     def _pilot_run(self, box: tuple[float, ...], over: dict[str, int],
                    support: tuple[float, ...]) -> tuple[float, ...]:
         """(a_lo, a_hi, s_lo, s_hi, r_hi) reached by the pilot's mass (tail PILOT_TAIL)."""
+        from ..runner import loop
+        from ..runner.plan import Plan
+        from ..runner.trackers import Callback
+
         pilot = SingleNeuronProblem(self.config.replace(over), pilot_box=box)
-        rho, stepper, t = pilot.initial_state(), pilot.make_stepper(), 0.0
-        lo_a, hi_a, lo_s, hi_s, hi_r = support
-        for t_stop in stop_times(pilot.config, pilot.schedule)[1:]:
-            while t < t_stop:
-                rep = stepper.advance(rho, t, float(t_stop), 100)
-                if rep.status not in (stepper1d.REACHED, stepper1d.MAX_STEPS):
-                    return lo_a, hi_a, lo_s, hi_s, hi_r
-                t = rep.t
-                e = pilot.extent(rho, PILOT_TAIL)
-                lo_a, hi_a = min(lo_a, e[0]), max(hi_a, e[1])
-                lo_s, hi_s, hi_r = min(lo_s, e[2]), max(hi_s, e[3]), max(hi_r, e[4])
+        reach = list(support)  # lo_a, hi_a, lo_s, hi_s, hi_r
+
+        def track(rho: np.ndarray, t: float) -> None:
+            e = pilot.extent(rho, PILOT_TAIL)
+            reach[:] = [min(reach[0], e[0]), max(reach[1], e[1]), min(reach[2], e[2]),
+                        max(reach[3], e[3]), max(reach[4], e[4])]
+        try:  # chunks of 100 steps, the extent measured after each
+            loop.run(loop.ChunkedStepper(pilot.make_stepper(), 100), pilot.initial_state(), 0.0,
+                     Plan.of(stop_times(pilot.config, pilot.schedule)[1:]),
+                     [Callback(poll=track)])
+        except loop.StepFailed:
+            pass  # the extent so far; the main run reports the failure with its own grid
+        lo_a, hi_a, lo_s, hi_s, hi_r = reach
         # (unlike the radial problem, the equilibrium's reach is not added: a 3-D Gibbs solve on
         # the pilot grid costs O(Q² cells) per Newton step; --steady and gibbs runs that reach a
         # wall stop with the wall-mass error, which names the wall to move)
