@@ -2,10 +2,11 @@
 
 Public API::
 
-    from meanfield_pde import default_config, load_config, solve, load
-    cfg = default_config("gaussians").with_overrides(["model.d=80"])
-    summary = solve(cfg, "run.h5")
+    from meanfield_pde import default_config, load, resume, solve
+    cfg = default_config("gaussians").replace({"model.d": 80})
+    summary = solve(cfg, "run.h5")   # also solve_gibbs, solve_sgd, validate
     result = load("run.h5")          # result.t, result["risk"], result["density"], result.grid
+    resume("run.h5", t_end=40.0)     # continue (or extend) a run from its last checkpoint
 """
 
 from __future__ import annotations
@@ -24,22 +25,33 @@ kernel_cache.install()  # before any kernel module is imported: compiled kernels
 from .config import Config, default_config, load_config  # noqa: E402
 from .errors import ConfigError, DataError, MeanFieldError, SolverError  # noqa: E402
 
+#: public name -> the module defining it; imported on first access (PEP 562), so that
+#: ``import meanfield_pde`` stays cheap while ``help(meanfield_pde.solve)`` shows the real
+#: signature and docstring.
+_LAZY = {
+    "solve": "runner.pde", "solve_gibbs": "runner.gibbs", "solve_sgd": "runner.sgd",
+    "resume": "runner.resume", "validate": "validate", "load": "io",
+    "load_checkpoint": "io", "plot_result": "plotting", "register_problem": "problems.registry",
+    "problem_names": "problems.registry",
+}
+_ALIASES = {"register_problem": "register", "problem_names": "names"}
 
-def solve(*args, **kwargs):
-    """Solve a configuration and write its result file; see :func:`meanfield_pde.solver.solve`."""
-    from .runner.pde import solve as _solve
 
-    return _solve(*args, **kwargs)
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'meanfield_pde' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{_LAZY[name]}", __name__), _ALIASES.get(name, name))
+    globals()[name] = value
+    return value
 
 
-def load(path):
-    """Read a result file; see :func:`meanfield_pde.io.load`."""
-    from .io import load as _load
-
-    return _load(path)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [
     "Config", "ConfigError", "DataError", "MeanFieldError", "SolverError", "__version__",
-    "default_config", "load", "load_config", "solve",
+    "default_config", "load_config", *_LAZY,
 ]
