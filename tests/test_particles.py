@@ -17,12 +17,11 @@ from meanfield_pde.particles import (
     ParticleSGD,
     PopulationRisk,
     SGDState,
-    _bvn_upper,
-    _hinge_pair,
     population_risk,
     reduced_coordinates,
     run_sgd,
 )
+from meanfield_pde.particles.gaussian_integrals import _bvn_upper, _hinge_pair
 from meanfield_pde.problems.neuron_kernel import potential_V, r_sharp
 from meanfield_pde.schedule import Schedule
 
@@ -302,14 +301,14 @@ def _numpy_step(sgd: ParticleSGD, theta: np.ndarray, rng_state: dict, step: int)
         u, g = row[b * (d + 1)], row[b * (d + 1) + 1:(b + 1) * (d + 1)]
         if sgd.cfg.problem == "gaussians":
             y = 1.0 if u >= 0 else -1.0
-            x = (1.0 + sgd.delta * y) * g
+            x = (1.0 + sgd.model.delta * y) * g
             z = theta @ x
             e = 2 * s * (y - sgd.sigma.value(z).mean())
             grad += e * sgd.sigma.derivative(z)[:, None] * x[None, :]
         else:
             a, w = theta[:, 0], theta[:, 1:]
             x = g
-            y = sgd.target.value(x[0]) + sgd.nu * u
+            y = sgd.model.target.value(x[0]) + sgd.model.nu * u
             z = w @ x
             e = 2 * s * (y - (a * sgd.sigma.value(z)).mean())
             grad[:, 0] += e * sgd.sigma.value(z)

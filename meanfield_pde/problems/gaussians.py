@@ -30,6 +30,7 @@ from ..fv.lowrank import risk as lowrank_risk
 from ..quadrature import sphere_moments
 from ..schedule import Schedule, stop_times
 from .base import WARMUP_RESET, Problem, Stepper, StepReport
+from .gaussians_particles import GaussiansParticles
 
 R_SHARP = 1.0  # E y² for labels ±1
 PILOT_CELLS = 800  # cells of the pilot run that sizes the automatic wall
@@ -252,6 +253,7 @@ class GaussiansProblem(Problem):
     walls = ("r_max",)
     particle_coords = ("r",)
     particle_field = "r"
+    particle_model = GaussiansParticles
     marginal_fields = {"r": "density"}
 
     def __init__(self, cfg: Config, pilot_r_max: float | None = None):

@@ -32,6 +32,7 @@ from ..schedule import Schedule, stop_times
 from .base import WARMUP_RESET, Problem, Stepper, StepReport
 from .gaussians import chi_law, chi_quantile
 from .neuron_kernel import neuron_kernel
+from .single_neuron_particles import SingleNeuronParticles
 
 WALLS = ("a_min", "a_max", "s_min", "s_max", "r_max")
 PILOT_CELLS = (16, 32, 32)  # (n_a, n_s, n_r) of the pilot run that sizes the automatic box
@@ -111,6 +112,7 @@ class SingleNeuronProblem(Problem):
     walls = WALLS
     particle_coords = ("a", "s", "r")
     particle_field = "z"
+    particle_model = SingleNeuronParticles
     marginal_fields = {x: f"marginal_{x}" for x in "asr"}
 
     def __init__(self, cfg: Config, pilot_box: tuple[float, ...] | None = None):
