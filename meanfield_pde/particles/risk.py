@@ -3,7 +3,7 @@
 R_N(θ) = R# + (2/N) Σ_i V(θ_i) + (1/N²) Σ_{i,j} U(θ_i, θ_j) with
 U(θ_i, θ_j) = a_i a_j Σ_s π_s E[σ(τ_s⟨w_i, g⟩) σ(τ_s⟨w_j, g⟩)]; R#, V and the data scales τ_s
 with weights π_s are declared by the problem's :class:`~meanfield_pde.particles.model.ParticleModel`
-(e.g. gaussians: τ_± = 1 ± Δ, π = ½; single-neuron: τ = 1).  With the actual pairwise angles
+(e.g. two scales τ_± = 1 ± Δ with π = ½, or the one scale τ = 1).  With the actual pairwise angles
 c_ij = cos∠(w_i, w_j) and radii ρ_i = |w_i|: for a pair of neurons and a data scale τ,
 
     E[σ(τ⟨w_i, g⟩) σ(τ⟨w_j, g⟩)] = Σ_k c_ij^k α_k(τρ_i) α_k(τρ_j)         (Mehler)

@@ -110,7 +110,7 @@ class SGDResult:
     """A particle run: outputs at the times ``t`` (actual step boundaries, see the module doc).
 
     ``coords``: (K, N) or (K, N, C), the reduced coordinates of every neuron (the problem's
-    ``particle_coords``, e.g. r = |w| for gaussians, z = (a, s, r) for single-neuron).
+    ``particle_coords``, e.g. r = |w|, or z = (a, s, r) with a trained outer weight).
     ``n_samples``: samples used from t = 0 to the last output (steps × B).
     """
 
