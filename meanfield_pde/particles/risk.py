@@ -122,10 +122,22 @@ class PopulationRisk:
         return SeriesRule(self.mode, self.p, _K_TAB, _K_RES, min(K_FAR, alpha.shape[0] - 1),
                           k_near)
 
-    def _trunc(self, sw: float, wsum: float, n: int, diag: np.ndarray, tail: float) -> float:
-        """The bound on the neglected tails of one data scale (weight ``sw``)."""
-        far = C_SWITCH ** (K_FAR + 1) * float(np.max(diag, initial=0.0))
-        return sw * (wsum / n) ** 2 * (tail + (far if self.mode != ACT_ERF else 0.0))
+    def _scale_tables(self, rad: np.ndarray, wsum: float,
+                      n: int) -> tuple[list[np.ndarray], list[np.ndarray], list[int], float]:
+        """Per data scale τ_s: the Hermite table α_k(τ_s ρ_i), the diagonal E σ(τ_s ρ_i G)²,
+        the near-pair length; and the bound on the neglected tails, summed over the scales with
+        their weights (``wsum`` = Σ|a_i|)."""
+        alphas, diags, k_nears, trunc = [], [], [], 0.0
+        for scale, sw in zip(self.scales, self.scale_weights, strict=True):
+            t = scale * rad
+            diag = self._diag(t)
+            alpha, k_near, tail = self._tables(t, diag)
+            alphas.append(alpha)
+            diags.append(diag)
+            k_nears.append(k_near)
+            far = C_SWITCH ** (K_FAR + 1) * float(np.max(diag, initial=0.0))
+            trunc += sw * (wsum / n) ** 2 * (tail + (far if self.mode != ACT_ERF else 0.0))
+        return alphas, diags, k_nears, trunc
 
     def potential(self, theta: np.ndarray) -> np.ndarray:
         """V(θ_i) for every particle (MATH.md §2, §3; the problem's model)."""
@@ -158,17 +170,7 @@ class PopulationRisk:
         a, w = self._split(theta)
         n = w.shape[0]
         rad = np.sqrt(np.einsum("ij,ij->i", w, w))
-        wsum = float(np.sum(np.abs(a)))
-        trunc = 0.0
-        alphas, diags, k_nears = [], [], []
-        for scale, sw in zip(self.scales, self.scale_weights, strict=True):
-            t = scale * rad
-            diag = self._diag(t)
-            alpha, k_near, tail = self._tables(t, diag)
-            alphas.append(alpha)
-            diags.append(diag)
-            k_nears.append(k_near)
-            trunc += self._trunc(sw, wsum, n, diag, tail)
+        alphas, diags, k_nears, trunc = self._scale_tables(rad, float(np.sum(np.abs(a))), n)
         self.k_near = max(k_nears)
         wt = np.ascontiguousarray(w.T)
         scales = np.asarray(self.scales, dtype=np.float64)
@@ -198,20 +200,14 @@ class PopulationRisk:
         n = w.shape[0]
         rad = np.sqrt(np.einsum("ij,ij->i", w, w))
         gram = np.ascontiguousarray(w @ w.T)
-        total_u, trunc = 0.0, 0.0
-        alphas, diags = [], []
+        alphas, diags, k_nears, trunc = self._scale_tables(rad, float(np.sum(np.abs(a))), n)
+        self.k_near = k_nears[-1]
+        total_u = 0.0
         out = np.empty(n)
-        for scale, sw in zip(self.scales, self.scale_weights, strict=True):
-            t = scale * rad
-            diag = self._diag(t)
-            alpha, k_near, tail = self._tables(t, diag)
-            alphas.append(alpha)
-            diags.append(diag)
-            self.k_near = k_near
-            _pair_rows(GramInput(gram, rad, a, float(scale), alpha, diag),
-                       self._rule(alpha, k_near), out)
+        for s, (scale, sw) in enumerate(zip(self.scales, self.scale_weights, strict=True)):
+            _pair_rows(GramInput(gram, rad, a, float(scale), alphas[s], diags[s]),
+                       self._rule(alphas[s], k_nears[s]), out)
             total_u += sw * float(np.sum(out))
-            trunc += self._trunc(sw, float(np.sum(np.abs(a))), n, diag, tail)
         v = self.model.potential(a, w, rad, (alphas, diags))
         self.truncation_error = trunc
         self.seconds = time.perf_counter() - t0
