@@ -236,7 +236,7 @@ def _horner_row(al: np.ndarray, i: int, j0: int, m_: int, k0: int, cc: np.ndarra
 
 
 # ============================================================================ the pair sums
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _cosines(wt: np.ndarray, rad: np.ndarray, i: int, g: np.ndarray, cc: np.ndarray) -> None:
     """``cc[jj]`` = cos∠(w_i, w_j), j = i + 1 + jj (0 if a radius is 0): the inner products
     ⟨w_i, w_j⟩ as axpys over the d coordinates of ``wt`` = Wᵀ, four coordinates per pass."""
@@ -267,7 +267,7 @@ def _cosines(wt: np.ndarray, rad: np.ndarray, i: int, g: np.ndarray, cc: np.ndar
             cc[jj] = 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _erf_row(inp: PairInput, i: int, cc: np.ndarray, hi: np.ndarray) -> None:
     """``hi[s, jj]`` = E[erf(X) erf(Y)] in closed form for every pair (i, i + 1 + jj)."""
     rad, tsc = inp.rad, inp.tsc
@@ -278,7 +278,7 @@ def _erf_row(inp: PairInput, i: int, cc: np.ndarray, hi: np.ndarray) -> None:
             hi[s, jj] = _erf_pair(tsc[s] * ri, tsc[s] * rad[j0 + jj], cc[jj])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _lengths(rule: SeriesRule, m_: int, kt: int, ktop: int, w: PairWork) -> int:
     """Series length ``kk[jj]`` of each pair of the row and ``counts[k]`` of each length: |c| <=
     C_SWITCH from ``k_tab``, near pairs ``k_near`` (smooth σ) or the closed form (piecewise-linear
@@ -304,7 +304,7 @@ def _lengths(rule: SeriesRule, m_: int, kt: int, ktop: int, w: PairWork) -> int:
     return n_near
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _split_point(counts: np.ndarray, ktop: int, kt: int) -> int:
     """k0: the terms k <= k0 for every pair, contiguous in j (vectorised); the terms k > k0 only
     for the pairs that need them (gathered), where k0 is the smallest length with at most a
@@ -322,7 +322,7 @@ def _split_point(counts: np.ndarray, ktop: int, kt: int) -> int:
     return k0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _sort_long(m_: int, k0: int, ktop: int, w: PairWork) -> int:
     """Counting sort of the pairs longer than k0, longest first, into ``cs`` (cosines) and ``idx``
     (positions); afterwards ``start[k]`` (k > k0) is the number of pairs of length >= k, those
@@ -342,7 +342,7 @@ def _sort_long(m_: int, k0: int, ktop: int, w: PairWork) -> int:
     return pos
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _long_terms(alpha: tuple, i: int, k0: int, kfirst: int, pos: int, w: PairWork) -> None:
     """Horner steps k = kfirst … k0 + 1 for the long pairs only (gathered), all scales; the sums
     are then scattered into ``hi`` (zero for the other pairs)."""
@@ -386,7 +386,7 @@ def _long_terms(alpha: tuple, i: int, k0: int, kfirst: int, pos: int, w: PairWor
             h_s[idx[m]] = a_s[m]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _near_closed_forms(inp: PairInput, rule: SeriesRule, i: int, n_near: int, kt: int,
                        w: PairWork) -> None:
     """Piecewise-linear σ, |c| > C_SWITCH: replace the series by the closed form (the series to
@@ -410,7 +410,7 @@ def _near_closed_forms(inp: PairInput, rule: SeriesRule, i: int, n_near: int, kt
             w.hi[s, jj] = e
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _series_row(inp: PairInput, rule: SeriesRule, i: int, kt: int, ktop: int,
                 w: PairWork) -> None:
     """``hi[s, jj]`` = E^s_ij for j = i + 1 + jj by the per-pair series (module docstring):

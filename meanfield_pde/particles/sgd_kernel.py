@@ -63,32 +63,34 @@ def step_work(n: int, d: int, batch: int) -> StepWork:
                     np.empty((d, n) if batch > 1 else (1, 1)))
 
 
-@numba.njit(cache=True)
-def _sample(row: np.ndarray, b: int, law: DataLaw, xb: np.ndarray) -> float:
-    """x_b into ``xb`` and the label y_b, from the block ``[u_b, g_b1, …, g_bd]`` of ``row``."""
+@numba.njit(cache=True, inline="always")
+def _sample(row: np.ndarray, b: int, kind: int, spread: float, target_code: int,
+            target_p: np.ndarray, noise_std: float, xb: np.ndarray) -> float:
+    """x_b into ``xb`` and the label y_b, from the block ``[u_b, g_b1, …, g_bd]`` of ``row``
+    (the fields of :class:`~meanfield_pde.particles.model.DataLaw`)."""
     d = xb.size
     per = d + 1
     u = row[b * per]
-    if law.kind == LABEL_SIGN_SCALES:
-        delta = law.spread
+    if kind == LABEL_SIGN_SCALES:
         y = 1.0 if u >= 0.0 else -1.0
-        tau = 1.0 + delta if u >= 0.0 else 1.0 - delta
+        tau = 1.0 + spread if u >= 0.0 else 1.0 - spread
         for q in range(d):
             xb[q] = tau * row[b * per + 1 + q]
     else:
         for q in range(d):
             xb[q] = row[b * per + 1 + q]
-        y = act_vd(law.target_code, law.target_p, xb[0])[0] + law.noise_std * u
+        y = act_vd(target_code, target_p, xb[0])[0] + noise_std * u
     return y
 
 
-@numba.njit(cache=True)
-def _gradient_factors(a: np.ndarray, wt: np.ndarray, y: float, s: float, net: Network,
-                      w: StepWork) -> None:
-    """For the sample in ``w.xb``: e = 2s (y − ŷ), then ``dv[i]`` = e a_i σ'(⟨w_i, x⟩) (the
-    coefficient of x in the w-gradient, old a) and ``sv[i]`` = e σ(⟨w_i, x⟩) (the a-gradient)."""
+@numba.njit(cache=True, inline="always")
+def _gradient_factors(a: np.ndarray, wt: np.ndarray, xb: np.ndarray, two_s: float, y: float,
+                      act_code: int, act_p: np.ndarray, z: np.ndarray, sv: np.ndarray,
+                      dv: np.ndarray) -> None:
+    """For the sample (x, y) = (``xb``, ``y``): e = 2s (y − ŷ), then ``dv[i]`` =
+    e a_i σ'(⟨w_i, x⟩) (the coefficient of x in the w-gradient, old a) and ``sv[i]`` =
+    e σ(⟨w_i, x⟩) (the a-gradient)."""
     d, n = wt.shape
-    z, sv, dv, xb = w.z, w.sv, w.dv, w.xb
     # pre-activations <w_i, x> for all i, then the network output
     z[:] = 0.0
     for q in range(d):
@@ -97,34 +99,34 @@ def _gradient_factors(a: np.ndarray, wt: np.ndarray, y: float, s: float, net: Ne
             z[i] += wt[q, i] * xq
     yhat = 0.0
     for i in range(n):
-        v_, d_ = act_vd(net.act_code, net.act_p, z[i])
+        v_, d_ = act_vd(act_code, act_p, z[i])
         sv[i] = v_
         dv[i] = d_
         yhat += a[i] * v_
-    e2s = 2.0 * s * (y - yhat * (1.0 / n))
+    e2s = two_s * (y - yhat * (1.0 / n))
     for i in range(n):
         dv[i] *= e2s * a[i]
         sv[i] *= e2s
 
 
-@numba.njit(cache=True)
-def _apply_sample(a: np.ndarray, wt: np.ndarray, noise: np.ndarray, decay: float, amp: float,
-                  train_a: bool, w: StepWork) -> None:
-    """B = 1: θ' = decay θ + gradient (+ amp × noise) directly; ``noise`` the step's noise
-    normals (coordinate-major)."""
+@numba.njit(cache=True, inline="always")
+def _apply_sample(a: np.ndarray, wt: np.ndarray, row: np.ndarray, noff: int, decay: float,
+                  amp: float, train_a: bool, sv: np.ndarray, dv: np.ndarray,
+                  xb: np.ndarray) -> None:
+    """B = 1: θ' = decay θ + gradient (+ amp × noise) directly; the step's noise normals are
+    ``row[noff:]`` (coordinate-major)."""
     d, n = wt.shape
-    sv, dv, xb = w.sv, w.dv, w.xb
     if train_a:
         for i in range(n):
             a[i] = decay * a[i] + sv[i]
             if amp > 0.0:
-                a[i] += amp * noise[i]
+                a[i] += amp * row[noff + i]
     for q in range(d):
         xq = xb[q]
         if amp > 0.0:
-            nq = (q + 1 if train_a else q) * n
+            nq = noff + (q + 1 if train_a else q) * n
             for i in range(n):
-                wt[q, i] = decay * wt[q, i] + dv[i] * xq + amp * noise[nq + i]
+                wt[q, i] = decay * wt[q, i] + dv[i] * xq + amp * row[nq + i]
         elif decay != 1.0:
             for i in range(n):
                 wt[q, i] = decay * wt[q, i] + dv[i] * xq
@@ -133,35 +135,36 @@ def _apply_sample(a: np.ndarray, wt: np.ndarray, noise: np.ndarray, decay: float
                 wt[q, i] += dv[i] * xq
 
 
-@numba.njit(cache=True)
-def _accumulate(train_a: bool, w: StepWork) -> None:
+@numba.njit(cache=True, inline="always")
+def _accumulate(train_a: bool, sv: np.ndarray, dv: np.ndarray, xb: np.ndarray, ga: np.ndarray,
+                gwt: np.ndarray) -> None:
     """B > 1: add the sample's gradient to ``ga``, ``gwt``."""
-    d, n = w.gwt.shape
+    d, n = gwt.shape
     if train_a:
         for i in range(n):
-            w.ga[i] += w.sv[i]
+            ga[i] += sv[i]
     for q in range(d):
-        xq = w.xb[q]
+        xq = xb[q]
         for i in range(n):
-            w.gwt[q, i] += w.dv[i] * xq
+            gwt[q, i] += dv[i] * xq
 
 
-@numba.njit(cache=True)
-def _apply_batch(a: np.ndarray, wt: np.ndarray, noise: np.ndarray, decay: float, amp: float,
-                 train_a: bool, w: StepWork) -> None:
+@numba.njit(cache=True, inline="always")
+def _apply_batch(a: np.ndarray, wt: np.ndarray, row: np.ndarray, noff: int, decay: float,
+                 amp: float, train_a: bool, ga: np.ndarray, gwt: np.ndarray) -> None:
     """B > 1: θ' = decay θ + the summed gradient (+ amp × noise)."""
     d, n = wt.shape
     if train_a:
         for i in range(n):
-            a[i] = decay * a[i] + w.ga[i]
+            a[i] = decay * a[i] + ga[i]
             if amp > 0.0:
-                a[i] += amp * noise[i]
+                a[i] += amp * row[noff + i]
     for q in range(d):
-        nq = (q + 1 if train_a else q) * n
+        nq = noff + (q + 1 if train_a else q) * n
         for i in range(n):
-            wt[q, i] = decay * wt[q, i] + w.gwt[q, i]
+            wt[q, i] = decay * wt[q, i] + gwt[q, i]
             if amp > 0.0:
-                wt[q, i] += amp * noise[nq + i]
+                wt[q, i] += amp * row[nq + i]
 
 
 @numba.njit(cache=True)
@@ -171,28 +174,30 @@ def _sgd_block(a: np.ndarray, wt: np.ndarray, draws: np.ndarray, step0: int, rul
 
     ``a`` (N,) outer weights (all 1 and untouched unless trained); ``wt`` (d, N) the first-layer
     weights, transposed so that ⟨w_i, x⟩ for all i and the update are contiguous loops over i;
-    ``draws[k]`` the standard normals of step ``step0 + k``.
+    ``draws[k]`` the standard normals of step ``step0 + k``.  The bundles are unpacked once here
+    (the helpers are inlined and take plain arrays: no reference counting per sample).
     """
     d = wt.shape[0]
-    batch = rule.batch
-    train_a = net.train_outer_weight
+    batch, eps, sched_kind, sched_params, lam, noise_coef = rule
+    act_code, act_p, train_a = net
+    kind, spread, target_code, target_p, noise_std = law
+    z, sv, dv, xb, ga, gwt = w
     noff = batch * (d + 1)
     for k in range(draws.shape[0]):
         row = draws[k]
-        noise = row[noff:]
-        t = float(step0 + k) * batch * rule.eps
-        s = rule.eps * xi_at(rule.sched_kind, rule.sched_params, t)
-        decay = 1.0 - 2.0 * rule.lam * batch * s
-        amp = rule.noise_coef * math.sqrt(batch * s)
+        t = float(step0 + k) * batch * eps
+        s = eps * xi_at(sched_kind, sched_params, t)
+        decay = 1.0 - 2.0 * lam * batch * s
+        amp = noise_coef * math.sqrt(batch * s)
         if batch > 1:
-            w.ga[:] = 0.0
-            w.gwt[:, :] = 0.0
+            ga[:] = 0.0
+            gwt[:, :] = 0.0
         for b in range(batch):
-            y = _sample(row, b, law, w.xb)
-            _gradient_factors(a, wt, y, s, net, w)
+            y = _sample(row, b, kind, spread, target_code, target_p, noise_std, xb)
+            _gradient_factors(a, wt, xb, 2.0 * s, y, act_code, act_p, z, sv, dv)
             if batch == 1:
-                _apply_sample(a, wt, noise, decay, amp, train_a, w)
+                _apply_sample(a, wt, row, noff, decay, amp, train_a, sv, dv, xb)
             else:
-                _accumulate(train_a, w)
+                _accumulate(train_a, sv, dv, xb, ga, gwt)
         if batch > 1:
-            _apply_batch(a, wt, noise, decay, amp, train_a, w)
+            _apply_batch(a, wt, row, noff, decay, amp, train_a, ga, gwt)
