@@ -268,22 +268,16 @@ def _cosines(wt: np.ndarray, rad: np.ndarray, i: int, g: np.ndarray, cc: np.ndar
 
 
 @numba.njit(cache=True, inline="always")
-def _erf_row(inp: PairInput, i: int, cc: np.ndarray, hi: np.ndarray) -> None:
-    """``hi[s, jj]`` = E[erf(X) erf(Y)] in closed form for every pair (i, i + 1 + jj)."""
-    rad, tsc = inp.rad, inp.tsc
-    j0 = i + 1
-    ri = rad[i]
-    for jj in range(rad.size - j0):
-        for s in range(tsc.size):
-            hi[s, jj] = _erf_pair(tsc[s] * ri, tsc[s] * rad[j0 + jj], cc[jj])
-
-
-@numba.njit(cache=True, inline="always")
-def _lengths(rule: SeriesRule, m_: int, kt: int, ktop: int, w: PairWork) -> int:
-    """Series length ``kk[jj]`` of each pair of the row and ``counts[k]`` of each length: |c| <=
-    C_SWITCH from ``k_tab``, near pairs ``k_near`` (smooth σ) or the closed form (piecewise-linear
-    σ: listed in ``near``, length −1).  Returns the number of near pairs."""
-    cc, kk, near, counts = w.cc, w.kk, w.near, w.counts
+def _order_by_length(rule: SeriesRule, m_: int, kt: int, ktop: int, w: PairWork) -> tuple:
+    """Series length ``kk[jj]`` of each pair of the row and ``counts[k]`` of each length (|c| <=
+    C_SWITCH from ``k_tab``; near pairs ``k_near`` for smooth σ, or the closed form for
+    piecewise-linear σ: listed in ``near``, length −1); the split point k0 (the terms k <= k0 for
+    every pair, contiguous in j, vectorised; the terms k > k0 only for the pairs that need them,
+    gathered; k0 the smallest length with at most a fraction _GATHER_SHARE of the pairs longer);
+    and the counting sort of the pairs longer than k0, longest first, into ``cs`` (cosines) and
+    ``idx`` (positions), after which ``start[k]`` (k > k0) is the number of pairs of length >= k,
+    those active at step k.  Returns (number of near pairs, k0, number of long pairs)."""
+    cc, kk, near, counts, start, cs, idx = w.cc, w.kk, w.near, w.counts, w.start, w.cs, w.idx
     for k in range(ktop + 2):
         counts[k] = 0
     n_near = 0
@@ -301,14 +295,6 @@ def _lengths(rule: SeriesRule, m_: int, kt: int, ktop: int, w: PairWork) -> int:
         k = min(k, kt)
         kk[jj] = k
         counts[k] += 1
-    return n_near
-
-
-@numba.njit(cache=True, inline="always")
-def _split_point(counts: np.ndarray, ktop: int, kt: int) -> int:
-    """k0: the terms k <= k0 for every pair, contiguous in j (vectorised); the terms k > k0 only
-    for the pairs that need them (gathered), where k0 is the smallest length with at most a
-    fraction _GATHER_SHARE of the pairs longer."""
     n_ser = 0
     for k in range(ktop + 1):
         n_ser += counts[k]
@@ -319,15 +305,6 @@ def _split_point(counts: np.ndarray, ktop: int, kt: int) -> int:
             break
         k0 = k
         above += counts[k]
-    return k0
-
-
-@numba.njit(cache=True, inline="always")
-def _sort_long(m_: int, k0: int, ktop: int, w: PairWork) -> int:
-    """Counting sort of the pairs longer than k0, longest first, into ``cs`` (cosines) and ``idx``
-    (positions); afterwards ``start[k]`` (k > k0) is the number of pairs of length >= k, those
-    active at step k.  Returns the number of long pairs."""
-    counts, start, kk, cc, cs, idx = w.counts, w.start, w.kk, w.cc, w.cs, w.idx
     pos = 0
     for k in range(ktop, k0, -1):  # start[k]: first slot of the pairs of length k
         start[k] = pos
@@ -339,7 +316,7 @@ def _sort_long(m_: int, k0: int, ktop: int, w: PairWork) -> int:
             start[k] = m + 1
             cs[m] = cc[jj]
             idx[m] = jj
-    return pos
+    return n_near, k0, pos
 
 
 @numba.njit(cache=True, inline="always")
@@ -410,27 +387,6 @@ def _near_closed_forms(inp: PairInput, rule: SeriesRule, i: int, n_near: int, kt
             w.hi[s, jj] = e
 
 
-@numba.njit(cache=True, inline="always")
-def _series_row(inp: PairInput, rule: SeriesRule, i: int, kt: int, ktop: int,
-                w: PairWork) -> None:
-    """``hi[s, jj]`` = E^s_ij for j = i + 1 + jj by the per-pair series (module docstring):
-    lengths, split point, the long terms gathered, then Horner over every pair for k <= k0
-    (:func:`_horner_rows`, two scales and four terms per pass), then the near closed forms."""
-    alpha = inp.alpha
-    ns = inp.tsc.size
-    j0 = i + 1
-    m_ = inp.rad.size - j0
-    n_near = _lengths(rule, m_, kt, ktop, w)
-    k0 = _split_point(w.counts, ktop, kt)
-    pos = _sort_long(m_, k0, ktop, w)
-    _long_terms(alpha, i, k0, min(ktop, kt), pos, w)
-    for s in range(0, ns - 1, 2):  # Horner, two scales and four terms per pass
-        _horner_rows(alpha[s], alpha[s + 1], i, j0, m_, k0, w.cc, w.hi[s], w.hi[s + 1])
-    if ns % 2:
-        _horner_row(alpha[ns - 1], i, j0, m_, k0, w.cc, w.hi[ns - 1])
-    _near_closed_forms(inp, rule, i, n_near, kt, w)
-
-
 @numba.njit(cache=True)
 def _pair_sums(inp: PairInput, rule: SeriesRule, out: np.ndarray) -> None:
     """``out[s]`` = Σ_{i,j} wts_i wts_j E^s_ij, E^s_ij = E[σ(tsc_s⟨w_i, g⟩) σ(tsc_s⟨w_j, g⟩)],
@@ -448,10 +404,10 @@ def _pair_sums(inp: PairInput, rule: SeriesRule, out: np.ndarray) -> None:
     j (vectorised).  Row i adds wts_i E^s_ij to column sums, which give the total at the end (no
     serial reduction per row).
     """
-    n = inp.rad.size
-    ns = inp.tsc.size
-    wts = inp.wts
-    kt = inp.alpha[0].shape[0] - 1
+    rad, tsc, wts, alpha = inp.rad, inp.tsc, inp.wts, inp.alpha
+    n = rad.size
+    ns = tsc.size
+    kt = alpha[0].shape[0] - 1
     ktop = max(rule.k_far, rule.k_near)
     w = PairWork(np.empty(n), np.empty(n), np.empty(n, dtype=np.int64),
                  np.empty(n, dtype=np.int64), np.empty(n), np.empty(n, dtype=np.int64),
@@ -462,10 +418,18 @@ def _pair_sums(inp: PairInput, rule: SeriesRule, out: np.ndarray) -> None:
         j0 = i + 1
         m_ = n - j0
         _cosines(inp.wt, inp.rad, i, w.g, w.cc)
-        if rule.mode == ACT_ERF:
-            _erf_row(inp, i, w.cc, w.hi)
-        else:
-            _series_row(inp, rule, i, kt, ktop, w)
+        if rule.mode == ACT_ERF:  # the closed form for every pair
+            for jj in range(m_):
+                for s in range(ns):
+                    w.hi[s, jj] = _erf_pair(tsc[s] * rad[i], tsc[s] * rad[j0 + jj], w.cc[jj])
+        else:  # the long terms gathered, Horner over every pair for k <= k0, near closed forms
+            n_near, k0, pos = _order_by_length(rule, m_, kt, ktop, w)
+            _long_terms(alpha, i, k0, min(ktop, kt), pos, w)
+            for s in range(0, ns - 1, 2):  # Horner, two scales and four terms per pass
+                _horner_rows(alpha[s], alpha[s + 1], i, j0, m_, k0, w.cc, w.hi[s], w.hi[s + 1])
+            if ns % 2:
+                _horner_row(alpha[ns - 1], i, j0, m_, k0, w.cc, w.hi[ns - 1])
+            _near_closed_forms(inp, rule, i, n_near, kt, w)
         wi = wts[i]  # column sums col[s, j] = Σ_{i<j} wts_i E^s_ij (vectorised, no reduction)
         for s in range(ns):
             h_s = w.hi[s]
