@@ -20,12 +20,10 @@ Modules, by the mathematics they hold:
 
 from __future__ import annotations
 
-from .model import ParticleModel
 from .risk import PopulationRisk, population_risk
 from .sgd import ParticleSGD, SGDResult, SGDState, reduced_coordinates, run_sgd
 
 __all__ = [
-    "ParticleModel",
     "ParticleSGD",
     "PopulationRisk",
     "SGDResult",
