@@ -110,17 +110,21 @@ def _gradient_factors(a: np.ndarray, wt: np.ndarray, xb: np.ndarray, two_s: floa
 
 
 @numba.njit(cache=True, inline="always")
-def _apply_sample(a: np.ndarray, wt: np.ndarray, row: np.ndarray, noff: int, decay: float,
-                  amp: float, train_a: bool, sv: np.ndarray, dv: np.ndarray,
-                  xb: np.ndarray) -> None:
-    """B = 1: θ' = decay θ + gradient (+ amp × noise) directly; the step's noise normals are
-    ``row[noff:]`` (coordinate-major)."""
+def _step_outer_weight(a: np.ndarray, grad: np.ndarray, row: np.ndarray, noff: int, decay: float,
+                       amp: float) -> None:
+    """a' = decay a + gradient (+ amp × noise, the first N noise normals ``row[noff:]``)."""
+    for i in range(a.size):
+        a[i] = decay * a[i] + grad[i]
+        if amp > 0.0:
+            a[i] += amp * row[noff + i]
+
+
+@numba.njit(cache=True, inline="always")
+def _apply_sample(wt: np.ndarray, row: np.ndarray, noff: int, decay: float, amp: float,
+                  train_a: bool, dv: np.ndarray, xb: np.ndarray) -> None:
+    """B = 1: w' = decay w + gradient (+ amp × noise) directly; the step's noise normals are
+    ``row[noff:]`` (coordinate-major, after a's row when a is trained)."""
     d, n = wt.shape
-    if train_a:
-        for i in range(n):
-            a[i] = decay * a[i] + sv[i]
-            if amp > 0.0:
-                a[i] += amp * row[noff + i]
     for q in range(d):
         xq = xb[q]
         if amp > 0.0:
@@ -150,15 +154,10 @@ def _accumulate(train_a: bool, sv: np.ndarray, dv: np.ndarray, xb: np.ndarray, g
 
 
 @numba.njit(cache=True, inline="always")
-def _apply_batch(a: np.ndarray, wt: np.ndarray, row: np.ndarray, noff: int, decay: float,
-                 amp: float, train_a: bool, ga: np.ndarray, gwt: np.ndarray) -> None:
-    """B > 1: θ' = decay θ + the summed gradient (+ amp × noise)."""
+def _apply_batch(wt: np.ndarray, row: np.ndarray, noff: int, decay: float, amp: float,
+                 train_a: bool, gwt: np.ndarray) -> None:
+    """B > 1: w' = decay w + the summed gradient (+ amp × noise)."""
     d, n = wt.shape
-    if train_a:
-        for i in range(n):
-            a[i] = decay * a[i] + ga[i]
-            if amp > 0.0:
-                a[i] += amp * row[noff + i]
     for q in range(d):
         nq = noff + (q + 1 if train_a else q) * n
         for i in range(n):
@@ -195,9 +194,13 @@ def _sgd_block(a: np.ndarray, wt: np.ndarray, draws: np.ndarray, step0: int, rul
         for b in range(batch):
             y = _sample(row, b, kind, spread, target_code, target_p, noise_std, xb)
             _gradient_factors(a, wt, xb, 2.0 * s, y, act_code, act_p, z, sv, dv)
-            if batch == 1:
-                _apply_sample(a, wt, row, noff, decay, amp, train_a, sv, dv, xb)
+            if batch == 1:  # apply directly: theta' = decay theta + grad (+ noise)
+                if train_a:
+                    _step_outer_weight(a, sv, row, noff, decay, amp)
+                _apply_sample(wt, row, noff, decay, amp, train_a, dv, xb)
             else:
                 _accumulate(train_a, sv, dv, xb, ga, gwt)
         if batch > 1:
-            _apply_batch(a, wt, row, noff, decay, amp, train_a, ga, gwt)
+            if train_a:
+                _step_outer_weight(a, ga, row, noff, decay, amp)
+            _apply_batch(wt, row, noff, decay, amp, train_a, gwt)
