@@ -30,7 +30,7 @@ from .errors import ConfigError, DataError, MeanFieldError, SolverError  # noqa:
 #: signature and docstring.
 _LAZY = {
     "solve": "runner.pde", "solve_gibbs": "runner.gibbs", "solve_sgd": "runner.sgd",
-    "resume": "runner.resume", "validate": "validate", "load": "io",
+    "resume": "runner.resume", "validate": "validation", "load": "io",
     "load_checkpoint": "io", "plot_result": "plotting", "register_problem": "problems.registry",
     "problem_names": "problems.registry",
 }

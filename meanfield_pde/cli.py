@@ -118,7 +118,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .validate import validate
+    from .validation import validate
 
     cfg = resolve_config(args.target, args.set)
     if any(n < 1 for n in args.widths) or not args.seeds:

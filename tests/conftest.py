@@ -41,4 +41,4 @@ class InProcessPool(ProcessPoolExecutor):
 @pytest.fixture
 def in_process_pool(monkeypatch) -> None:
     """``validate`` runs its SGD jobs in this process (InProcessPool) for the test."""
-    monkeypatch.setattr("meanfield_pde.validate.ProcessPoolExecutor", InProcessPool)
+    monkeypatch.setattr("meanfield_pde.validation.ProcessPoolExecutor", InProcessPool)

@@ -35,7 +35,6 @@ TINY = {
 }
 TIME = ["time.t_end=1", "time.n_outputs=6"]
 SGD = ["sgd.eps=1e-3"]
-NEEDS_PARTICLES = "needs the generic particle model"
 
 
 @pytest.fixture
@@ -128,11 +127,21 @@ def test_cli_solve_config_and_help(problem, tmp_path, capsys):
     assert problem in capsys.readouterr().out
 
 
-def test_sgd(problem, tmp_path):
-    if problem == TOY:
-        pytest.skip(NEEDS_PARTICLES)
+def _refused_without_particles(argv: list[str], capsys) -> None:
+    """A problem with no particle model (the toy: no network behind it) refuses SGD and
+    validation in one line, exit 2, before any work."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "declares no particle model" in err and "\n" not in err
+
+
+def test_sgd(problem, tmp_path, capsys):
     cls = registry.get(problem)
     out = tmp_path / "sgd.h5"
+    if cls.particle_model is None:
+        _refused_without_particles(["sgd", problem, "-q", "-o", str(out)], capsys)
+        assert not out.exists()
+        return
     assert main(["sgd", problem, "-q", "-o", str(out), *_set_args(problem, *SGD)]) == 0
     res = load(out)
     n = tiny(problem)["sgd.n_neurons"]
@@ -142,11 +151,14 @@ def test_sgd(problem, tmp_path):
     assert res["risk"][-1] < res["risk"][0]
 
 
-def test_validate(problem, tmp_path, in_process_pool):
-    if problem == TOY:
-        pytest.skip(NEEDS_PARTICLES)
+def test_validate(problem, tmp_path, in_process_pool, capsys):
     cls = registry.get(problem)
     out = tmp_path / "val"
+    if cls.particle_model is None:
+        _refused_without_particles(["validate", problem, "--widths", "16", "32", "-o", str(out)],
+                                   capsys)
+        assert not out.exists()
+        return
     args = ["validate", problem, "--widths", "16", "32", "--seeds", "0", "--workers", "1",
             "-o", str(out), *_set_args(problem, *SGD)]
     assert main(args) == 0

@@ -19,12 +19,11 @@ from meanfield_pde.particles import (
     ParticleSGD,
     PopulationRisk,
     SGDState,
-    _bvn_upper,
-    _hinge_pair,
     population_risk,
     reduced_coordinates,
     run_sgd,
 )
+from meanfield_pde.particles.gaussian_integrals import _bvn_upper, _hinge_pair
 from meanfield_pde.problems.neuron_kernel import potential_V, r_sharp
 from meanfield_pde.schedule import Schedule
 
@@ -300,14 +299,14 @@ def _numpy_step(sgd: ParticleSGD, theta: np.ndarray, rng_state: dict, step: int)
         u, g = row[b * (d + 1)], row[b * (d + 1) + 1:(b + 1) * (d + 1)]
         if sgd.cfg.problem == "gaussians":
             y = 1.0 if u >= 0 else -1.0
-            x = (1.0 + sgd.delta * y) * g
+            x = (1.0 + sgd.model.delta * y) * g
             z = theta @ x
             e = 2 * s * (y - sgd.sigma.value(z).mean())
             grad += e * sgd.sigma.derivative(z)[:, None] * x[None, :]
         else:
             a, w = theta[:, 0], theta[:, 1:]
             x = g
-            y = sgd.target.value(x[0]) + sgd.nu * u
+            y = sgd.model.target.value(x[0]) + sgd.model.nu * u
             z = w @ x
             e = 2 * s * (y - (a * sgd.sigma.value(z)).mean())
             grad[:, 0] += e * sgd.sigma.value(z)
@@ -512,3 +511,77 @@ def test_initial_law_from_a_pde_result_file(pde_a):
     m2 = np.sum(mass * (edges[1:] ** 3 - edges[:-1] ** 3) / (3 * np.diff(edges))) / mass.sum()
     assert abs(r.mean() - m1) < 4 * r.std() / math.sqrt(r.size)
     assert abs(np.mean(r * r) - m2) < 4 * np.std(r * r) / math.sqrt(r.size)
+
+
+# ------------------------------------------------------------------------------ the seam
+def test_the_particle_engine_names_no_problem():
+    """The engine is generic: no problem name, no problem code in meanfield_pde/particles/ —
+    each problem declares its side as a ParticleModel (Problem.particle_model)."""
+    import pathlib
+
+    import meanfield_pde.particles as pkg
+
+    for path in sorted(pathlib.Path(pkg.__file__).parent.glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for word in ("gaussians", "single-neuron", "single_neuron", "PROBLEM_A", "PROBLEM_B",
+                     "_PROBLEMS"):
+            assert word not in text, (path.name, word)
+
+
+def test_a_particle_model_declared_by_a_problem_drives_the_engine(monkeypatch):
+    """A model defined only here (the single-neuron teacher with the outer weight frozen at
+    a ≡ 1: θ = w, coordinates (s, |w|)), declared by a problem class the registry returns, runs
+    through the unchanged engine: its risk equals the single-neuron risk at θ = (1, w) and one
+    noiseless step moves w exactly as the single-neuron step from (1, w) does (the w-gradient
+    uses the old a = 1)."""
+    import meanfield_pde.problems as problems
+    from meanfield_pde.particles.model import ParticleModel
+    from meanfield_pde.problems.single_neuron_particles import SingleNeuronParticles
+
+    class FrozenOuterWeight(ParticleModel):
+        train_outer_weight = False
+
+        def __init__(self, cfg):
+            super().__init__(cfg)
+            self.teacher = SingleNeuronParticles(cfg)
+
+        def initial_theta(self, rng, n):
+            return self.teacher.initial_theta(rng, n)[:, 1:]
+
+        @staticmethod
+        def reduced_coordinates(theta):
+            return np.column_stack([theta[:, 0], np.linalg.norm(theta, axis=1)])
+
+        def data_law(self):
+            return self.teacher.data_law()
+
+        def scales(self):
+            return self.teacher.scales()
+
+        def r_sharp(self):
+            return self.teacher.r_sharp()
+
+        def potential(self, a, w, rad, tables):
+            return self.teacher.potential(a, w, rad, tables)
+
+    class Frozen:
+        particle_model = FrozenOuterWeight
+
+    cfg = _cfg_b("model.d=6", "model.activation='tanh'", "model.label_noise=0.1")
+    rng = np.random.default_rng(8)
+    w0 = _structured_network(rng, 9, 6)
+    theta_b = np.column_stack([np.ones(9), w0])
+    sn = ParticleSGD(cfg, n_neurons=9, eps=1e-2, batch=3, seed=4)
+    r_sn = PopulationRisk(cfg)(theta_b)
+    st_b = SGDState(theta_b.copy(), 0, 0.0, np.random.default_rng(11))
+    sn.advance(st_b, 1)
+
+    monkeypatch.setattr(problems, "problem_class", lambda name: Frozen)
+    frozen = ParticleSGD(cfg, n_neurons=9, eps=1e-2, batch=3, seed=4)
+    assert frozen.dim == 6 and frozen.draws_per_step == 3 * 7
+    assert PopulationRisk(cfg)(w0) == pytest.approx(r_sn, rel=1e-14, abs=1e-15)
+    st = SGDState(w0.copy(), 0, 0.0, np.random.default_rng(11))
+    frozen.advance(st, 1)
+    np.testing.assert_array_equal(st.theta, st_b.theta[:, 1:])
+    res = run_sgd(cfg, n_neurons=9, eps=1e-2, times=[0.0, 0.05])
+    assert res.coords.shape == (2, 9, 2) and np.all(np.isfinite(res.risk))

@@ -9,7 +9,7 @@ from meanfield_pde import load
 from meanfield_pde.cli import main
 from meanfield_pde.config import default_config
 from meanfield_pde.runner.sgd import solve_sgd
-from meanfield_pde.validate import validate
+from meanfield_pde.validation import validate
 
 
 def test_sgd_command_writes_reduced_coordinates(tmp_path, capsys):
@@ -85,7 +85,7 @@ def test_noise_amplitude_is_validated_against_the_noisy_pde():
 
     from meanfield_pde.particles import run_sgd
     from meanfield_pde.problems.gaussians import GaussiansProblem
-    from meanfield_pde.validate import _quantiles
+    from meanfield_pde.validation import _quantiles
 
     cfg = default_config("gaussians").with_overrides(
         ["noise.beta=20", "noise.lam=0.1", "grid.n=800", "grid.r_max=6", "time.t_end=3",
@@ -108,7 +108,7 @@ def test_noise_amplitude_is_validated_against_the_noisy_pde():
 def test_decay_exponent_fit_and_its_standard_error():
     """The fitted p of gap = C N^-p with multiplicative noise is within 3 standard errors of the
     truth, and the standard error matches the scatter (independent check: many noisy draws)."""
-    from meanfield_pde.validate import _decay_exponent
+    from meanfield_pde.validation import _decay_exponent
 
     widths = [100, 200, 400, 800, 1600, 3200]
     rng = np.random.default_rng(7)

@@ -96,6 +96,10 @@ class Problem(ABC):
     #: coordinate -> the snapshot field holding the PDE's marginal density of it (its cell edges
     #: are the grid array ``<coordinate>_edges``)
     marginal_fields: dict[str, str] = {}
+    #: the finite-N network behind the problem (:class:`~meanfield_pde.particles.model.
+    #: ParticleModel`): its initial law, trained weights, data law and risk terms; None = the
+    #: problem has no network (SGD and validation are refused with a one-line error)
+    particle_model: type | None = None
 
     @classmethod
     def with_walls(cls, cfg: Config, attrs: dict) -> Config:

@@ -31,6 +31,7 @@ from ..quadrature import sphere_moments
 from ..schedule import Schedule, stop_times
 from . import gaussians_plots
 from .base import WARMUP_RESET, Problem, Stepper, StepReport
+from .gaussians_particles import GaussiansParticles
 from .gaussians_schema import SCHEMA
 from .registry import register
 
@@ -261,6 +262,7 @@ class GaussiansProblem(Problem):
     walls = ("r_max",)
     particle_coords = ("r",)
     particle_field = "r"
+    particle_model = GaussiansParticles
     marginal_fields = {"r": "density"}
 
     def __init__(self, cfg: Config, pilot_r_max: float | None = None):

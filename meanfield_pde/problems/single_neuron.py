@@ -34,6 +34,7 @@ from .base import WARMUP_RESET, Problem, Stepper, StepReport
 from .gaussians import chi_law, chi_quantile
 from .neuron_kernel import neuron_kernel
 from .registry import register
+from .single_neuron_particles import SingleNeuronParticles
 from .single_neuron_schema import SCHEMA
 
 WALLS = ("a_min", "a_max", "s_min", "s_max", "r_max")
@@ -121,6 +122,7 @@ class SingleNeuronProblem(Problem):
     walls = WALLS
     particle_coords = ("a", "s", "r")
     particle_field = "z"
+    particle_model = SingleNeuronParticles
     marginal_fields = {x: f"marginal_{x}" for x in "asr"}
 
     def __init__(self, cfg: Config, pilot_box: tuple[float, ...] | None = None):

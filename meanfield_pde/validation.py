@@ -120,8 +120,10 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
     An ``out_dir`` that already holds either file is refused (before any work) unless
     ``overwrite``.  Standard deviations over seeds are reported for two or more seeds (``None``
     for one); the decay exponent for three or more widths (``None`` otherwise)."""
+    from .particles.model import particle_model
     from .runner.pde import solve
 
+    particle_model(cfg.problem)  # a problem with no network behind it: refused before any work
     out_dir = Path(out_dir)
     existing = [n for n in ("validation.json", "validation.png") if (out_dir / n).exists()]
     if existing and not overwrite:

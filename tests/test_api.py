@@ -1,0 +1,39 @@
+"""The public API: every exported name resolves to the real object (signature, docstring), and
+the hints the API-worded errors give name functions that exist."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import meanfield_pde
+from meanfield_pde.errors import DiskFull
+from meanfield_pde.runner.trackers import Interrupted
+
+
+def test_every_exported_name_resolves():
+    for name in meanfield_pde.__all__:
+        obj = getattr(meanfield_pde, name)
+        assert obj is not None, name
+        if callable(obj) and not isinstance(obj, type):
+            assert obj.__doc__, name
+    assert set(meanfield_pde.__all__) <= set(dir(meanfield_pde))
+
+
+def test_lazy_names_are_the_defining_modules_objects():
+    from meanfield_pde.io import load
+    from meanfield_pde.runner.resume import resume
+    from meanfield_pde.validation import validate
+
+    assert meanfield_pde.load is load and meanfield_pde.resume is resume
+    assert meanfield_pde.validate is validate
+    assert "t_end" in inspect.signature(meanfield_pde.resume).parameters
+
+
+def test_api_hints_name_existing_functions(tmp_path):
+    path = tmp_path / "run.h5"
+    for exc in (Interrupted(path, 1.0, 15), DiskFull(path, "no space", resumable=True)):
+        named = re.findall(r"meanfield_pde\.(\w+)\(", str(exc))
+        assert named, str(exc)
+        for name in named:
+            assert callable(getattr(meanfield_pde, name)), name
