@@ -329,7 +329,9 @@ def test_signal_writes_checkpoint_and_exits(kind, sig, code, references, tmp_pat
     time.sleep(0.3 * duration)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:  # the run finished before the signal: nothing to test
+    if proc.returncode == 0 or (proc.returncode == -sig and load(path).complete):
+        # the run finished before the signal (or the signal came after the run had left its
+        # signal trap, while the finished file was being closed): nothing to test, nothing lost
         pytest.skip("run ended before the signal")
     assert proc.returncode == code
     assert f"meanfield-pde resume {path}" in err and err.strip().count("\n") == 0
