@@ -220,14 +220,16 @@ def _smooth_value(code, u):
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
-def _smooth_composite_kernel(code, t, b, pole, half_width, hmax, hmin_factor, ratio, xg, wg,
-                             kmax):
+def _smooth_composite_kernel(code, t, b, grading, rule, kmax):
     """``out[k, i] = sum_j w_j phi(z_j) sigma(b_i + t_i z_j) h_k(z_j)`` for t_i > 0.
 
-    Per t_i the nodes z_j form a composite Gauss-Legendre rule on [-L, L] graded towards
-    ``z0 = -b_i/t_i`` from width ``hmin_factor * pole / t_i`` to ``hmax``.  The sum over nodes is
+    Per t_i the nodes z_j form a composite Gauss-Legendre rule (``rule`` = (nodes, weights) on
+    [-1, 1]) on [-L, L] graded towards ``z0 = -b_i/t_i`` from width ``hmin_factor * pole / t_i``
+    to ``hmax``; ``grading`` = (pole, L, hmax, hmin_factor, ratio).  The sum over nodes is
     vectorised; the recurrence runs on ``exp(-z^2/4) h_k(z)``.
     """
+    pole, half_width, hmax, hmin_factor, ratio = grading
+    xg, wg = rule
     n = t.size
     p = xg.size
     out = np.empty((kmax + 1, n))
@@ -461,10 +463,11 @@ class SmoothActivation(Activation):
         sel = np.flatnonzero(~use_gh)
         if sel.size:
             xg, wg = gauss_legendre(ORDER)
+            grading = (self.pole, HALF_WIDTH, _hmax(kmax), HMIN_FACTOR, GRADING)
+            rule = (np.ascontiguousarray(xg), np.ascontiguousarray(wg))
             out[:, sel] = _smooth_composite_kernel(
-                self.code, np.ascontiguousarray(t[sel]), np.ascontiguousarray(b[sel]),
-                self.pole, HALF_WIDTH, _hmax(kmax), HMIN_FACTOR, GRADING,
-                np.ascontiguousarray(xg), np.ascontiguousarray(wg), kmax)
+                self.code, np.ascontiguousarray(t[sel]), np.ascontiguousarray(b[sel]), grading,
+                rule, kmax)
         return out
 
 

@@ -80,24 +80,18 @@ import math
 import numba
 import numpy as np
 
-from .driftdiffusion1d import (
-    F_REL_TOL,
-    GROWTH,
-    SteadyState,
-    _excess_series,
-    _solve_implicit,
-    bernoulli,
-)
+from .bundles import StepSizes, Xi
+from .driftdiffusion1d import _excess_series, _solve_implicit, bernoulli
 from .gibbs import GibbsResult, gibbs_core
-from .stepper1d import DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED, STATUS_TEXT
-from .stepper3d import (
-    _BLOCK,
-    _column_moment_row,
-    _copy,
-    _copy_par,
-    _feature_moment,
-    _potential_block,
+from .rk import COPY, DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED, STATUS_TEXT, stage, stage_par
+from .semi_implicit import (
+    SemiImplicitControl,
+    SemiImplicitOps,
+    SteadyState,
+    make_frozen_implicit,
+    steady_state_loop,
 )
+from .stepper3d import _feature_moment, field3d, field3d_par
 from .xi import xi_at
 
 __all__ = [
@@ -154,11 +148,13 @@ def _phi_at(i, j, k, a_c, phi, geo):
 
 
 @numba.njit(cache=True)
-def _slab_prepare(slab, a_c, phi, geo, beta, Phi, bpa, bma, bps, bms, bpr, bmr):
+def _slab_prepare(slab, a_c, phi, geo, beta, cells):
     """Φ[i] and the Bernoulli factors of the faces i+1/2 (a), j+1/2 (s), k+1/2 (r) of slab i.
 
     b?[i, j, k] belong to the face on the upper side of cell ijk along that axis (0 at walls).
     """
+    Phi, bpa, bma, bps = cells[_PHI], cells[_BPA], cells[_BMA], cells[_BPS]
+    bms, bpr, bmr = cells[_BMS], cells[_BPR], cells[_BMR]
     i = np.int64(slab)  # a prange index may be unsigned: keep the index arithmetic in int64
     na = a_c.shape[0]
     ns, nr = phi.shape
@@ -350,31 +346,6 @@ def _column_diff_row(j, new, old, a_c, h_a, dA):
 
 
 @numba.njit(cache=True)
-def _potential(rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi):
-    """A, M and φ of ρ exactly as in :func:`.stepper3d.rhs3d` (serial)."""
-    ns, nr = phi.shape
-    for j in range(ns):
-        _column_moment_row(j, rho, a_c, h_a, A)
-    Af, phif, phi0f = A.reshape(ns * nr), phi.reshape(ns * nr), phi0.reshape(ns * nr)
-    for q in range(feats.shape[0]):
-        M[q] = _feature_moment(q, feats, Af, h_s * h_r)
-    for b in range((ns * nr + _BLOCK - 1) // _BLOCK):
-        _potential_block(b, feats, w, M, phi0f, phif)
-
-
-@numba.njit(cache=True, parallel=True)
-def _potential_par(rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi):
-    ns, nr = phi.shape
-    for j in numba.prange(ns):
-        _column_moment_row(j, rho, a_c, h_a, A)
-    Af, phif, phi0f = A.reshape(ns * nr), phi.reshape(ns * nr), phi0.reshape(ns * nr)
-    for q in numba.prange(feats.shape[0]):
-        M[q] = _feature_moment(q, feats, Af, h_s * h_r)
-    for b in numba.prange((ns * nr + _BLOCK - 1) // _BLOCK):
-        _potential_block(b, feats, w, M, phi0f, phif)
-
-
-@numba.njit(cache=True)
 def _dmoments(new, old, a_c, h_a, h_s, h_r, feats, dA, dM):
     """dM_q = M_q(new) − M_q(old), computed from new − old (no cancellation of the M_q)."""
     ns, nr = dA.shape
@@ -398,15 +369,13 @@ def _dmoments_par(new, old, a_c, h_a, h_s, h_r, feats, dA, dM):
 @numba.njit(cache=True)
 def _prepare(a_c, phi, geo, beta, cells):
     for i in range(a_c.shape[0]):
-        _slab_prepare(i, a_c, phi, geo, beta, cells[_PHI], cells[_BPA], cells[_BMA],
-                      cells[_BPS], cells[_BMS], cells[_BPR], cells[_BMR])
+        _slab_prepare(i, a_c, phi, geo, beta, cells)
 
 
 @numba.njit(cache=True, parallel=True)
 def _prepare_par(a_c, phi, geo, beta, cells):
     for i in numba.prange(a_c.shape[0]):
-        _slab_prepare(i, a_c, phi, geo, beta, cells[_PHI], cells[_BPA], cells[_BMA],
-                      cells[_BPS], cells[_BMS], cells[_BPR], cells[_BMR])
+        _slab_prepare(i, a_c, phi, geo, beta, cells)
 
 
 @numba.njit(cache=True)
@@ -507,11 +476,14 @@ def _neumaier(s, comp, term):
 
 
 @numba.njit(cache=True)
-def _free_energy_parts(parallel, rho, lg, a_c, phi0, geo, M, w, r_sharp, beta, h3, part):
+def _free_energy_parts(parallel, rho, lg, grid, kern, geo, M, noise, part):
     """(F, Σ|terms of F|) of ρ given lg = log ρ and the moments M of ρ (module doc).
 
     Compensated summation: per-slab Neumaier sums combined in slab order.  nan if ρ < 0 or nan.
     """
+    a_c, phi0, w = grid.a_c, kern.phi0, kern.w
+    r_sharp, beta = noise.r_sharp, noise.beta
+    h3 = grid.h_a * grid.h_s * grid.h_r
     if parallel:
         _fe_slabs_par(rho, lg, a_c, phi0, geo, 1.0 / beta, h3, part)
     else:
@@ -533,11 +505,12 @@ def _free_energy_parts(parallel, rho, lg, a_c, phi0, geo, M, w, r_sharp, beta, h
 
 
 @numba.njit(cache=True)
-def _pot(parallel, rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi):
+def _pot(parallel, rho, grid, kern, A, M, phi):
+    """A, M and φ of ρ (:func:`.stepper3d.field3d`, serial or threaded)."""
     if parallel:
-        _potential_par(rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
+        field3d_par(rho, grid, kern, A, M, phi)
     else:
-        _potential(rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
+        field3d(rho, grid, kern, A, M, phi)
 
 
 @numba.njit(cache=True)
@@ -557,12 +530,17 @@ def _split_step(parallel, rho, cb, h_a, h_s, h_r, cells):
 
 
 @numba.njit(cache=True)
-def _balance(parallel, rho, cells, beta, h3, h_a, h_s, h_r, cb, a_c, feats, w, dA, dM, part):
+def _balance(parallel, rho, cells, grid, kern, beta, cb, planes, qv, part):
     """(ok, quad, dt·D, Breg) of the split step ρ → W1 → W2 → NEW (module doc).
 
     ok is False if a stage is negative or not finite.  On return ``cells[_LOG]`` = log NEW.
-    dt·D_x = (dt c/β) h³/(β h_x²) Σ face terms, Breg = β⁻¹ h³ Σ cell terms.
+    dt·D_x = (dt c/β) h³/(β h_x²) Σ face terms, Breg = β⁻¹ h³ Σ cell terms.  planes[2] and qv[1]
+    receive ΔA and ΔM.
     """
+    h_a, h_s, h_r = grid.h_a, grid.h_s, grid.h_r
+    h3 = h_a * h_s * h_r
+    a_c, feats, w = grid.a_c, kern.feats, kern.w
+    dA, dM = planes[2], qv[1]
     stages = (rho, cells[_W1], cells[_W2], cells[_NEW])
     bps = ((cells[_BPA], cells[_BMA]), (cells[_BPS], cells[_BMS]), (cells[_BPR], cells[_BMR]))
     hh = (h_a * h_a, h_s * h_s, h_r * h_r)
@@ -599,105 +577,100 @@ def _balance(parallel, rho, cells, beta, h3, h_a, h_s, h_r, cb, a_c, feats, w, d
 # compiled entry points
 
 
+# The split scheme as :class:`.semi_implicit.SemiImplicitOps` on the model
+# (parallel, grid, kern, noise, cells, planes, qv, part, geo) of :func:`make_noisy3d_work`.
+
+
 @numba.njit(cache=True)
-def _advance(rho, t, t_stop, max_steps, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_sharp,
-             lam, beta, m, kind, params, dt_init, dt_max, parallel, cells, planes, qv, part,
-             geo):
-    """The adaptive loop of :func:`advance_noisy3d` (one compiled loop)."""
-    n = rho.size
-    rf = rho.reshape(n)
-    newf = cells[_NEW].reshape(n)
-    A = planes[0]
-    phi = planes[1]
-    dA = planes[2]
-    M = qv[0]
-    dM = qv[1]
-    h3 = h_a * h_s * h_r
-    _geometry(a_c, s_c, r_c, lam, beta, m, geo)
-    _pot(parallel, rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
-    dt = dt_max if dt_init <= 0.0 else min(dt_init, dt_max)
-    steps = 0
-    rejected = 0
+def _logs_of(parallel, x, cells, part):
     if parallel:
-        bad = _logs_par(rho, cells[_LOG], part)
-    else:
-        bad = _logs(rho, cells[_LOG], part)
-    f_old = math.nan
-    scale = math.nan
-    if bad == 0:
-        f_old, scale = _free_energy_parts(parallel, rho, cells[_LOG], a_c, phi0, geo, M, w,
-                                          r_sharp, beta, h3, part)
-    if not math.isfinite(f_old):
-        return t, steps, rejected, NONFINITE, dt, f_old
-    while t < t_stop:
-        if steps >= max_steps:
-            return t, steps, rejected, MAX_STEPS, dt, f_old
-        if parallel:
-            _prepare_par(a_c, phi, geo, beta, cells)
-        else:
-            _prepare(a_c, phi, geo, beta, cells)
-        retried = False
-        while True:
-            land = dt >= t_stop - t
-            step = t_stop - t if land else dt
-            c = 2.0 * xi_at(kind, params, t + 0.5 * step)
-            cb = step * c / beta
-            _split_step(parallel, rho, cb, h_a, h_s, h_r, cells)
-            if parallel:
-                ok = _logs_par(cells[_NEW], cells[_LOG], part) == 0
-            else:
-                ok = _logs(cells[_NEW], cells[_LOG], part) == 0
-            f_new = math.nan
-            scale_new = scale
-            if ok:  # (a): the values of F
-                _pot(parallel, cells[_NEW], a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
-                f_new, scale_new = _free_energy_parts(parallel, cells[_NEW], cells[_LOG], a_c,
-                                                      phi0, geo, M, w, r_sharp, beta, h3, part)
-                ok = f_new <= f_old + F_REL_TOL * max(abs(f_old), scale)
-            if ok and f_old - f_new <= BALANCE_BAND * max(abs(f_old), scale):
-                # (b): the exact balance, where the values of F cannot resolve the change
-                ok, quad, dis, breg = _balance(parallel, rho, cells, beta, h3, h_a, h_s, h_r,
-                                               cb, a_c, feats, w, dA, dM, part)
-                ok = ok and quad <= dis + breg + 1e-24 * scale
-            if ok:
-                break
-            rejected += 1
-            retried = True
-            dt = 0.5 * step
-            if dt <= 1e-15 * max(abs(t), 1.0):
-                _pot(parallel, rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
-                return t, steps, rejected, DT_UNDERFLOW, dt, f_old
-        if parallel:
-            _copy_par(newf, rf)
-        else:
-            _copy(newf, rf)
-        f_old = f_new
-        scale = scale_new
-        steps += 1
-        if land:
-            t = t_stop
-        else:
-            t += step
-            dt = step if retried else min(GROWTH * step, dt_max)
-    return t, steps, rejected, REACHED, dt, f_old
+        return _logs_par(x, cells[_LOG], part)
+    return _logs(x, cells[_LOG], part)
 
 
 @numba.njit(cache=True)
-def _free_energy_core(rho, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_sharp, lam, beta,
-                      m):
+def _si_init(model, rho):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
+    _geometry(grid.a_c, grid.s_c, grid.r_c, noise.lam, noise.beta, noise.m, geo)
+    _pot(parallel, rho, grid, kern, planes[0], qv[0], planes[1])
+    if _logs_of(parallel, rho, cells, part) > 0:
+        return math.nan, math.nan
+    return _free_energy_parts(parallel, rho, cells[_LOG], grid, kern, geo, qv[0], noise, part)
+
+
+@numba.njit(cache=True)
+def _si_freeze(model):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
+    if parallel:
+        _prepare_par(grid.a_c, planes[1], geo, noise.beta, cells)
+    else:
+        _prepare(grid.a_c, planes[1], geo, noise.beta, cells)
+
+
+@numba.njit(cache=True)
+def _si_solve(model, rho, step, c):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
+    cb = step * c / noise.beta
+    _split_step(parallel, rho, cb, grid.h_a, grid.h_s, grid.h_r, cells)
+    return _logs_of(parallel, cells[_NEW], cells, part) == 0
+
+
+@numba.njit(cache=True)
+def _si_energy(model):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
+    _pot(parallel, cells[_NEW], grid, kern, planes[0], qv[0], planes[1])
+    return _free_energy_parts(parallel, cells[_NEW], cells[_LOG], grid, kern, geo, qv[0], noise,
+                              part)
+
+
+@numba.njit(cache=True)
+def _si_balance(model, rho, step, c):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
+    cb = step * c / noise.beta
+    return _balance(parallel, rho, cells, grid, kern, noise.beta, cb, planes, qv, part)
+
+
+@numba.njit(cache=True)
+def _si_accept(model, rho):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
+    n = rho.size
+    newf = cells[_NEW].reshape(n)
+    if parallel:
+        stage_par(COPY, newf, newf, newf, 0.0, rho.reshape(n))
+    else:
+        stage(COPY, newf, newf, newf, 0.0, rho.reshape(n))
+
+
+@numba.njit(cache=True)
+def _si_restore(model, rho):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
+    _pot(parallel, rho, grid, kern, planes[0], qv[0], planes[1])
+
+
+_frozen_implicit = make_frozen_implicit(SemiImplicitOps(
+    _si_init, _si_freeze, _si_solve, _si_energy, _si_balance, _si_accept, _si_restore))
+
+
+@numba.njit(cache=True)
+def _advance(rho, t, t_stop, max_steps, model, xi, ctl):
+    """The adaptive loop of :func:`advance_noisy3d` (the driver of :mod:`.semi_implicit`)."""
+    return _frozen_implicit(model, xi, rho, t, t_stop, max_steps, ctl)
+
+
+@numba.njit(cache=True)
+def _free_energy_core(rho, grid, kern, noise):
     na, ns, nr = rho.shape
     geo = np.zeros((3, max(na, ns, nr)))
-    _geometry(a_c, s_c, r_c, lam, beta, m, geo)
+    _geometry(grid.a_c, grid.s_c, grid.r_c, noise.lam, noise.beta, noise.m, geo)
     A = np.empty((ns, nr))
     phi = np.empty((ns, nr))
-    M = np.empty(feats.shape[0])
-    _potential(rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
+    M = np.empty(kern.feats.shape[0])
+    field3d(rho, grid, kern, A, M, phi)
     lg = np.empty_like(rho)
     part = np.empty((na, 3))
     if _logs(rho, lg, part) > 0:
         return math.nan
-    return _free_energy_parts(False, rho, lg, a_c, phi0, geo, M, w, r_sharp, beta,
-                              h_a * h_s * h_r, part)[0]
+    return _free_energy_parts(False, rho, lg, grid, kern, geo, M, noise, part)[0]
 
 
 @numba.njit(cache=True)
@@ -708,16 +681,16 @@ def _face_flux(rm, rp, x, a):
 
 
 @numba.njit(cache=True)
-def _sg_rhs_core(rho, t, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, lam, beta, m, kind,
-                 params, out):
+def _sg_rhs_core(rho, t, grid, kern, noise, xi, out):
     na, ns, nr = rho.shape
+    a_c, h_a, h_s, h_r, beta = grid.a_c, grid.h_a, grid.h_s, grid.h_r, noise.beta
     geo = np.zeros((3, max(na, ns, nr)))
-    _geometry(a_c, s_c, r_c, lam, beta, m, geo)
+    _geometry(a_c, grid.s_c, grid.r_c, noise.lam, beta, noise.m, geo)
     A = np.empty((ns, nr))
     phi = np.empty((ns, nr))
-    M = np.empty(feats.shape[0])
-    _potential(rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
-    c = 2.0 * xi_at(kind, params, t)
+    M = np.empty(kern.feats.shape[0])
+    field3d(rho, grid, kern, A, M, phi)
+    c = 2.0 * xi_at(xi.kind, xi.params, t)
     outrate = np.zeros_like(rho)  # Σ of the outflow coefficients / h of each cell
     out[:, :, :] = 0.0
     hs = (h_a, h_s, h_r)
@@ -768,45 +741,41 @@ def _f64(x: np.ndarray, name: str, shape: tuple[int, ...]) -> np.ndarray:
     return x
 
 
-def _check_inputs(rho, a_c, s_c, r_c, phi0, feats, w) -> None:
+def _check_inputs(rho, grid, kern) -> None:
     if not (isinstance(rho, np.ndarray) and rho.ndim == 3):
         raise ValueError("rho must be a 3-D array (n_a, n_s, n_r)")
     na, ns, nr = rho.shape
     _f64(rho, "rho", (na, ns, nr))
-    _f64(a_c, "a_c", (na,))
-    _f64(s_c, "s_c", (ns,))
-    _f64(r_c, "r_c", (nr,))
-    _f64(phi0, "phi0", (ns, nr))
+    _f64(grid.a_c, "a_c", (na,))
+    _f64(grid.s_c, "s_c", (ns,))
+    _f64(grid.r_c, "r_c", (nr,))
+    _f64(kern.phi0, "phi0", (ns, nr))
+    feats = kern.feats
     q = feats.shape[0] if isinstance(feats, np.ndarray) and feats.ndim == 2 else -1
     _f64(feats, "feats", (max(q, 0), ns * nr))
-    _f64(w, "w", (feats.shape[0],))
-    if not np.all(r_c > 0.0):
+    _f64(kern.w, "w", (feats.shape[0],))
+    if not np.all(grid.r_c > 0.0):
         raise ValueError("r cell centres must be > 0 (the weight r^m is taken at them)")
 
 
-def effective_potential3d(rho: np.ndarray, a_c: np.ndarray, s_c: np.ndarray, r_c: np.ndarray,
-                          h_a: float, h_s: float, h_r: float, phi0: np.ndarray,
-                          feats: np.ndarray, w: np.ndarray, lam: float, beta: float,
-                          m: float) -> np.ndarray:
+def effective_potential3d(rho: np.ndarray, grid, kern, noise) -> np.ndarray:
     """Φ_ijk = a_i φ_jk(ρ) + λ(a_i² + s_j² + r_k²)/2 − (m/β) log r_k, shape (n_a, n_s, n_r).
 
-    Computed with the operations of the compiled kernels (the same floating-point values).
+    ``grid``, ``kern``, ``noise``: :class:`.bundles.Grid3`, :class:`.bundles.Kernel3`,
+    :class:`.bundles.Noise`.  Computed with the operations of the compiled kernels (the same
+    floating-point values).
     """
-    _check_inputs(rho, a_c, s_c, r_c, phi0, feats, w)
+    _check_inputs(rho, grid, kern)
     na, ns, nr = rho.shape
-    work = make_noisy3d_work(na, ns, nr, feats.shape[0])
+    work = make_noisy3d_work(na, ns, nr, kern.feats.shape[0])
     cells, planes, qv, _, geo = work
-    _geometry(a_c, s_c, r_c, float(lam), float(beta), float(m), geo)
-    _potential(rho, a_c, float(h_a), float(h_s), float(h_r), phi0, feats, w, planes[0], qv[0],
-               planes[1])
-    _prepare(a_c, planes[1], geo, float(beta), cells)
+    _geometry(grid.a_c, grid.s_c, grid.r_c, noise.lam, noise.beta, noise.m, geo)
+    field3d(rho, grid, kern, planes[0], qv[0], planes[1])
+    _prepare(grid.a_c, planes[1], geo, noise.beta, cells)
     return cells[_PHI].copy()
 
 
-def sg_rhs3d(rho: np.ndarray, t: float, a_c: np.ndarray, s_c: np.ndarray, r_c: np.ndarray,
-             h_a: float, h_s: float, h_r: float, phi0: np.ndarray, feats: np.ndarray,
-             w: np.ndarray, lam: float, beta: float, m: float, kind: int, params: np.ndarray,
-             out: np.ndarray) -> float:
+def sg_rhs3d(rho: np.ndarray, t: float, grid, kern, noise, xi, out: np.ndarray) -> float:
     """out = dρ/dt, the explicit SG right-hand side with φ = φ(ρ) (module doc; serial, for tests).
 
     Returns the forward-Euler positivity rate max_cells Σ_faces (outflow coefficient)/h_x, with
@@ -814,23 +783,18 @@ def sg_rhs3d(rho: np.ndarray, t: float, a_c: np.ndarray, s_c: np.ndarray, r_c: n
     lower one: dt · rate <= 1 keeps ρ >= 0 (= 12ξ/(βh²) for flat Φ and equal h: the explicit
     parabolic limit).  nan if ρ is not finite.
     """
-    _check_inputs(rho, a_c, s_c, r_c, phi0, feats, w)
+    _check_inputs(rho, grid, kern)
     _f64(out, "out", rho.shape)
-    return float(_sg_rhs_core(rho, float(t), a_c, s_c, r_c, float(h_a), float(h_s), float(h_r),
-                              phi0, feats, w, float(lam), float(beta), float(m), int(kind),
-                              params, out))
+    return float(_sg_rhs_core(rho, float(t), grid, kern, noise, xi, out))
 
 
-def free_energy3d(rho: np.ndarray, a_c: np.ndarray, s_c: np.ndarray, r_c: np.ndarray,
-                  h_a: float, h_s: float, h_r: float, phi0: np.ndarray, feats: np.ndarray,
-                  w: np.ndarray, r_sharp: float, lam: float, beta: float, m: float) -> float:
+def free_energy3d(rho: np.ndarray, grid, kern, noise) -> float:
     """F(ρ) = ½R(ρ) + (λ/2) h³ Σ |z|² ρ + β⁻¹ h³ Σ ρ log(ρ / r^m)  (module doc; 0 log 0 = 0).
 
     Compensated summation (round-off a few ulp of Σ|terms|); nan if some ρ < 0 or is not finite.
     """
-    _check_inputs(rho, a_c, s_c, r_c, phi0, feats, w)
-    return float(_free_energy_core(rho, a_c, s_c, r_c, float(h_a), float(h_s), float(h_r), phi0,
-                                   feats, w, float(r_sharp), float(lam), float(beta), float(m)))
+    _check_inputs(rho, grid, kern)
+    return float(_free_energy_core(rho, grid, kern, noise))
 
 
 def make_noisy3d_work(n_a: int, n_s: int, n_r: int, Q: int) -> tuple[np.ndarray, ...]:
@@ -895,62 +859,49 @@ def frozen_step3d(rho: np.ndarray, phi_eff: np.ndarray, h_a: float, h_s: float, 
     return cells[_NEW].copy()
 
 
-def advance_noisy3d(rho, t, t_stop, max_steps, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w,
-                    r_sharp, lam, beta, m, kind, params, dt_init, dt_max, parallel,
-                    work) -> tuple[float, int, int, int, float, float]:
+def advance_noisy3d(rho, t, t_stop, max_steps, grid, kern, noise, xi, dt, work, *,
+                    parallel=False) -> tuple[float, int, int, int, float, float]:
     """Advance ``rho`` (n_a, n_s, n_r) in place from ``t`` to ``t_stop`` by split implicit SG steps.
 
     Step (module doc): φ = φ(ρⁿ) frozen, ξ = ξ(t + dt/2),
-    ρⁿ⁺¹ = (I + dt A_r)⁻¹ (I + dt A_s)⁻¹ (I + dt A_a)⁻¹ ρⁿ.  Adaptive dt as in
-    :func:`.driftdiffusion1d.advance_noisy`: the step is accepted only if ρⁿ⁺¹ is finite and
-    >= 0 and
-
-        F(ρⁿ⁺¹) <= F(ρⁿ) + 1e-14 · max(|F(ρⁿ)|, Σ|terms of F|)                        (a)
-        ½ Σ_q w_q ΔM_q² <= Σ_x [dt D_x + Breg_x] + 1e-24 Σ|terms of F|              (b)
-
-    ((a) on the values of F; (b) is F(ρⁿ⁺¹) <= F(ρⁿ) written as the exact balance of the module
-    doc, resolved to relative precision, which decides near equilibrium where the change of F is
-    below its round-off).  (b) is evaluated only when (a) holds with F(ρⁿ) − F(ρⁿ⁺¹) <=
+    ρⁿ⁺¹ = (I + dt A_r)⁻¹ (I + dt A_s)⁻¹ (I + dt A_a)⁻¹ ρⁿ.  The adaptive loop and its acceptance
+    test are those of :func:`.semi_implicit.make_frozen_implicit`: (a) on the values of F, (b) the
+    exact balance of the module doc, evaluated only when (a) holds with F(ρⁿ) − F(ρⁿ⁺¹) <=
     ``BALANCE_BAND`` · max(|F|, Σ|terms|): a larger decrease is certain from the values (their
     round-off is ~1e-15 of that scale), so (b) holds there, and skipping it saves about 60% of
-    the cost of a step.  A rejected step is retried with dt/2; an
-    accepted one multiplies dt by 1.5 (not right after a rejection), capped at ``dt_max``; the
-    last step lands exactly on ``t_stop``; dt_init <= 0 means start at dt_max.
+    the cost of a step.
 
+    Bundles: ``grid`` :class:`.bundles.Grid3`, ``kern`` :class:`.bundles.Kernel3`, ``noise``
+    :class:`.bundles.Noise`, ``xi`` :class:`.bundles.Xi`, ``dt`` :class:`.bundles.StepSizes`.
     Guarantees: ρ >= 0 and mass conserved to round-off for every dt, F non-increasing at every
     accepted step, no parabolic limit.  First order in time; the long-time limit is the discrete
     self-consistent Gibbs state exactly, whatever dt.
 
     ``parallel`` runs the slab kernels under ``prange`` (bit-identical to serial).  ``work`` from
     :func:`make_noisy3d_work`.  Returns (t, steps, rejected, status, dt_next, F_last) with the
-    status codes of :mod:`.stepper1d`; dt_next is the step to pass as dt_init to the next call,
+    status codes of :mod:`.rk`; dt_next is the step to pass as dt_init to the next call,
     F_last the free energy of the returned state.
     """
-    _check_inputs(rho, a_c, s_c, r_c, phi0, feats, w)
-    _check_work(work, rho.shape, feats.shape[0])
-    params = np.ascontiguousarray(params, dtype=np.float64)
-    if not (beta > 0.0 and lam >= 0.0 and m >= 0.0):
+    _check_inputs(rho, grid, kern)
+    _check_work(work, rho.shape, kern.feats.shape[0])
+    if not (noise.beta > 0.0 and noise.lam >= 0.0 and noise.m >= 0.0):
         raise ValueError("need beta > 0, lam >= 0 and m >= 0")
-    if not dt_max > 0.0:
-        raise ValueError(f"dt_max must be > 0, got {dt_max}")
+    if not dt.dt_max > 0.0:
+        raise ValueError(f"dt_max must be > 0, got {dt.dt_max}")
     cells, planes, qv, part, geo = work
-    out = _advance(rho, float(t), float(t_stop), int(max_steps), a_c, s_c, r_c, float(h_a),
-                   float(h_s), float(h_r), phi0, feats, w, float(r_sharp), float(lam),
-                   float(beta), float(m), int(kind), params, float(dt_init), float(dt_max),
-                   bool(parallel), cells, planes, qv, part, geo)
-    t_new, steps, rejected, status, dt, f = out
-    return float(t_new), int(steps), int(rejected), int(status), float(dt), float(f)
+    model = (bool(parallel), grid, kern, noise, cells, planes, qv, part, geo)
+    ctl = SemiImplicitControl(float(dt.dt_init), float(dt.dt_max), BALANCE_BAND)
+    out = _advance(rho, float(t), float(t_stop), int(max_steps), model, xi, ctl)
+    t_new, steps, rejected, status, dt_next, f = out
+    return float(t_new), int(steps), int(rejected), int(status), float(dt_next), float(f)
 
 
 # ----------------------------------------------------------------------------------------------
 # Gibbs state and steady state
 
 
-def gibbs_state3d(a_c: np.ndarray, s_c: np.ndarray, r_c: np.ndarray, h_a: float, h_s: float,
-                  h_r: float, phi0: np.ndarray, feats: np.ndarray, w: np.ndarray,
-                  r_sharp: float, lam: float, beta: float, m: float, *, mass: float = 1.0,
-                  m0: np.ndarray | None = None, tol: float = 1e-14,
-                  max_iter: int = 100) -> GibbsResult:
+def gibbs_state3d(grid, kern, noise, *, mass: float = 1.0, m0: np.ndarray | None = None,
+                  tol: float = 1e-14, max_iter: int = 100) -> GibbsResult:
     """The discrete self-consistent Gibbs state of the noisy 3-D equation on the cell centres:
 
         ρ*_ijk = r_k^m exp(−β(a_i φ_jk(ρ*) + λ(a_i² + s_j² + r_k²)/2)) / Z,   h³ Σ ρ* = mass,
@@ -961,65 +912,43 @@ def gibbs_state3d(a_c: np.ndarray, s_c: np.ndarray, r_c: np.ndarray, h_a: float,
     Returns its :class:`..gibbs.GibbsResult` with ``density`` of shape (n_a, n_s, n_r) and
     ``moments`` = M_q(ρ*).  Memory: the features are expanded to (Q, n_a n_s n_r).
     """
-    a_c, s_c, r_c = (np.asarray(x, dtype=np.float64) for x in (a_c, s_c, r_c))
+    a_c, s_c, r_c = (np.asarray(x, dtype=np.float64) for x in (grid.a_c, grid.s_c, grid.r_c))
+    lam, beta, m = noise.lam, noise.beta, noise.m
     na, ns, nr = a_c.size, s_c.size, r_c.size
-    phi0 = np.asarray(phi0, dtype=np.float64).reshape(ns, nr)
-    feats = np.asarray(feats, dtype=np.float64).reshape(-1, ns * nr)
+    phi0 = np.asarray(kern.phi0, dtype=np.float64).reshape(ns, nr)
+    feats = np.asarray(kern.feats, dtype=np.float64).reshape(-1, ns * nr)
     a2, s2, r2 = a_c**2, s_c**2, r_c**2
     ext = (a_c[:, None, None] * phi0[None]
            + 0.5 * lam * (a2[:, None, None] + s2[None, :, None] + r2[None, None, :]))
     log_r = m * np.log(r_c) if m != 0.0 else np.zeros(nr)
     log_w = np.broadcast_to(log_r[None, None, :], (na, ns, nr))
     f = (a_c[None, :, None] * feats[:, None, :]).reshape(feats.shape[0], na * ns * nr)
-    return gibbs_core(ext, log_w, f, np.asarray(w, dtype=np.float64), beta, h_a * h_s * h_r,
-                      r_sharp=r_sharp, mass=mass, m0=m0, tol=tol, max_iter=max_iter)
+    return gibbs_core(ext, log_w, f, np.asarray(kern.w, dtype=np.float64), beta,
+                      grid.h_a * grid.h_s * grid.h_r, r_sharp=noise.r_sharp, mass=mass, m0=m0,
+                      tol=tol, max_iter=max_iter)
 
 
-def steady_state3d(rho: np.ndarray, a_c: np.ndarray, s_c: np.ndarray, r_c: np.ndarray,
-                   h_a: float, h_s: float, h_r: float, phi0: np.ndarray, feats: np.ndarray,
-                   w: np.ndarray, r_sharp: float, lam: float, beta: float, m: float, *,
-                   kind: int = 0, params: np.ndarray | None = None, tol: float = 1e-12,
+def steady_state3d(rho: np.ndarray, grid, kern, noise, *, xi=None, tol: float = 1e-12,
                    tol_rho: float | None = None, t_chunk: float = 1.0, t_max: float = 1e4,
                    dt_init: float = 0.0, dt_max: float | None = None, max_steps: int = 10**7,
                    parallel: bool = False) -> SteadyState:
     """Run :func:`advance_noisy3d` (on a copy of ``rho``) in chunks of length ``t_chunk`` from
     t = 0 until the relative free-energy decrease per unit time is <= ``tol`` (and, if given, the
-    L1 rate of change h³ Σ|Δρ|/Δt <= ``tol_rho``), or until ``t_max``.
+    L1 rate of change h³ Σ|Δρ|/Δt <= ``tol_rho``), or until ``t_max``
+    (:func:`.semi_implicit.steady_state_loop`; ``xi`` defaults to ξ = 1).
 
-    As in :func:`.driftdiffusion1d.steady_state`: the free-energy criterion alone certifies ρ only
-    to about sqrt(β · 1e-16) in L1; use ``tol_rho`` to demand more.  dt_max defaults to t_chunk.
-    Returns a :class:`.driftdiffusion1d.SteadyState`.
+    The free-energy criterion alone certifies ρ only to about sqrt(β · 1e-16) in L1; use
+    ``tol_rho`` to demand more.  dt_max defaults to t_chunk.
     """
-    if params is None:
-        params = np.array([1.0])
+    xi = Xi.make(0, [1.0]) if xi is None else xi
     rho = np.array(rho, dtype=np.float64, order="C")
-    na, ns, nr = rho.shape
-    work = make_noisy3d_work(na, ns, nr, feats.shape[0])
-    h3 = h_a * h_s * h_r
-    dt = dt_init
+    work = make_noisy3d_work(*rho.shape, kern.feats.shape[0])
     dmax = t_chunk if dt_max is None else dt_max
-    t = 0.0
-    steps = rejected = 0
-    f_prev = free_energy3d(rho, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_sharp, lam, beta,
-                           m)
-    rate = rho_rate = math.inf
-    status = REACHED
-    f_now = f_prev
-    while t < t_max:
-        prev = rho.copy()
-        t_stop = min(t + t_chunk, t_max)
-        t_new, s, rej, status, dt, f_now = advance_noisy3d(
-            rho, t, t_stop, max_steps, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_sharp,
-            lam, beta, m, kind, params, dt, dmax, parallel, work)
-        steps += s
-        rejected += rej
-        span = t_new - t
-        t = t_new
-        if status != REACHED or span <= 0.0:
-            break
-        rate = (f_prev - f_now) / (span * max(abs(f_now), 1e-300))
-        rho_rate = h3 * float(np.sum(np.abs(rho - prev))) / span
-        f_prev = f_now
-        if abs(rate) <= tol and (tol_rho is None or rho_rate <= tol_rho):
-            return SteadyState(rho, t, rate, rho_rate, True, steps, rejected, status, f_now)
-    return SteadyState(rho, t, rate, rho_rate, False, steps, rejected, status, f_now)
+
+    def advance(rho, t, t_stop, dt):
+        return advance_noisy3d(rho, t, t_stop, max_steps, grid, kern, noise, xi,
+                               StepSizes.make(dt, dmax), work, parallel=parallel)
+
+    return steady_state_loop(advance, rho, free_energy3d(rho, grid, kern, noise),
+                             grid.h_a * grid.h_s * grid.h_r, tol=tol, tol_rho=tol_rho,
+                             t_chunk=t_chunk, t_max=t_max, dt_init=dt_init)
