@@ -200,3 +200,50 @@ def test_the_time_stepping_drivers_load_from_the_disk_cache():
     for line in runs[1].stdout.split("\n")[-7:-1]:
         name, hits, misses = line.split()
         assert int(hits) >= 1 and int(misses) == 0, line
+
+
+# the serial and the threaded variant of one source, each loaded from the cache
+VARIANTS = """
+import numba
+import numpy as np
+from meanfield_pde.fv import rk
+x, out = np.ones(64), np.empty(64)
+rk.stage(rk.EULER, x, x, x, 0.5, out)
+try:
+    numba.threading_layer()
+    started = True
+except ValueError:  # no parallel region has run yet
+    started = False
+rk.stage_par(rk.EULER, x, x, x, 0.5, out)
+print(started, numba.threading_layer())
+for f in (rk.stage, rk.stage_par):
+    print(sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values()))
+"""
+
+
+def test_serial_and_threaded_variants_are_cached_apart_and_the_threaded_one_is_threaded():
+    """fv/variants.py compiles one source twice; Numba's cache key ignores ``parallel=True``, so
+    the two must live in different cache files.  In a fresh process both load from the cache,
+    the serial one starts no thread pool and the threaded one does."""
+    import importlib
+    import pkgutil
+
+    import meanfield_pde.fv as fv
+
+    paths = {}
+    for info in pkgutil.iter_modules(fv.__path__, "meanfield_pde.fv."):
+        for obj in vars(importlib.import_module(info.name)).values():
+            cache_file = getattr(getattr(obj, "_cache", None), "_cache_file", None)
+            if isinstance(obj, numba.core.registry.CPUDispatcher) and cache_file is not None:
+                paths.setdefault(cache_file._index_path, set()).add(obj)
+    assert all(len(v) == 1 for v in paths.values())  # no two dispatchers share a cache file
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE.parent))
+    runs = [subprocess.run([sys.executable, "-c", VARIANTS], env=env, capture_output=True,
+                           text=True, timeout=600, cwd=str(PACKAGE.parent)) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    started, layer = runs[1].stdout.split("\n")[0].split()
+    assert started == "False" and layer in ("omp", "tbb", "workqueue")
+    for line in runs[1].stdout.split("\n")[1:3]:
+        hits, misses = map(int, line.split())
+        assert hits >= 1 and misses == 0, runs[1].stdout

@@ -92,6 +92,7 @@ from .semi_implicit import (
     steady_state_loop,
 )
 from .stepper3d import _feature_moment, field3d, field3d_par
+from .variants import serial_and_parallel
 from .xi import xi_at
 
 __all__ = [
@@ -345,19 +346,12 @@ def _column_diff_row(j, new, old, a_c, h_a, dA):
 # phases: serial and prange versions (same slab code, partial sums per slab)
 
 
-@numba.njit(cache=True)
-def _dmoments(new, old, a_c, h_a, h_s, h_r, feats, dA, dM):
+# Each phase below is one source with ``prange`` over slabs, compiled serially and threaded
+# (:func:`.variants.serial_and_parallel`); partial sums go through ``part`` in slab order.
+
+
+def _dmoments_src(new, old, a_c, h_a, h_s, h_r, feats, dA, dM):
     """dM_q = M_q(new) − M_q(old), computed from new − old (no cancellation of the M_q)."""
-    ns, nr = dA.shape
-    for j in range(ns):
-        _column_diff_row(j, new, old, a_c, h_a, dA)
-    dAf = dA.reshape(ns * nr)
-    for q in range(feats.shape[0]):
-        dM[q] = _feature_moment(q, feats, dAf, h_s * h_r)
-
-
-@numba.njit(cache=True, parallel=True)
-def _dmoments_par(new, old, a_c, h_a, h_s, h_r, feats, dA, dM):
     ns, nr = dA.shape
     for j in numba.prange(ns):
         _column_diff_row(j, new, old, a_c, h_a, dA)
@@ -366,35 +360,14 @@ def _dmoments_par(new, old, a_c, h_a, h_s, h_r, feats, dA, dM):
         dM[q] = _feature_moment(q, feats, dAf, h_s * h_r)
 
 
-@numba.njit(cache=True)
-def _prepare(a_c, phi, geo, beta, cells):
-    for i in range(a_c.shape[0]):
-        _slab_prepare(i, a_c, phi, geo, beta, cells)
-
-
-@numba.njit(cache=True, parallel=True)
-def _prepare_par(a_c, phi, geo, beta, cells):
+def _prepare_src(a_c, phi, geo, beta, cells):
+    """Φ and the Bernoulli factors of every face (:func:`_slab_prepare`, one slab per i)."""
     for i in numba.prange(a_c.shape[0]):
         _slab_prepare(i, a_c, phi, geo, beta, cells)
 
 
-@numba.njit(cache=True)
-def _sweep(axis, src, kappa, cells, dst):
+def _sweep_src(axis, src, kappa, cells, dst):
     """dst = (I + dt A_axis)⁻¹ src (κ = dt c/(β h_axis²)); ``cells[_LOG]`` is scratch."""
-    na, ns, _ = src.shape
-    if axis == 0:
-        for j in range(ns):
-            _sweep_a(j, src, kappa, cells[_BPA], cells[_BMA], cells[_PIV], cells[_LOG], dst)
-    elif axis == 1:
-        for i in range(na):
-            _sweep_s(i, src, kappa, cells[_BPS], cells[_BMS], cells[_PIV], cells[_LOG], dst)
-    else:
-        for i in range(na):
-            _sweep_r(i, src, kappa, cells[_BPR], cells[_BMR], cells[_PIV], dst)
-
-
-@numba.njit(cache=True, parallel=True)
-def _sweep_par(axis, src, kappa, cells, dst):
     na, ns, _ = src.shape
     if axis == 0:
         for j in numba.prange(ns):
@@ -407,16 +380,8 @@ def _sweep_par(axis, src, kappa, cells, dst):
             _sweep_r(i, src, kappa, cells[_BPR], cells[_BMR], cells[_PIV], dst)
 
 
-@numba.njit(cache=True)
-def _logs(x, lg, part):
-    bad = 0
-    for i in range(x.shape[0]):
-        bad += _slab_log(i, x, lg)
-    return bad
-
-
-@numba.njit(cache=True, parallel=True)
-def _logs_par(x, lg, part):
+def _logs_src(x, lg, part):
+    """lg = log x (−inf where x = 0); returns the number of negative / non-finite cells."""
     na = x.shape[0]
     for i in numba.prange(na):
         part[i, 0] = _slab_log(i, x, lg)
@@ -426,19 +391,8 @@ def _logs_par(x, lg, part):
     return bad
 
 
-@numba.njit(cache=True)
-def _dis_breg(axis, old, new, cells, bp, bm, beta, part):
-    dis = 0.0
-    breg = 0.0
-    for i in range(new.shape[0]):
-        d, b = _slab_dis_breg(i, axis, old, new, cells[_LOG], cells[_PHI], bp, bm, beta)
-        dis += d
-        breg += b
-    return dis, breg
-
-
-@numba.njit(cache=True, parallel=True)
-def _dis_breg_par(axis, old, new, cells, bp, bm, beta, part):
+def _dis_breg_src(axis, old, new, cells, bp, bm, beta, part):
+    """(Σ dissipation terms, Σ Bregman terms) of one split factor (:func:`_slab_dis_breg`)."""
     na = new.shape[0]
     for i in numba.prange(na):
         part[i, 0], part[i, 1] = _slab_dis_breg(i, axis, old, new, cells[_LOG], cells[_PHI], bp,
@@ -451,18 +405,19 @@ def _dis_breg_par(axis, old, new, cells, bp, bm, beta, part):
     return dis, breg
 
 
-@numba.njit(cache=True)
-def _fe_slabs(rho, lg, a_c, phi0, geo, inv_beta, h3, part):
-    for i in range(rho.shape[0]):
-        part[i, 0], part[i, 1], part[i, 2] = _slab_free_energy(i, rho, lg, a_c, phi0, geo,
-                                                               inv_beta, h3)
-
-
-@numba.njit(cache=True, parallel=True)
-def _fe_slabs_par(rho, lg, a_c, phi0, geo, inv_beta, h3, part):
+def _fe_slabs_src(rho, lg, a_c, phi0, geo, inv_beta, h3, part):
+    """part[i] = the Neumaier sum of the free-energy terms of slab i (:func:`_slab_free_energy`)."""
     for i in numba.prange(rho.shape[0]):
         part[i, 0], part[i, 1], part[i, 2] = _slab_free_energy(i, rho, lg, a_c, phi0, geo,
                                                                inv_beta, h3)
+
+
+_dmoments, _dmoments_par = serial_and_parallel(_dmoments_src)
+_prepare, _prepare_par = serial_and_parallel(_prepare_src)
+_sweep, _sweep_par = serial_and_parallel(_sweep_src)
+_logs, _logs_par = serial_and_parallel(_logs_src)
+_dis_breg, _dis_breg_par = serial_and_parallel(_dis_breg_src)
+_fe_slabs, _fe_slabs_par = serial_and_parallel(_fe_slabs_src)
 
 
 @numba.njit(cache=True)

@@ -29,6 +29,8 @@ from typing import NamedTuple
 
 import numba
 
+from .variants import serial_and_parallel
+
 REACHED, MAX_STEPS, NONFINITE, DT_UNDERFLOW = 0, 1, 2, 3
 STATUS_TEXT = {
     REACHED: "reached the stop time",
@@ -50,36 +52,13 @@ class RK3Control(NamedTuple):
     first: bool
 
 
-@numba.njit(cache=True)
-def stage(op, rho, x, l, dt, out):
-    """out = the SSP-RK3 combination ``op`` on flat arrays (serial); returns the number of
-    negative or nan entries for THIRD (0 otherwise).
+def _stage(op, rho, x, l, dt, out):
+    """out = the SSP-RK3 combination ``op`` on flat arrays; returns the number of negative or nan
+    entries for THIRD (0 otherwise).
 
     EULER: out = ρ + dt l;  SECOND: out = ¾ρ + ¼(x + dt l);  THIRD: out = (ρ + 2(x + dt l))/3;
-    COPY: out = ρ.
+    COPY: out = ρ.  Elementwise, so the serial and the threaded variant are bit-identical.
     """
-    bad = 0
-    if op == EULER:
-        for n in range(rho.size):
-            out[n] = rho[n] + dt * l[n]
-    elif op == SECOND:
-        for n in range(rho.size):
-            out[n] = 0.75 * rho[n] + 0.25 * (x[n] + dt * l[n])
-    elif op == THIRD:
-        for n in range(rho.size):
-            v = (rho[n] + 2.0 * (x[n] + dt * l[n])) / 3.0
-            if not v >= 0.0:
-                bad += 1
-            out[n] = v
-    else:
-        for n in range(rho.size):
-            out[n] = rho[n]
-    return bad
-
-
-@numba.njit(cache=True, parallel=True)
-def stage_par(op, rho, x, l, dt, out):
-    """:func:`stage` under ``prange`` (elementwise, so bit-identical)."""
     bad = 0
     if op == EULER:
         for n in numba.prange(rho.size):
@@ -96,6 +75,9 @@ def stage_par(op, rho, x, l, dt, out):
         for n in numba.prange(rho.size):
             out[n] = rho[n]
     return bad
+
+
+stage, stage_par = serial_and_parallel(_stage)
 
 
 def make_ssp_rk3(rhs, stage_fn):

@@ -41,9 +41,9 @@ Time stepping is the Shu–Osher SSP-RK3 driver of :mod:`.rk` with dt = cfl/λ(�
 rejection and retry with dt/2 when a stage has dt λ > 1/2 or the result is negative or
 non-finite, exact landing on ``t_stop`` and the same status codes.
 
-``rhs3d`` is serial; ``rhs3d_parallel`` runs the same per-slice kernel under ``prange`` over the a
-axis and computes A under ``prange`` over j, with i summed in the same order, so the two are
-bit-identical (no reduction changes its order).
+``rhs3d`` and ``rhs3d_parallel`` are the serial and the threaded variant of one source
+(:mod:`.variants`): ``prange`` over the a-slices, and over j for A, with i summed in the same
+order, so the two are bit-identical (no reduction changes its order).
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ from .rk import (
     stage_par,
 )
 from .transport import limited_slope
+from .variants import serial_and_parallel
 from .xi import xi_at
 
 __all__ = [
@@ -262,24 +263,10 @@ def _slice_rhs(i, rho, c, a_c, inv_h, phi, theta, fs, out):
             fr_m = fr_p
 
 
-@numba.njit(cache=True)
-def field3d(rho, grid, kern, A, M, phi):
+def _field3d(rho, grid, kern, A, M, phi):
     """A[j,k] = h_a Σ_i a_c[i] ρ[i,j,k], M_q = h_s h_r F_q·A and φ = φ0 + Σ_q (w_q M_q) F_q
-    (module doc; the one compiled evaluation of the 3-D potential), serial."""
-    ns, nr = phi.shape
-    for j in range(ns):
-        _column_moment_row(j, rho, grid.a_c, grid.h_a, A)
-    Af, phif, phi0f = A.reshape(ns * nr), phi.reshape(ns * nr), kern.phi0.reshape(ns * nr)
-    feats = kern.feats
-    for q in range(feats.shape[0]):
-        M[q] = _feature_moment(q, feats, Af, grid.h_s * grid.h_r)
-    for b in range((ns * nr + _BLOCK - 1) // _BLOCK):
-        _potential_block(b, feats, kern.w, M, phi0f, phif)
-
-
-@numba.njit(cache=True, parallel=True)
-def field3d_par(rho, grid, kern, A, M, phi):
-    """:func:`field3d` with ``prange`` over j, q and the blocks of φ (bit-identical)."""
+    (module doc; the one compiled evaluation of the 3-D potential).  ``prange`` over j, q and the
+    blocks of φ; every sum keeps its serial order."""
     ns, nr = phi.shape
     for j in numba.prange(ns):
         _column_moment_row(j, rho, grid.a_c, grid.h_a, A)
@@ -291,30 +278,20 @@ def field3d_par(rho, grid, kern, A, M, phi):
         _potential_block(b, feats, kern.w, M, phi0f, phif)
 
 
-@numba.njit(cache=True)
-def rhs3d(rho, t, grid, kern, xi, theta, A, M, phi, out):
-    """out = L(ρ, t), the finite-volume right-hand side (module docstring); serial.
+field3d, field3d_par = serial_and_parallel(_field3d)
+
+
+def _rhs3d(rho, t, grid, kern, xi, theta, A, M, phi, out):
+    """out = L(ρ, t), the finite-volume right-hand side (module docstring).
 
     ``grid`` a :class:`.bundles.Grid3`, ``kern`` a :class:`.bundles.Kernel3`, ``xi`` a
     :class:`.bundles.Xi`.  Work arrays A (n_s, n_r), M (Q,), φ (n_s, n_r) are overwritten with
     the column moments, the feature moments M_q and the potential φ of ρ.  Returns the CFL rate
     λ = max|u^a|/h_a + max|u^s|/h_s + max|u^r|/h_r (nan if ρ, φ or ξ is not finite).
+    ``prange`` over the a-slices (and in :func:`field3d`); serial = threaded bit for bit.
     """
     na, ns, nr = rho.shape
     field3d(rho, grid, kern, A, M, phi)
-    c, rate = _rate(A, t, grid, xi, phi, na)
-    fs = np.empty((na, nr))
-    inv_h = (1.0 / grid.h_a, 1.0 / grid.h_s, 1.0 / grid.h_r)
-    for i in range(na):
-        _slice_rhs(i, rho, c, grid.a_c, inv_h, phi, theta, fs[i], out)
-    return rate
-
-
-@numba.njit(cache=True, parallel=True)
-def rhs3d_parallel(rho, t, grid, kern, xi, theta, A, M, phi, out):
-    """:func:`rhs3d` with ``prange`` over j (for A) and over the a-slices; bit-identical."""
-    na, ns, nr = rho.shape
-    field3d_par(rho, grid, kern, A, M, phi)
     c, rate = _rate(A, t, grid, xi, phi, na)
     fs = np.empty((na, nr))
     inv_h = (1.0 / grid.h_a, 1.0 / grid.h_s, 1.0 / grid.h_r)
@@ -324,30 +301,26 @@ def rhs3d_parallel(rho, t, grid, kern, xi, theta, A, M, phi, out):
     return rate
 
 
+rhs3d, rhs3d_parallel = serial_and_parallel(_rhs3d, swap={"field3d": field3d_par})
+
+
 # ---------------------------------------------------------------------------------------------
 # SSP-RK3 (the driver of :mod:`.rk` on flat views; serial and threaded entry points)
 # ---------------------------------------------------------------------------------------------
 
-@numba.njit(cache=True)
-def _model_rhs(model, x, t, out):
+def _model_rhs_src(model, x, t, out):
     shape, grid, kern, xi, theta, A, M, phi = model
     return rhs3d(x.reshape(shape), t, grid, kern, xi, theta, A, M, phi, out.reshape(shape))
 
 
-@numba.njit(cache=True)
-def _model_rhs_par(model, x, t, out):
-    shape, grid, kern, xi, theta, A, M, phi = model
-    return rhs3d_parallel(x.reshape(shape), t, grid, kern, xi, theta, A, M, phi,
-                          out.reshape(shape))
-
-
+_model_rhs, _model_rhs_par = serial_and_parallel(_model_rhs_src, swap={"rhs3d": rhs3d_parallel},
+                                                 prange=False)
 _ssp_rk3 = make_ssp_rk3(_model_rhs, stage)
 _ssp_rk3_par = make_ssp_rk3(_model_rhs_par, stage_par)
 
 
-@numba.njit(cache=True)
-def _advance(rho, t, t_stop, max_steps, grid, kern, xi, cfl, theta, work):
-    """The SSP-RK3 loop of :func:`advance3d`, serial kernels."""
+def _advance_src(rho, t, t_stop, max_steps, grid, kern, xi, cfl, theta, work):
+    """The SSP-RK3 loop of :func:`advance3d` (threaded variant: the threaded kernels)."""
     w1, w2, l0, l1, A, M, phi = work
     n = rho.size
     model = (rho.shape, grid, kern, xi, theta, A, M, phi)
@@ -356,15 +329,8 @@ def _advance(rho, t, t_stop, max_steps, grid, kern, xi, cfl, theta, work):
                     flat)
 
 
-@numba.njit(cache=True)
-def _advance_par(rho, t, t_stop, max_steps, grid, kern, xi, cfl, theta, work):
-    """The SSP-RK3 loop of :func:`advance3d`, threaded kernels (bit-identical to serial)."""
-    w1, w2, l0, l1, A, M, phi = work
-    n = rho.size
-    model = (rho.shape, grid, kern, xi, theta, A, M, phi)
-    flat = (w1.reshape(n), w2.reshape(n), l0.reshape(n), l1.reshape(n))
-    return _ssp_rk3_par(model, rho.reshape(n), t, t_stop, max_steps,
-                        RK3Control(cfl, 1.0, 0.5, True), flat)
+_advance, _advance_par = serial_and_parallel(_advance_src, swap={"_ssp_rk3": _ssp_rk3_par},
+                                             prange=False)
 
 
 # ---------------------------------------------------------------------------------------------
