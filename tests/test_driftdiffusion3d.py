@@ -15,6 +15,8 @@ from roundoff import U, free_energy_roundoff_3d
 from meanfield_pde.activations import get_activation
 from meanfield_pde.fv import driftdiffusion1d as dd
 from meanfield_pde.fv import driftdiffusion3d as D
+from meanfield_pde.fv import energy3d as E
+from meanfield_pde.fv import splitstep3d as SP
 from meanfield_pde.fv.bundles import Grid3, Kernel3, Noise, StepSizes, Xi
 from meanfield_pde.fv.stepper3d import field3d, potential3d
 from meanfield_pde.problems.neuron_kernel import neuron_kernel
@@ -189,13 +191,13 @@ def test_semi_discrete_dissipation_on_random_states(m):
         dfdt = h3 * float(np.sum(mu * out))
         assert dfdt < 0.0
         cells, _, _, part, _ = D.make_noisy3d_work(6, 9, 8, 3)
-        cells[D._PHI] = Phi
-        cells[D._LOG] = np.log(rho)
+        cells[SP._PHI] = Phi
+        cells[SP._LOG] = np.log(rho)
         total = 0.0
-        for ax, (h, bp, bm) in enumerate([(h_a, D._BPA, D._BMA), (h_s, D._BPS, D._BMS),
-                                          (h_r, D._BPR, D._BMR)]):
-            D._faces_from_phi(Phi, beta, cells)
-            dis, breg = D._dis_breg(ax, rho, rho, cells, cells[bp], cells[bm], beta, part)
+        for ax, (h, bp, bm) in enumerate([(h_a, SP._BPA, SP._BMA), (h_s, SP._BPS, SP._BMS),
+                                          (h_r, SP._BPR, SP._BMR)]):
+            SP._faces_from_phi(Phi, beta, cells)
+            dis, breg = E._dis_breg(ax, rho, rho, cells, cells[bp], cells[bm], beta, part)
             assert dis >= 0.0 and breg == 0.0
             total += h3 * c / (beta * beta * h * h) * dis
         assert dfdt == pytest.approx(-total, rel=1e-10)
@@ -348,15 +350,15 @@ def test_step_balance_is_the_exact_free_energy_change():
     for dt in (1e-3, 0.05, 2.0):
         cells, planes, qv, part, geo = D.make_noisy3d_work(*shape, 3)
         grid, kern, _ = _tables(*args)
-        D._geometry(a_c, s_c, r_c, lam, beta, m, geo)
+        SP._geometry(a_c, s_c, r_c, lam, beta, m, geo)
         field3d(rho, grid, kern, planes[0], qv[0], planes[1])
-        D._prepare(a_c, planes[1], geo, beta, cells)
+        SP._prepare(a_c, planes[1], geo, beta, cells)
         cb = dt * 2.0 / beta
-        D._split_step(False, rho, cb, h_a, h_s, h_r, cells)
-        ok, quad, dis, breg = D._balance(False, rho, cells, grid, kern, beta, cb, planes, qv,
+        SP._split_step(False, rho, cb, h_a, h_s, h_r, cells)
+        ok, quad, dis, breg = E._balance(False, rho, cells, grid, kern, beta, cb, planes, qv,
                                          part)
         assert ok and quad >= 0 and dis >= 0 and breg >= 0
-        new = cells[D._NEW].copy()
+        new = cells[SP._NEW].copy()
         change = D.free_energy3d(new, *_tables(*args)) - D.free_energy3d(rho, *_tables(*args))
         assert change == pytest.approx(quad - dis - breg, rel=1e-9, abs=1e-14)
 

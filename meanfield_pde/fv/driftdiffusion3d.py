@@ -66,6 +66,10 @@ instability of large frozen-interaction steps under a strong interaction is caug
 Away from equilibrium ½ Σ w ΔM² = O(dt²) against a decrease dt D + Breg of order dt, so small
 enough steps are accepted.
 
+Layout: :mod:`.splitstep3d` holds Φ, the Bernoulli factors and the line solves of the split
+step; :mod:`.energy3d` the free energy and the exact balance; this module the explicit SG
+right-hand side, the scheme's hooks for :mod:`.semi_implicit` and the Python entry points.
+
 Parallelism: every kernel works on slabs (a-lines: one slab per j; s- and r-lines, logs, free
 energy and dissipation: one slab per i).  The serial and the ``prange`` versions run the same slab
 code, and reductions go through per-slab partial sums added in slab order, so the two are
@@ -81,7 +85,7 @@ import numba
 import numpy as np
 
 from .bundles import StepSizes, Xi
-from .driftdiffusion1d import _excess_series, _solve_implicit, bernoulli
+from .energy3d import _balance, _free_energy_core, _free_energy_parts, _logs, _logs_par
 from .gibbs import GibbsResult, gibbs_core
 from .rk import COPY, DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED, STATUS_TEXT, stage, stage_par
 from .semi_implicit import (
@@ -91,8 +95,20 @@ from .semi_implicit import (
     make_frozen_implicit,
     steady_state_loop,
 )
-from .stepper3d import _feature_moment, field3d, field3d_par
-from .variants import serial_and_parallel
+from .splitstep3d import (
+    _LOG,
+    _NEW,
+    _PHI,
+    N_CELLS,
+    _bern_pair,
+    _faces_from_phi,
+    _geometry,
+    _phi_at,
+    _prepare,
+    _prepare_par,
+    _split_step,
+)
+from .stepper3d import field3d, field3d_par
 from .xi import xi_at
 
 __all__ = [
@@ -106,358 +122,6 @@ __all__ = [
 # is ~1e-15 of that scale), so (b) would hold there and need not be computed.
 BALANCE_BAND = 1e-10
 
-# indices into the (N_CELLS, n_a, n_s, n_r) work block
-_W1, _W2, _NEW, _PHI, _BPA, _BMA, _BPS, _BMS, _BPR, _BMR, _PIV, _LOG = range(12)
-N_CELLS = 12
-
-
-# ----------------------------------------------------------------------------------------------
-# pointwise and per-slab pieces (shared by the serial and the parallel drivers)
-
-
-@numba.njit(cache=True, inline="always")
-def _bern_pair(x):
-    """(B(x), B(−x)) with one expm1: the smaller one is B(|x|), the other B(|x|) + |x|.
-
-    B(−y) = B(y) + y adds two non-negative numbers for y >= 0 (no cancellation), so the ratio
-    B(x)/B(−x) = e^{−x} holds to a few ulp.
-    """
-    if x >= 0.0:
-        b = bernoulli(x)
-        return b, b + x
-    b = bernoulli(-x)
-    return b - x, b
-
-
-@numba.njit(cache=True)
-def _geometry(a_c, s_c, r_c, lam, beta, m, geo):
-    """geo[0, i] = λa_i²/2, geo[1, j] = λs_j²/2, geo[2, k] = λr_k²/2 − (m/β) log r_k."""
-    mb = m / beta
-    for i in range(a_c.shape[0]):
-        geo[0, i] = 0.5 * lam * a_c[i] * a_c[i]
-    for j in range(s_c.shape[0]):
-        geo[1, j] = 0.5 * lam * s_c[j] * s_c[j]
-    for k in range(r_c.shape[0]):
-        x = 0.5 * lam * r_c[k] * r_c[k]
-        geo[2, k] = x - mb * math.log(r_c[k]) if m != 0.0 else x
-
-
-@numba.njit(cache=True, inline="always")
-def _phi_at(i, j, k, a_c, phi, geo):
-    """Φ_ijk = a_i φ_jk + (λa_i²/2 + λs_j²/2) + (λr_k²/2 − (m/β) log r_k)."""
-    return a_c[i] * phi[j, k] + ((geo[0, i] + geo[1, j]) + geo[2, k])
-
-
-@numba.njit(cache=True)
-def _slab_prepare(slab, a_c, phi, geo, beta, cells):
-    """Φ[i] and the Bernoulli factors of the faces i+1/2 (a), j+1/2 (s), k+1/2 (r) of slab i.
-
-    b?[i, j, k] belong to the face on the upper side of cell ijk along that axis (0 at walls).
-    """
-    Phi, bpa, bma, bps = cells[_PHI], cells[_BPA], cells[_BMA], cells[_BPS]
-    bms, bpr, bmr = cells[_BMS], cells[_BPR], cells[_BMR]
-    i = np.int64(slab)  # a prange index may be unsigned: keep the index arithmetic in int64
-    na = a_c.shape[0]
-    ns, nr = phi.shape
-    for j in range(ns):
-        for k in range(nr):
-            p0 = _phi_at(i, j, k, a_c, phi, geo)
-            Phi[i, j, k] = p0
-            if i + 1 < na:
-                bpa[i, j, k], bma[i, j, k] = _bern_pair(beta * (_phi_at(i + 1, j, k, a_c, phi,
-                                                                         geo) - p0))
-            else:
-                bpa[i, j, k] = 0.0
-                bma[i, j, k] = 0.0
-            if j + 1 < ns:
-                bps[i, j, k], bms[i, j, k] = _bern_pair(beta * (_phi_at(i, j + 1, k, a_c, phi,
-                                                                         geo) - p0))
-            else:
-                bps[i, j, k] = 0.0
-                bms[i, j, k] = 0.0
-            if k + 1 < nr:
-                bpr[i, j, k], bmr[i, j, k] = _bern_pair(beta * (_phi_at(i, j, k + 1, a_c, phi,
-                                                                         geo) - p0))
-            else:
-                bpr[i, j, k] = 0.0
-                bmr[i, j, k] = 0.0
-
-
-@numba.njit(cache=True)
-def _sweep_a(j, src, kappa, bp, bm, piv, qs, dst):
-    """dst[:, j, :] = (I + dt A_a)⁻¹ src[:, j, :]: the n_r lines along a of slab j.
-
-    The positive-term Thomas elimination of :func:`.driftdiffusion1d._solve_implicit`, same
-    operations in the same order, vectorised over k (``qs`` holds the q_i, ``piv`` the pivots).
-    """
-    na, _, nr = src.shape
-    last = na - 1
-    for k in range(nr):
-        qs[0, j, k] = 1.0
-        p = 1.0 + (kappa * bp[0, j, k] if last > 0 else 0.0)
-        piv[0, j, k] = p
-        dst[0, j, k] = src[0, j, k] / p
-    for i in range(1, na):
-        for k in range(nr):
-            q = 1.0 + kappa * bm[i - 1, j, k] * (qs[i - 1, j, k] / piv[i - 1, j, k])
-            p = q + (kappa * bp[i, j, k] if i < last else 0.0)
-            qs[i, j, k] = q
-            piv[i, j, k] = p
-            dst[i, j, k] = (src[i, j, k] + kappa * bp[i - 1, j, k] * dst[i - 1, j, k]) / p
-    for i in range(na - 2, -1, -1):
-        for k in range(nr):
-            dst[i, j, k] += (kappa * bm[i, j, k] / piv[i, j, k]) * dst[i + 1, j, k]
-
-
-@numba.njit(cache=True)
-def _sweep_s(i, src, kappa, bp, bm, piv, qs, dst):
-    """dst[i] = (I + dt A_s)⁻¹ src[i]: the n_r lines along s of slab i (as :func:`_sweep_a`)."""
-    _, ns, nr = src.shape
-    last = ns - 1
-    for k in range(nr):
-        qs[i, 0, k] = 1.0
-        p = 1.0 + (kappa * bp[i, 0, k] if last > 0 else 0.0)
-        piv[i, 0, k] = p
-        dst[i, 0, k] = src[i, 0, k] / p
-    for j in range(1, ns):
-        for k in range(nr):
-            q = 1.0 + kappa * bm[i, j - 1, k] * (qs[i, j - 1, k] / piv[i, j - 1, k])
-            p = q + (kappa * bp[i, j, k] if j < last else 0.0)
-            qs[i, j, k] = q
-            piv[i, j, k] = p
-            dst[i, j, k] = (src[i, j, k] + kappa * bp[i, j - 1, k] * dst[i, j - 1, k]) / p
-    for j in range(ns - 2, -1, -1):
-        for k in range(nr):
-            dst[i, j, k] += (kappa * bm[i, j, k] / piv[i, j, k]) * dst[i, j + 1, k]
-
-
-@numba.njit(cache=True)
-def _sweep_r(i, src, kappa, bp, bm, piv, dst):
-    """dst[i] = (I + dt A_r)⁻¹ src[i]: the n_s contiguous lines along r of slab i."""
-    for j in range(src.shape[1]):
-        _solve_implicit(src[i, j], kappa, bp[i, j], bm[i, j], piv[i, j], dst[i, j])
-
-
-@numba.njit(cache=True)
-def _slab_log(i, x, lg):
-    """lg[i] = log x[i] (−inf where x = 0); returns the number of negative / non-finite cells."""
-    _, ns, nr = x.shape
-    bad = 0
-    for j in range(ns):
-        for k in range(nr):
-            v = x[i, j, k]
-            if v > 0.0 and v < math.inf:
-                lg[i, j, k] = math.log(v)
-            elif v == 0.0:
-                lg[i, j, k] = -math.inf
-            else:
-                lg[i, j, k] = math.nan
-                bad += 1
-    return bad
-
-
-@numba.njit(cache=True)
-def _slab_dis_breg(slab, axis, old, new, lg, Phi, bp, bm, beta):
-    """(Σ dissipation terms over the faces on the upper side of the cells of slab i along
-    ``axis``, Σ Bregman terms over the cells of slab i), both unscaled and >= 0.
-
-    Face term (x = βΔΦ, βΔμ = x + Δlog ρ⁺, cells ρ⁺_−, ρ⁺_+ both > 0):
-    B(x) ρ⁺_− expm1(βΔμ) βΔμ for x <= 0, −B(−x) ρ⁺_+ expm1(−βΔμ) βΔμ for x > 0 (the same
-    number, written with the factor that cannot overflow).  Cell term ρ⁺ [(1 + u) log(1 + u) − u],
-    u = (ρ⁻ − ρ⁺)/ρ⁺ (cells with ρ⁺ = 0 skipped: a lower bound, hence conservative).
-    """
-    i = np.int64(slab)
-    na, ns, nr = new.shape
-    dis = 0.0
-    breg = 0.0
-    for j in range(ns):
-        for k in range(nr):
-            n0 = new[i, j, k]
-            if not n0 > 0.0:
-                continue
-            breg += n0 * _excess_series((old[i, j, k] - n0) / n0)
-            if axis == 0:
-                if i + 1 >= na:
-                    continue
-                i2, j2, k2 = i + 1, j, k
-            elif axis == 1:
-                if j + 1 >= ns:
-                    continue
-                i2, j2, k2 = i, j + 1, k
-            else:
-                if k + 1 >= nr:
-                    continue
-                i2, j2, k2 = i, j, k + 1
-            n1 = new[i2, j2, k2]
-            if n1 > 0.0:
-                x = beta * (Phi[i2, j2, k2] - Phi[i, j, k])
-                bdm = x + (lg[i2, j2, k2] - lg[i, j, k])
-                if x <= 0.0:
-                    dis += bp[i, j, k] * n0 * math.expm1(bdm) * bdm
-                else:
-                    dis -= bm[i, j, k] * n1 * math.expm1(-bdm) * bdm
-    return dis, breg
-
-
-@numba.njit(cache=True)
-def _slab_free_energy(i, rho, lg, a_c, phi0, geo, inv_beta, h3):
-    """Neumaier sum (s, compensation, Σ|terms|) of h³ ρ (a φ0 + λ|z|²/2 + β⁻¹ log(ρ/r^m)) over
-    slab i; nan if some ρ < 0 or is nan."""
-    _, ns, nr = rho.shape
-    ai = a_c[i]
-    s = 0.0
-    comp = 0.0
-    scale = 0.0
-    for j in range(ns):
-        gij = geo[0, i] + geo[1, j]
-        for k in range(nr):
-            p = rho[i, j, k]
-            if p > 0.0:
-                term = h3 * p * (ai * phi0[j, k] + (gij + geo[2, k]) + inv_beta * lg[i, j, k])
-            elif p == 0.0:
-                continue
-            else:
-                return math.nan, math.nan, math.nan
-            y = s + term
-            if abs(s) >= abs(term):
-                comp += (s - y) + term
-            else:
-                comp += (term - y) + s
-            s = y
-            scale += abs(term)
-    return s, comp, scale
-
-
-@numba.njit(cache=True)
-def _column_diff_row(j, new, old, a_c, h_a, dA):
-    """dA[j, :] = h_a Σ_i a_c[i] (new − old)[i, j, :], i summed in increasing order."""
-    na, _, nr = new.shape
-    for k in range(nr):
-        dA[j, k] = 0.0
-    for i in range(na):
-        ai = a_c[i]
-        for k in range(nr):
-            dA[j, k] += ai * (new[i, j, k] - old[i, j, k])
-    for k in range(nr):
-        dA[j, k] *= h_a
-
-
-# ----------------------------------------------------------------------------------------------
-# phases: serial and prange versions (same slab code, partial sums per slab)
-
-
-# Each phase below is one source with ``prange`` over slabs, compiled serially and threaded
-# (:func:`.variants.serial_and_parallel`); partial sums go through ``part`` in slab order.
-
-
-def _dmoments_src(new, old, a_c, h_a, h_s, h_r, feats, dA, dM):
-    """dM_q = M_q(new) − M_q(old), computed from new − old (no cancellation of the M_q)."""
-    ns, nr = dA.shape
-    for j in numba.prange(ns):
-        _column_diff_row(j, new, old, a_c, h_a, dA)
-    dAf = dA.reshape(ns * nr)
-    for q in numba.prange(feats.shape[0]):
-        dM[q] = _feature_moment(q, feats, dAf, h_s * h_r)
-
-
-def _prepare_src(a_c, phi, geo, beta, cells):
-    """Φ and the Bernoulli factors of every face (:func:`_slab_prepare`, one slab per i)."""
-    for i in numba.prange(a_c.shape[0]):
-        _slab_prepare(i, a_c, phi, geo, beta, cells)
-
-
-def _sweep_src(axis, src, kappa, cells, dst):
-    """dst = (I + dt A_axis)⁻¹ src (κ = dt c/(β h_axis²)); ``cells[_LOG]`` is scratch."""
-    na, ns, _ = src.shape
-    if axis == 0:
-        for j in numba.prange(ns):
-            _sweep_a(j, src, kappa, cells[_BPA], cells[_BMA], cells[_PIV], cells[_LOG], dst)
-    elif axis == 1:
-        for i in numba.prange(na):
-            _sweep_s(i, src, kappa, cells[_BPS], cells[_BMS], cells[_PIV], cells[_LOG], dst)
-    else:
-        for i in numba.prange(na):
-            _sweep_r(i, src, kappa, cells[_BPR], cells[_BMR], cells[_PIV], dst)
-
-
-def _logs_src(x, lg, part):
-    """lg = log x (−inf where x = 0); returns the number of negative / non-finite cells."""
-    na = x.shape[0]
-    for i in numba.prange(na):
-        part[i, 0] = _slab_log(i, x, lg)
-    bad = 0
-    for i in range(na):
-        bad += int(part[i, 0])
-    return bad
-
-
-def _dis_breg_src(axis, old, new, cells, bp, bm, beta, part):
-    """(Σ dissipation terms, Σ Bregman terms) of one split factor (:func:`_slab_dis_breg`)."""
-    na = new.shape[0]
-    for i in numba.prange(na):
-        part[i, 0], part[i, 1] = _slab_dis_breg(i, axis, old, new, cells[_LOG], cells[_PHI], bp,
-                                                bm, beta)
-    dis = 0.0
-    breg = 0.0
-    for i in range(na):
-        dis += part[i, 0]
-        breg += part[i, 1]
-    return dis, breg
-
-
-def _fe_slabs_src(rho, lg, a_c, phi0, geo, inv_beta, h3, part):
-    """part[i] = the Neumaier sum of the free-energy terms of slab i (:func:`_slab_free_energy`)."""
-    for i in numba.prange(rho.shape[0]):
-        part[i, 0], part[i, 1], part[i, 2] = _slab_free_energy(i, rho, lg, a_c, phi0, geo,
-                                                               inv_beta, h3)
-
-
-_dmoments, _dmoments_par = serial_and_parallel(_dmoments_src)
-_prepare, _prepare_par = serial_and_parallel(_prepare_src)
-_sweep, _sweep_par = serial_and_parallel(_sweep_src)
-_logs, _logs_par = serial_and_parallel(_logs_src)
-_dis_breg, _dis_breg_par = serial_and_parallel(_dis_breg_src)
-_fe_slabs, _fe_slabs_par = serial_and_parallel(_fe_slabs_src)
-
-
-@numba.njit(cache=True)
-def _neumaier(s, comp, term):
-    y = s + term
-    if abs(s) >= abs(term):
-        comp += (s - y) + term
-    else:
-        comp += (term - y) + s
-    return y, comp
-
-
-@numba.njit(cache=True)
-def _free_energy_parts(parallel, rho, lg, grid, kern, geo, M, noise, part):
-    """(F, Σ|terms of F|) of ρ given lg = log ρ and the moments M of ρ (module doc).
-
-    Compensated summation: per-slab Neumaier sums combined in slab order.  nan if ρ < 0 or nan.
-    """
-    a_c, phi0, w = grid.a_c, kern.phi0, kern.w
-    r_sharp, beta = noise.r_sharp, noise.beta
-    h3 = grid.h_a * grid.h_s * grid.h_r
-    if parallel:
-        _fe_slabs_par(rho, lg, a_c, phi0, geo, 1.0 / beta, h3, part)
-    else:
-        _fe_slabs(rho, lg, a_c, phi0, geo, 1.0 / beta, h3, part)
-    s = 0.5 * r_sharp
-    comp = 0.0
-    scale = abs(s)
-    for q in range(M.shape[0]):
-        term = 0.5 * w[q] * M[q] * M[q]
-        s, comp = _neumaier(s, comp, term)
-        scale += abs(term)
-    for i in range(rho.shape[0]):
-        if not math.isfinite(part[i, 0]):
-            return math.nan, math.nan
-        s, comp = _neumaier(s, comp, part[i, 0])
-        comp += part[i, 1]
-        scale += part[i, 2]
-    return s + comp, scale
-
 
 @numba.njit(cache=True)
 def _pot(parallel, rho, grid, kern, A, M, phi):
@@ -468,71 +132,8 @@ def _pot(parallel, rho, grid, kern, A, M, phi):
         field3d(rho, grid, kern, A, M, phi)
 
 
-@numba.njit(cache=True)
-def _solve(parallel, axis, src, kappa, cells, dst):
-    if parallel:
-        _sweep_par(axis, src, kappa, cells, dst)
-    else:
-        _sweep(axis, src, kappa, cells, dst)
-
-
-@numba.njit(cache=True)
-def _split_step(parallel, rho, cb, h_a, h_s, h_r, cells):
-    """cells[_NEW] = ρⁿ⁺¹ of the split step from ρ = ``rho``, cb = dt c/β (Φ in ``cells``)."""
-    _solve(parallel, 0, rho, cb / (h_a * h_a), cells, cells[_W1])
-    _solve(parallel, 1, cells[_W1], cb / (h_s * h_s), cells, cells[_W2])
-    _solve(parallel, 2, cells[_W2], cb / (h_r * h_r), cells, cells[_NEW])
-
-
-@numba.njit(cache=True)
-def _balance(parallel, rho, cells, grid, kern, beta, cb, planes, qv, part):
-    """(ok, quad, dt·D, Breg) of the split step ρ → W1 → W2 → NEW (module doc).
-
-    ok is False if a stage is negative or not finite.  On return ``cells[_LOG]`` = log NEW.
-    dt·D_x = (dt c/β) h³/(β h_x²) Σ face terms, Breg = β⁻¹ h³ Σ cell terms.  planes[2] and qv[1]
-    receive ΔA and ΔM.
-    """
-    h_a, h_s, h_r = grid.h_a, grid.h_s, grid.h_r
-    h3 = h_a * h_s * h_r
-    a_c, feats, w = grid.a_c, kern.feats, kern.w
-    dA, dM = planes[2], qv[1]
-    stages = (rho, cells[_W1], cells[_W2], cells[_NEW])
-    bps = ((cells[_BPA], cells[_BMA]), (cells[_BPS], cells[_BMS]), (cells[_BPR], cells[_BMR]))
-    hh = (h_a * h_a, h_s * h_s, h_r * h_r)
-    dis = 0.0
-    breg = 0.0
-    for x in range(3):
-        old = stages[x]
-        new = stages[x + 1]
-        bp, bm = bps[x]
-        if parallel:
-            bad = _logs_par(new, cells[_LOG], part)
-        else:
-            bad = _logs(new, cells[_LOG], part)
-        if bad > 0:
-            return False, math.nan, math.nan, math.nan
-        if parallel:
-            d, b = _dis_breg_par(x, old, new, cells, bp, bm, beta, part)
-        else:
-            d, b = _dis_breg(x, old, new, cells, bp, bm, beta, part)
-        dis += cb * (h3 / (beta * hh[x])) * d
-        breg += b
-    breg *= h3 / beta
-    if parallel:
-        _dmoments_par(cells[_NEW], rho, a_c, h_a, h_s, h_r, feats, dA, dM)
-    else:
-        _dmoments(cells[_NEW], rho, a_c, h_a, h_s, h_r, feats, dA, dM)
-    quad = 0.0
-    for q in range(dM.shape[0]):
-        quad += 0.5 * w[q] * dM[q] * dM[q]
-    return True, quad, dis, breg
-
-
 # ----------------------------------------------------------------------------------------------
-# compiled entry points
-
-
-# The split scheme as :class:`.semi_implicit.SemiImplicitOps` on the model
+# compiled entry points: the split scheme as :class:`.semi_implicit.SemiImplicitOps` on the model
 # (parallel, grid, kern, noise, cells, planes, qv, part, geo) of :func:`make_noisy3d_work`.
 
 
@@ -610,22 +211,6 @@ _frozen_implicit = make_frozen_implicit(SemiImplicitOps(
 def _advance(rho, t, t_stop, max_steps, model, xi, ctl):
     """The adaptive loop of :func:`advance_noisy3d` (the driver of :mod:`.semi_implicit`)."""
     return _frozen_implicit(model, xi, rho, t, t_stop, max_steps, ctl)
-
-
-@numba.njit(cache=True)
-def _free_energy_core(rho, grid, kern, noise):
-    na, ns, nr = rho.shape
-    geo = np.zeros((3, max(na, ns, nr)))
-    _geometry(grid.a_c, grid.s_c, grid.r_c, noise.lam, noise.beta, noise.m, geo)
-    A = np.empty((ns, nr))
-    phi = np.empty((ns, nr))
-    M = np.empty(kern.feats.shape[0])
-    field3d(rho, grid, kern, A, M, phi)
-    lg = np.empty_like(rho)
-    part = np.empty((na, 3))
-    if _logs(rho, lg, part) > 0:
-        return math.nan
-    return _free_energy_parts(False, rho, lg, grid, kern, geo, M, noise, part)[0]
 
 
 @numba.njit(cache=True)
@@ -774,26 +359,6 @@ def _check_work(work, shape: tuple[int, int, int], Q: int) -> None:
         raise ValueError("work must come from make_noisy3d_work")
     for arr, shp in zip(work, want, strict=True):
         _f64(arr, "work array", shp)
-
-
-@numba.njit(cache=True)
-def _faces_from_phi(Phi, beta, cells):
-    """cells[_PHI] = Φ and the Bernoulli factors of its faces (as :func:`_slab_prepare`)."""
-    na, ns, nr = Phi.shape
-    for i in range(na):
-        for j in range(ns):
-            for k in range(nr):
-                p0 = Phi[i, j, k]
-                cells[_PHI, i, j, k] = p0
-                if i + 1 < na:
-                    cells[_BPA, i, j, k], cells[_BMA, i, j, k] = _bern_pair(
-                        beta * (Phi[i + 1, j, k] - p0))
-                if j + 1 < ns:
-                    cells[_BPS, i, j, k], cells[_BMS, i, j, k] = _bern_pair(
-                        beta * (Phi[i, j + 1, k] - p0))
-                if k + 1 < nr:
-                    cells[_BPR, i, j, k], cells[_BMR, i, j, k] = _bern_pair(
-                        beta * (Phi[i, j, k + 1] - p0))
 
 
 def frozen_step3d(rho: np.ndarray, phi_eff: np.ndarray, h_a: float, h_s: float, h_r: float,
