@@ -179,6 +179,17 @@ def _potential(rho, h, v, feats, lam_k, psi, moments):
 
 
 @numba.njit(cache=True)
+def _neumaier(s, comp, term):
+    """One step of Neumaier's compensated sum: (s + term, compensation + its rounding error)."""
+    y = s + term
+    if abs(s) >= abs(term):
+        comp += (s - y) + term
+    else:
+        comp += (term - y) + s
+    return y, comp
+
+
+@numba.njit(cache=True)
 def _free_energy_parts(rho, h, v, half_lr2, log_w, moments, lam_k, r_sharp, beta):
     """(F, |F|-scale) from the moments of ρ; compensated (Neumaier) summation.
 
@@ -191,12 +202,7 @@ def _free_energy_parts(rho, h, v, half_lr2, log_w, moments, lam_k, r_sharp, beta
     scale = abs(s)
     for k in range(moments.shape[0]):
         term = 0.5 * lam_k[k] * moments[k] * moments[k]
-        y = s + term
-        if abs(s) >= abs(term):
-            comp += (s - y) + term
-        else:
-            comp += (term - y) + s
-        s = y
+        s, comp = _neumaier(s, comp, term)
         scale += abs(term)
     for i in range(rho.shape[0]):
         p = rho[i]
@@ -206,12 +212,7 @@ def _free_energy_parts(rho, h, v, half_lr2, log_w, moments, lam_k, r_sharp, beta
             term = 0.0
         else:  # negative or nan
             return math.nan, math.nan
-        y = s + term
-        if abs(s) >= abs(term):
-            comp += (s - y) + term
-        else:
-            comp += (term - y) + s
-        s = y
+        s, comp = _neumaier(s, comp, term)
         scale += abs(term)
     return s + comp, scale
 

@@ -17,7 +17,7 @@ import math
 import numba
 import numpy as np
 
-from .driftdiffusion1d import _excess_series
+from .driftdiffusion1d import _excess_series, _neumaier
 from .splitstep3d import _BMA, _BMR, _BMS, _BPA, _BPR, _BPS, _LOG, _NEW, _PHI, _W1, _W2, _geometry
 from .stepper3d import _feature_moment, field3d
 from .variants import serial_and_parallel
@@ -173,16 +173,6 @@ _dmoments, _dmoments_par = serial_and_parallel(_dmoments_src)
 _logs, _logs_par = serial_and_parallel(_logs_src)
 _dis_breg, _dis_breg_par = serial_and_parallel(_dis_breg_src)
 _fe_slabs, _fe_slabs_par = serial_and_parallel(_fe_slabs_src)
-
-
-@numba.njit(cache=True)
-def _neumaier(s, comp, term):
-    y = s + term
-    if abs(s) >= abs(term):
-        comp += (s - y) + term
-    else:
-        comp += (term - y) + s
-    return y, comp
 
 
 @numba.njit(cache=True)
