@@ -35,6 +35,7 @@ from scipy.integrate import solve_ivp
 
 from meanfield_pde.config import default_config
 from meanfield_pde.fv import lowrank, stepper1d, stepper3d, transport
+from meanfield_pde.fv.bundles import LowRank, Xi
 from meanfield_pde.io import ResultWriter
 from meanfield_pde.problems.gaussians import GaussiansProblem, remap
 from meanfield_pde.problems.single_neuron import SingleNeuronProblem
@@ -177,8 +178,8 @@ def numba_vs_numpy(ns: tuple[int, ...], grid3: tuple[int, int, int], box: list[s
         theta = p.config["solver.theta"]
 
         def fast(rho=rho, psi=psi, mom=mom, out=out, k=k, s=s, h=p.h, theta=theta) -> float:
-            return stepper1d.rhs(rho, 1.0, h, k.v, k.feats, k.lam, s.kind, s.params, theta, psi,
-                                 mom, out)
+            return stepper1d.rhs(rho, 1.0, h, LowRank.make(k.v, k.feats, k.lam),
+                                 Xi.make(s.kind, s.params), theta, psi, mom, out)
 
         def slow(rho=rho, k=k, h=p.h, theta=theta) -> np.ndarray:
             ps, _ = lowrank.potential_numpy(rho, h, k.v, k.feats, k.lam)
@@ -196,20 +197,18 @@ def numba_vs_numpy(ns: tuple[int, ...], grid3: tuple[int, int, int], box: list[s
                "solver.parallel=false"]))
     rho = p3.initial_state()
     p3.make_stepper().advance(rho, 0.0, 1e9, 20)  # leave the initial law
-    kk, s = p3.kernel, p3.schedule
-    phi0 = np.ascontiguousarray(-kk.v)
+    kk = p3.kernel
+    grid, kern, xi = p3.tables()
     ns_, nr_ = p3.shape[1:]
     work = (np.empty((ns_, nr_)), np.empty(kk.feats.shape[0]), np.empty((ns_, nr_)),
             np.empty(p3.shape))
     theta = p3.config["solver.theta"]
 
     def fast3() -> float:
-        return stepper3d.rhs3d(rho, 1.0, p3.a_centers, p3.h_a, p3.h_s, p3.h_r, phi0, kk.feats,
-                               kk.weights, s.kind, s.params, theta, *work)
+        return stepper3d.rhs3d(rho, 1.0, grid, kern, xi, theta, *work)
 
     def slow3() -> np.ndarray:
-        return stepper3d.rhs3d_numpy(rho, 1.0, p3.a_centers, p3.h_a, p3.h_s, p3.h_r, phi0,
-                                     kk.feats, kk.weights, 1.0, theta)
+        return stepper3d.rhs3d_numpy(rho, grid, kern, 1.0, theta)
 
     tf, ts = common.best_seconds(fast3, repeat=3), common.best_seconds(slow3, repeat=3)
     fast3()

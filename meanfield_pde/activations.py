@@ -41,15 +41,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numba
 import numpy as np
 from scipy import special
 
 from .errors import ConfigError
+from .hermite_kernels import (
+    _erf_hermite_kernel,
+    _pl_hermite_kernel,
+    _smooth_composite_kernel,
+)
 from .quadrature import (
-    _graded_breakpoints,
-    _inv_sqrt_table,
-    _sqrt_table,
     gauss_hermite,
     gauss_legendre,
     hermite_normalized,
@@ -61,8 +62,6 @@ __all__ = [
     "get_activation",
     "hermite_plain_gh",
 ]
-
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 # quadrature settings for the smooth activations (see the module docstring); calibrated against
 # an over-resolved composite rule (32 nodes/panel, panels <= 0.25) for t in [1e-3, 50],
@@ -91,188 +90,6 @@ def _as_float_array(x: Any) -> np.ndarray:
 def _heaviside(x: np.ndarray) -> np.ndarray:
     """``H(x)`` with ``H(0) = 1/2`` (derivative of a kink: mean of the one-sided slopes)."""
     return np.heaviside(x, 0.5)
-
-
-# ----------------------------------------------------------------------------- numba kernels
-
-
-_BLOCK = 512  # t values per cache block in the closed-form kernels
-
-
-@numba.njit(cache=True)
-def _pl_hermite_kernel(t, b, intercept, slope, kinks, jumps, kmax):
-    """Closed-form ``alpha_k(t_i; b_i)`` of ``A + B u + sum_m D_m (u - kappa_m)_+`` for t_i > 0.
-
-    Returns ``out[k, i]``.  k = 0, 1 via normal pdf/tail; k >= 2 via
-    ``alpha_k = t sum_m D_m phi(x_m) h_{k-2}(x_m) / sqrt(k(k-1))``, ``x_m = (kappa_m - b)/t``,
-    with the recurrence run on ``exp(-x^2/4) h_j(x)`` (bounded), vectorised over blocks of i.
-    """
-    n = t.size
-    nk = kinks.size
-    out = np.zeros((kmax + 1, n))
-    sq = _sqrt_table(kmax)
-    isq = _inv_sqrt_table(kmax)
-    x = np.empty((nk, _BLOCK))
-    g0 = np.zeros((nk, _BLOCK))
-    g1 = np.zeros((nk, _BLOCK))
-    f = np.zeros((nk, _BLOCK))
-    for i0 in range(0, n, _BLOCK):
-        nb = min(_BLOCK, n - i0)
-        for i in range(i0, i0 + nb):
-            out[0, i] = intercept + slope * b[i]
-            if kmax >= 1:
-                out[1, i] = t[i] * slope
-        for m in range(nk):
-            for ii in range(nb):
-                i = i0 + ii
-                xm = (kinks[m] - b[i]) / t[i]
-                if abs(xm) <= 40.0:  # E(b + tZ - kappa)_+ = t (phi(x) - x Q(x))
-                    tail = 0.5 * math.erfc(xm * 0.7071067811865476)
-                    pdf = _INV_SQRT_2PI * math.exp(-0.5 * xm * xm)
-                    out[0, i] += jumps[m] * t[i] * (pdf - xm * tail)
-                elif xm < 0.0:  # Q(x) = 1, phi(x) = 0 to double precision
-                    tail = 1.0
-                    out[0, i] += jumps[m] * (b[i] - kinks[m])
-                else:
-                    tail = 0.0
-                if kmax >= 1:
-                    out[1, i] += t[i] * jumps[m] * tail
-                if abs(xm) > 50.0:  # |phi h_j| < 1e-271: no contribution (and no inf * 0)
-                    xm = 0.0
-                    e = 0.0
-                else:
-                    e = math.exp(-0.25 * xm * xm)
-                x[m, ii] = xm
-                g0[m, ii] = e
-                g1[m, ii] = xm * e
-                f[m, ii] = t[i] * jumps[m] * e * _INV_SQRT_2PI
-        for k in range(2, kmax + 1):
-            j = k - 2  # degree of h_j
-            c = isq[k] * isq[k - 1]
-            row = out[k, i0:i0 + nb]
-            for m in range(nk):
-                xm_, g0m, g1m, fm = x[m], g0[m], g1[m], f[m]
-                if j >= 2:
-                    a = sq[j - 1]
-                    ij = isq[j]
-                    for ii in range(nb):
-                        g2 = (xm_[ii] * g1m[ii] - a * g0m[ii]) * ij
-                        g0m[ii] = g1m[ii]
-                        g1m[ii] = g2
-                gj = g0m if j == 0 else g1m
-                for ii in range(nb):
-                    row[ii] += c * fm[ii] * gj[ii]
-    return out
-
-
-@numba.njit(cache=True)
-def _erf_hermite_kernel(t, b, kmax):
-    """Closed-form ``alpha_k(t_i; b_i)`` of erf (see the module docstring), ``out[k, i]``.
-
-    The recurrence runs on ``g_n = a^n h_n(y)``:
-    ``g_n = (a y g_{n-1} - a^2 sqrt(n-1) g_{n-2}) / sqrt(n)``.
-    """
-    n = t.size
-    out = np.empty((kmax + 1, n))
-    sq = _sqrt_table(kmax)
-    isq = _inv_sqrt_table(kmax)
-    ay = np.empty(n)
-    a2 = np.empty(n)
-    g0 = np.empty(n)
-    g1 = np.empty(n)
-    f = np.empty(n)
-    for i in range(n):
-        s = 1.0 / math.sqrt(1.0 + 2.0 * t[i] * t[i])
-        a = math.sqrt(2.0) * t[i] * s
-        y = -math.sqrt(2.0) * b[i] * s
-        out[0, i] = math.erf(b[i] * s)
-        f[i] = 2.0 / math.sqrt(math.pi) * t[i] * s * math.exp(-b[i] * b[i] * s * s)
-        ay[i] = a * y
-        a2[i] = a * a
-        g0[i] = 1.0
-        g1[i] = a * y
-    for k in range(1, kmax + 1):
-        nn = k - 1  # degree of h_n
-        if nn >= 2:
-            for i in range(n):
-                g2 = (ay[i] * g1[i] - a2[i] * sq[nn - 1] * g0[i]) * isq[nn]
-                g0[i] = g1[i]
-                g1[i] = g2
-        c = isq[k]
-        if nn == 0:
-            for i in range(n):
-                out[k, i] = c * f[i] * g0[i]
-        else:
-            for i in range(n):
-                out[k, i] = c * f[i] * g1[i]
-    return out
-
-
-@numba.njit(cache=True)
-def _smooth_value(code, u):
-    """sigma(u) for code 0 = tanh, 1 = sigmoid, 2 = softplus (overflow-free forms)."""
-    if code == 0:
-        return math.tanh(u)
-    e = math.exp(-abs(u))
-    if code == 1:
-        return 1.0 / (1.0 + e) if u >= 0.0 else e / (1.0 + e)
-    return max(u, 0.0) + math.log1p(e)
-
-
-@numba.njit(cache=True, fastmath={"reassoc", "contract"})
-def _smooth_composite_kernel(code, t, b, pole, half_width, hmax, hmin_factor, ratio, xg, wg,
-                             kmax):
-    """``out[k, i] = sum_j w_j phi(z_j) sigma(b_i + t_i z_j) h_k(z_j)`` for t_i > 0.
-
-    Per t_i the nodes z_j form a composite Gauss-Legendre rule on [-L, L] graded towards
-    ``z0 = -b_i/t_i`` from width ``hmin_factor * pole / t_i`` to ``hmax``.  The sum over nodes is
-    vectorised; the recurrence runs on ``exp(-z^2/4) h_k(z)``.
-    """
-    n = t.size
-    p = xg.size
-    out = np.empty((kmax + 1, n))
-    sq = _sqrt_table(kmax)
-    isq = _inv_sqrt_table(kmax)
-    for i in range(n):
-        ti = t[i]
-        bi = b[i]
-        br = _graded_breakpoints(-bi / ti, hmin_factor * pole / ti, hmax, half_width, ratio)
-        nn = (br.size - 1) * p
-        z = np.empty(nn)
-        f = np.empty(nn)
-        g0 = np.empty(nn)
-        g1 = np.empty(nn)
-        for q in range(br.size - 1):
-            mid = 0.5 * (br[q + 1] + br[q])
-            half = 0.5 * (br[q + 1] - br[q])
-            for r in range(p):
-                j = q * p + r
-                zj = mid + half * xg[r]
-                e = math.exp(-0.25 * zj * zj)
-                z[j] = zj
-                f[j] = half * wg[r] * e * _INV_SQRT_2PI * _smooth_value(code, bi + ti * zj)
-                g0[j] = e
-                g1[j] = zj * e
-        acc = 0.0
-        for j in range(nn):
-            acc += f[j] * g0[j]
-        out[0, i] = acc
-        if kmax >= 1:
-            acc = 0.0
-            for j in range(nn):
-                acc += f[j] * g1[j]
-            out[1, i] = acc
-        for k in range(2, kmax + 1):
-            a = sq[k - 1]
-            c = isq[k]
-            acc = 0.0
-            for j in range(nn):
-                g2 = (z[j] * g1[j] - a * g0[j]) * c
-                g0[j] = g1[j]
-                g1[j] = g2
-                acc += f[j] * g2
-            out[k, i] = acc
-    return out
 
 
 # ----------------------------------------------------------------------------- base class
@@ -461,10 +278,11 @@ class SmoothActivation(Activation):
         sel = np.flatnonzero(~use_gh)
         if sel.size:
             xg, wg = gauss_legendre(ORDER)
+            grading = (self.pole, HALF_WIDTH, _hmax(kmax), HMIN_FACTOR, GRADING)
+            rule = (np.ascontiguousarray(xg), np.ascontiguousarray(wg))
             out[:, sel] = _smooth_composite_kernel(
-                self.code, np.ascontiguousarray(t[sel]), np.ascontiguousarray(b[sel]),
-                self.pole, HALF_WIDTH, _hmax(kmax), HMIN_FACTOR, GRADING,
-                np.ascontiguousarray(xg), np.ascontiguousarray(wg), kmax)
+                self.code, np.ascontiguousarray(t[sel]), np.ascontiguousarray(b[sel]), grading,
+                rule, kmax)
         return out
 
 

@@ -17,6 +17,7 @@ from benchmarks.__main__ import headline_markdown  # noqa: E402
 from meanfield_pde.activations import get_activation  # noqa: E402
 from meanfield_pde.config import default_config  # noqa: E402
 from meanfield_pde.fv import lowrank, stepper1d  # noqa: E402
+from meanfield_pde.fv.bundles import LowRank, Xi  # noqa: E402
 from meanfield_pde.problems.gaussians import GaussiansProblem, radial_kernel, remap  # noqa: E402
 
 EPS = np.finfo(float).eps
@@ -117,7 +118,8 @@ def test_mol_rhs_agrees_with_the_package_rhs_on_a_smooth_density():
         k, s = p.kernel, p.schedule
         rho = p.initial_state()
         out, psi, mom = np.empty(n), np.empty(n), np.empty(k.lam.size)
-        stepper1d.rhs(rho, 0.0, p.h, k.v, k.feats, k.lam, s.kind, s.params, 2.0, psi, mom, out)
+        stepper1d.rhs(rho, 0.0, p.h, LowRank.make(k.v, k.feats, k.lam), Xi.make(s.kind, s.params),
+                      2.0, psi, mom, out)
         mol = performance.mol_rhs(rho, p.h, k.v, k.feats, k.lam, 2.0)
         assert abs(np.sum(mol)) * p.h <= 50 * n * EPS * np.max(np.abs(mol)) * p.h
         mx.append(np.max(np.abs(mol - out)) / np.max(np.abs(out)))

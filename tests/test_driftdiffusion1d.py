@@ -9,9 +9,16 @@ from helpers import radial_cells
 from roundoff import U, free_energy_scale_1d
 
 from meanfield_pde.fv import driftdiffusion1d as dd
+from meanfield_pde.fv.bundles import Grid1, LowRank, Noise, StepSizes, Xi
 from meanfield_pde.fv.gibbs import gibbs_fixed_point
 
 ONE = np.array([1.0])  # constant schedule ξ ≡ 1
+XI1 = Xi.make(0, ONE)
+
+
+def _tables(h, r, v, feats, lam_k, r_sharp, lam, beta, m):
+    """(Grid1, LowRank, Noise) bundles of the compiled drivers."""
+    return Grid1.make(h, r), LowRank.make(v, feats, lam_k), Noise.make(r_sharp, lam, beta, m)
 
 
 def _problem(n=200, r_max=8.0, k=3, scale=1.0, seed=0):
@@ -141,9 +148,9 @@ def test_step_energy_balance_is_the_exact_free_energy_change():
     f0 = dd.free_energy(rho, h, r, v, feats, lam_k, 1.0, lam, beta, m)
     for dt in (1e-4, 1e-2, 1.0, 100.0):
         dd.semi_implicit_step(rho, phi, h, c, beta, dt, new, bp, bm, piv)
-        quad, dis, breg = dd.step_energy_balance(rho, new, phi, bp, bm, np.log(new), h,
-                                                 c / (beta * h), dt, beta, feats, lam_k,
-                                                 np.empty(300))
+        quad, dis, breg = dd.step_energy_balance(rho, new, np.log(new), phi, (bp, bm), h,
+                                                 (c / (beta * h), dt, beta),
+                                                 LowRank.make(v, feats, lam_k), np.empty(300))
         df = dd.free_energy(new, h, r, v, feats, lam_k, 1.0, lam, beta, m) - f0
         assert min(quad, dis, breg) >= 0.0
         assert quad - dis - breg == pytest.approx(df, rel=1e-10, abs=1e-14)
@@ -164,15 +171,15 @@ def test_large_steps_conserve_mass_stay_positive_and_decrease_free_energy(scale)
     rho /= h * rho.sum()
     mass0 = h * rho.sum()
     dt_par = h * h * beta / 4.0  # explicit parabolic limit for ξ = 1
-    work, kwork = dd.noisy_workspace(n, 3)
+    work = dd.noisy_workspace(n, 3)
+    tables = _tables(h, r, v, feats, lam_k, 1.0, lam, beta, m)
     t, dt = 0.0, 100 * dt_par
     f_prev = _free_energy_numpy(rho, h, r, v, feats, lam_k, 1.0, lam, beta, m)
     fs_prev = free_energy_scale_1d(rho, h, r, v, feats, lam_k, 1.0, lam, beta, m)
     max_increase, max_drift, full, rejected, excess = -np.inf, 0.0, 0, 0, -np.inf
     for _ in range(300):
         t, steps, rej, status, dt_next, f_last = dd.advance_noisy(
-            rho, t, 1e9, 1, h, r, v, feats, lam_k, 1.0, lam, beta, m, 0, ONE, dt,
-            100 * dt_par, work, kwork)
+            rho, t, 1e9, 1, *tables, XI1, StepSizes.make(dt, 100 * dt_par), work)
         assert status == dd.MAX_STEPS and steps == 1
         rejected += rej
         full += rej == 0 and dt == 100 * dt_par
@@ -203,16 +210,17 @@ def test_stop_time_budget_and_nonfinite_status():
     n = 80
     h, r, v, feats, lam_k = _problem(n=n, r_max=6.0, k=2)
     rho = np.exp(-((r - 2) ** 2))
-    work, kwork = dd.noisy_workspace(n, 2)
-    args = (h, r, v, feats, lam_k, 1.0, 0.1, 10.0, 5.0, 0, ONE)
-    t, steps, rej, status, dt, f = dd.advance_noisy(rho, 0.0, 0.7, 10**6, *args, 0.05, 0.2,
-                                                    work, kwork)
+    work = dd.noisy_workspace(n, 2)
+    args = (*_tables(h, r, v, feats, lam_k, 1.0, 0.1, 10.0, 5.0), XI1)
+    t, steps, rej, status, dt, f = dd.advance_noisy(rho, 0.0, 0.7, 10**6, *args,
+                                                    StepSizes.make(0.05, 0.2), work)
     assert status == dd.REACHED and t == 0.7 and steps >= 4
-    t, steps, rej, status, dt, f = dd.advance_noisy(rho, 0.7, 100.0, 3, *args, dt, 0.2,
-                                                    work, kwork)
+    t, steps, rej, status, dt, f = dd.advance_noisy(rho, 0.7, 100.0, 3, *args,
+                                                    StepSizes.make(dt, 0.2), work)
     assert status == dd.MAX_STEPS and steps == 3 and 0.7 < t < 100.0
     rho[5] = np.nan
-    assert dd.advance_noisy(rho, t, 100.0, 3, *args, dt, 0.2, work, kwork)[3] == dd.NONFINITE
+    sizes = StepSizes.make(dt, 0.2)
+    assert dd.advance_noisy(rho, t, 100.0, 3, *args, sizes, work)[3] == dd.NONFINITE
 
 
 def test_first_order_in_time_against_rk3():
@@ -222,17 +230,17 @@ def test_first_order_in_time_against_rk3():
     beta, lam, m = 5.0, 0.1, 2.0
     rho0 = np.exp(-((r - 2.5) ** 2) * 4)
     rho0 /= h * rho0.sum()
-    work, kwork = dd.noisy_workspace(n, 3)
+    work = dd.noisy_workspace(n, 3)
+    tables = _tables(h, r, v, feats, lam_k, 1.0, lam, beta, m)
     ref = rho0.copy()
-    out = dd.advance_noisy_rk3(ref, 0.0, 0.5, 10**6, h, r, v, feats, lam_k, lam, beta, m,
-                               0, ONE, 0.5, work, kwork)
+    out = dd.advance_noisy_rk3(ref, 0.0, 0.5, 10**6, *tables, XI1, 0.5, work)
     assert out[3] == dd.REACHED and ref.min() >= 0.0
     assert abs(h * ref.sum() - 1.0) <= 1e-13
     errs = []
     for dt in (0.02, 0.01, 0.005):
         rho = rho0.copy()
-        out = dd.advance_noisy(rho, 0.0, 0.5, 10**6, h, r, v, feats, lam_k, 1.0, lam, beta, m,
-                               0, ONE, dt, dt, work, kwork)
+        out = dd.advance_noisy(rho, 0.0, 0.5, 10**6, *tables, XI1, StepSizes.make(dt, dt),
+                               work)
         assert out[3] == dd.REACHED and out[2] == 0  # no rejection: fixed dt
         errs.append(h * np.abs(rho - ref).sum())
     orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))

@@ -16,12 +16,22 @@ from roundoff import U, free_energy_roundoff_3d
 from meanfield_pde.activations import get_activation
 from meanfield_pde.fv import driftdiffusion1d as dd
 from meanfield_pde.fv import driftdiffusion3d as D
-from meanfield_pde.fv.stepper3d import potential3d
+from meanfield_pde.fv import energy3d as E
+from meanfield_pde.fv import splitstep3d as SP
+from meanfield_pde.fv.bundles import Grid3, Kernel3, Noise, StepSizes, Xi
+from meanfield_pde.fv.stepper3d import field3d, potential3d
 from meanfield_pde.problems.neuron_kernel import neuron_kernel
 
 ONE = np.array([1.0])  # constant schedule ξ ≡ 1
 XI = 0.7
 CONST = np.array([XI])
+XI_CONST = Xi.make(0, CONST)
+
+
+def _tables(a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_sharp, lam, beta, m):
+    """(Grid3, Kernel3, Noise) bundles from the flat arguments."""
+    return (Grid3.make(a_c, s_c, r_c, h_a, h_s, h_r), Kernel3.make(phi0, feats, w),
+            Noise.make(r_sharp, lam, beta, m))
 
 
 def _synthetic(shape=(8, 12, 12), q=4, seed=3, amp=0.3, wsc=0.5):
@@ -94,12 +104,11 @@ def _free_energy_numpy(rho, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_shar
 
 def _advance(rho, t, t_stop, prob, lam, beta, m, *, dt_init=0.0, dt_max=1.0, max_steps=10**6,
              parallel=False, params=ONE, r_sharp=1.0, work=None):
-    a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w = prob
     if work is None:
-        work = D.make_noisy3d_work(*rho.shape, feats.shape[0])
-    return D.advance_noisy3d(rho, t, t_stop, max_steps, a_c, s_c, r_c, h_a, h_s, h_r, phi0,
-                             feats, w, r_sharp, lam, beta, m, 0, params, dt_init, dt_max,
-                             parallel, work)
+        work = D.make_noisy3d_work(*rho.shape, prob[7].shape[0])
+    return D.advance_noisy3d(rho, t, t_stop, max_steps, *_tables(*prob, r_sharp, lam, beta, m),
+                             Xi.make(0, params), StepSizes.make(dt_init, dt_max), work,
+                             parallel=parallel)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,21 +123,21 @@ def test_rhs_matches_numpy_conserves_and_rate_keeps_euler_positive(m):
     rho = _rough(rng, (7, 9, 11), h_a * h_s * h_r)
     lam, beta = 0.4, 8.0
     out = np.empty_like(rho)
-    rate = D.sg_rhs3d(rho, 0.0, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, lam, beta, m, 0,
-                      CONST, out)
+    rate = D.sg_rhs3d(rho, 0.0, *_tables(*prob, 1.0, lam, beta, m), XI_CONST, out)
     Phi = _phi_numpy(rho, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, lam, beta, m)
     ref, fmax = _rhs_numpy(rho, Phi, (h_a, h_s, h_r), 2 * XI, beta)
     scale = fmax / min(h_a, h_s, h_r)
     assert np.max(np.abs(out - ref)) <= 1e-12 * scale
-    assert np.allclose(D.effective_potential3d(rho, *prob, lam, beta, m), Phi, rtol=0,
-                       atol=1e-13 * np.abs(Phi).max())
+    Phi_k = D.effective_potential3d(rho, *_tables(*prob, 1.0, lam, beta, m))
+    assert np.allclose(Phi_k, Phi, rtol=0, atol=1e-13 * np.abs(Phi).max())
     assert abs(out.sum()) <= 1e-14 * np.abs(out).sum()  # the fluxes telescope
     # forward Euler with dt = 1/rate keeps every cell >= 0
     assert (rho + out / rate).min() >= -1e-14 * rho.max()
     # flat Φ: rate = (4ξ/β) Σ_x 1/h_x² (interior cells), the explicit parabolic limit
     q0 = np.zeros((0, 9 * 11))
-    rate0 = D.sg_rhs3d(np.ones((7, 9, 11)), 0.0, a_c, s_c, r_c, h_a, h_s, h_r,
-                       np.zeros((9, 11)), q0, np.zeros(0), 0.0, beta, 0.0, 0, CONST, out)
+    flat = _tables(a_c, s_c, r_c, h_a, h_s, h_r, np.zeros((9, 11)), q0, np.zeros(0), 1.0, 0.0,
+                   beta, 0.0)
+    rate0 = D.sg_rhs3d(np.ones((7, 9, 11)), 0.0, *flat, XI_CONST, out)
     assert rate0 == pytest.approx(4 * XI / beta * (h_a**-2 + h_s**-2 + h_r**-2), rel=1e-14)
     assert np.max(np.abs(out)) == 0.0
 
@@ -141,11 +150,11 @@ def test_free_energy_matches_numpy_and_its_gradient_is_the_chemical_potential():
     lam, beta, m, r_sharp = 0.3, 7.0, 3.0, 0.8
     args = (a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_sharp, lam, beta, m)
     rho = _rough(rng, (6, 8, 10), h3)
-    f = D.free_energy3d(rho, *args)
+    f = D.free_energy3d(rho, *_tables(*args))
     assert f == pytest.approx(_free_energy_numpy(rho, *args), rel=1e-13)
     bad = rho.copy()
     bad[1, 2, 3] = -1e-300
-    assert math.isnan(D.free_energy3d(bad, *args))
+    assert math.isnan(D.free_energy3d(bad, *_tables(*args)))
     # δF/δρ_ijk = h³ (Ψ + λ|z|²/2 + β⁻¹ (log(ρ/r^m) + 1)), central differences
     rho = rng.random((6, 8, 10)) + 0.2
     Phi = _phi_numpy(rho, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, lam, beta, m)
@@ -155,7 +164,8 @@ def test_free_energy_matches_numpy_and_its_gradient_is_the_chemical_potential():
         up, dn = rho.copy(), rho.copy()
         up[idx] += eps
         dn[idx] -= eps
-        fd = (D.free_energy3d(up, *args) - D.free_energy3d(dn, *args)) / (2 * eps)
+        tables = _tables(*args)
+        fd = (D.free_energy3d(up, *tables) - D.free_energy3d(dn, *tables)) / (2 * eps)
         assert fd == pytest.approx(grad[idx], rel=1e-6, abs=1e-8 * h3)
 
 
@@ -171,20 +181,19 @@ def test_semi_discrete_dissipation_on_random_states(m):
     for _ in range(5):
         rho = rng.random((6, 9, 8)) ** 3 + 1e-3
         out = np.empty_like(rho)
-        D.sg_rhs3d(rho, 0.0, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, lam, beta, m, 0,
-                   CONST, out)
-        Phi = D.effective_potential3d(rho, *prob, lam, beta, m)
+        D.sg_rhs3d(rho, 0.0, *_tables(*prob, 1.0, lam, beta, m), XI_CONST, out)
+        Phi = D.effective_potential3d(rho, *_tables(*prob, 1.0, lam, beta, m))
         mu = Phi + np.log(rho) / beta
         dfdt = h3 * float(np.sum(mu * out))
         assert dfdt < 0.0
         cells, _, _, part, _ = D.make_noisy3d_work(6, 9, 8, 3)
-        cells[D._PHI] = Phi
-        cells[D._LOG] = np.log(rho)
+        cells[SP._PHI] = Phi
+        cells[SP._LOG] = np.log(rho)
         total = 0.0
-        for ax, (h, bp, bm) in enumerate([(h_a, D._BPA, D._BMA), (h_s, D._BPS, D._BMS),
-                                          (h_r, D._BPR, D._BMR)]):
-            D._faces_from_phi(Phi, beta, cells)
-            dis, breg = D._dis_breg(ax, rho, rho, cells, cells[bp], cells[bm], beta, part)
+        for ax, (h, bp, bm) in enumerate([(h_a, SP._BPA, SP._BMA), (h_s, SP._BPS, SP._BMS),
+                                          (h_r, SP._BPR, SP._BMR)]):
+            SP._faces_from_phi(Phi, beta, cells)
+            dis, breg = E._dis_breg(ax, rho, rho, cells, cells[bp], cells[bm], beta, part)
             assert dis >= 0.0 and breg == 0.0
             total += h3 * c / (beta * beta * h * h) * dis
         assert dfdt == pytest.approx(-total, rel=1e-10)
@@ -246,7 +255,7 @@ def test_self_consistent_gibbs_state_is_zero_flux_and_unchanged_by_a_step():
     prob = _synthetic((8, 12, 12), q=4, amp=0.5, wsc=1.0)
     a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w = prob
     lam, beta, m = 0.3, 10.0, 3.0
-    g = D.gibbs_state3d(a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, 1.0, lam, beta, m)
+    g = D.gibbs_state3d(*_tables(*prob, 1.0, lam, beta, m))
     assert g.converged and g.density.shape == (8, 12, 12)
     rho = np.ascontiguousarray(g.density)
     h3 = h_a * h_s * h_r
@@ -257,10 +266,10 @@ def test_self_consistent_gibbs_state_is_zero_flux_and_unchanged_by_a_step():
              for f in feats]
     assert np.all(np.abs(g.moments - M) <= 2 * rho.size * U * np.array(m_abs))
     args = (a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, 1.0, lam, beta, m)
-    assert D.free_energy3d(rho, *args) == pytest.approx(g.free_energy, rel=1e-13)
+    assert D.free_energy3d(rho, *_tables(*args)) == pytest.approx(g.free_energy, rel=1e-13)
     out = np.empty_like(rho)
-    D.sg_rhs3d(rho, 0.0, *prob, lam, beta, m, 0, ONE, out)
-    Phi = D.effective_potential3d(rho, *prob, lam, beta, m)
+    D.sg_rhs3d(rho, 0.0, *_tables(*prob, 1.0, lam, beta, m), Xi.make(0, ONE), out)
+    Phi = D.effective_potential3d(rho, *_tables(*prob, 1.0, lam, beta, m))
     _, fmax = _rhs_numpy(rho, Phi, (h_a, h_s, h_r), 2.0, beta)
     assert np.max(np.abs(out)) <= 1e-12 * fmax / min(h_a, h_s, h_r)
     for dt in (1e-3, 10.0):
@@ -274,7 +283,7 @@ def test_self_consistent_gibbs_state_is_zero_flux_and_unchanged_by_a_step():
     for _ in range(3):
         pert = rho * (1 + 0.05 * rng.standard_normal(rho.shape))
         pert *= rho.sum() / pert.sum()
-        assert D.free_energy3d(pert, *args) > g.free_energy
+        assert D.free_energy3d(pert, *_tables(*args)) > g.free_energy
 
 
 # ----------------------------------------------------------------------------------------------
@@ -298,7 +307,7 @@ def test_large_steps_conserve_mass_stay_positive_and_decrease_free_energy(wsc):
     rho = _rough(rng, shape, h3)
     mass0 = rho.sum()
     work = D.make_noisy3d_work(*shape, 4)
-    f_old = D.free_energy3d(rho, *args)
+    f_old = D.free_energy3d(rho, *_tables(*args))
     sc_old = free_energy_roundoff_3d(rho, *args)
     t, dt, big, rejected = 0.0, dt_max, 0, 0
     for _ in range(40):
@@ -311,7 +320,7 @@ def test_large_steps_conserve_mass_stay_positive_and_decrease_free_energy(wsc):
         big += (t - before) >= 50 * dt_par
         assert rho.min() >= 0.0
         assert abs(rho.sum() - mass0) <= 1e-13 * mass0
-        assert f == pytest.approx(D.free_energy3d(rho, *args), rel=1e-13, abs=1e-15)
+        assert f == pytest.approx(D.free_energy3d(rho, *_tables(*args)), rel=1e-13, abs=1e-15)
         # F decreases exactly; each evaluation carries <= U * free_energy_roundoff_3d of round-off
         # (up to 3.5e-14 here, above the former 1e-14 |F|); an unrejected large step of a strong
         # interaction raises F by O(1) (the 1-D balance test: +1.4 at dt = 100)
@@ -336,16 +345,17 @@ def test_step_balance_is_the_exact_free_energy_change():
     rho = _rough(rng, shape, h3)
     for dt in (1e-3, 0.05, 2.0):
         cells, planes, qv, part, geo = D.make_noisy3d_work(*shape, 3)
-        D._geometry(a_c, s_c, r_c, lam, beta, m, geo)
-        D._potential(rho, a_c, h_a, h_s, h_r, phi0, feats, w, planes[0], qv[0], planes[1])
-        D._prepare(a_c, planes[1], geo, beta, cells)
+        grid, kern, _ = _tables(*args)
+        SP._geometry(a_c, s_c, r_c, lam, beta, m, geo)
+        field3d(rho, grid, kern, planes[0], qv[0], planes[1])
+        SP._prepare(a_c, planes[1], geo, beta, cells)
         cb = dt * 2.0 / beta
-        D._split_step(False, rho, cb, h_a, h_s, h_r, cells)
-        ok, quad, dis, breg = D._balance(False, rho, cells, beta, h3, h_a, h_s, h_r, cb, a_c,
-                                         feats, w, planes[2], qv[1], part)
+        SP._split_step(False, rho, cb, h_a, h_s, h_r, cells)
+        ok, quad, dis, breg = E._balance(False, rho, cells, grid, kern, beta, cb, planes, qv,
+                                         part)
         assert ok and quad >= 0 and dis >= 0 and breg >= 0
-        new = cells[D._NEW].copy()
-        change = D.free_energy3d(new, *args) - D.free_energy3d(rho, *args)
+        new = cells[SP._NEW].copy()
+        change = D.free_energy3d(new, *_tables(*args)) - D.free_energy3d(rho, *_tables(*args))
         assert change == pytest.approx(quad - dis - breg, rel=1e-9, abs=1e-14)
 
 
@@ -385,7 +395,8 @@ def test_stop_time_budget_status_and_validation():
         _advance(rho, 0.0, 1.0, prob, 0.3, 5.0, 3.0, work=D.make_noisy3d_work(5, 6, 8, 2))
     r_bad = r_c - r_c[0]
     with pytest.raises(ValueError):
-        D.free_energy3d(rho, a_c, s_c, r_bad, h_a, h_s, h_r, phi0, feats, w, 1.0, 0.3, 5.0, 3.0)
+        D.free_energy3d(rho, *_tables(a_c, s_c, r_bad, h_a, h_s, h_r, phi0, feats, w, 1.0, 0.3,
+                                      5.0, 3.0))
 
 
 def test_parallel_is_bit_identical_to_serial():
@@ -414,10 +425,10 @@ def test_long_time_limit_is_the_gibbs_state_synthetic(beta, lam):
     prob = _synthetic((12, 16, 16), q=4, amp=0.3, wsc=0.5)
     a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w = prob
     m = 3.0
-    g = D.gibbs_state3d(a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, 1.0, lam, beta, m)
-    res = D.steady_state3d(_blob(a_c, s_c, r_c, h_a, h_s, h_r), a_c, s_c, r_c, h_a, h_s, h_r,
-                           phi0, feats, w, 1.0, lam, beta, m, tol=1e-13, tol_rho=1e-10,
-                           t_chunk=2.0, t_max=500.0)
+    tables = _tables(*prob, 1.0, lam, beta, m)
+    g = D.gibbs_state3d(*tables)
+    res = D.steady_state3d(_blob(a_c, s_c, r_c, h_a, h_s, h_r), *tables, tol=1e-13,
+                           tol_rho=1e-10, t_chunk=2.0, t_max=500.0)
     assert res.converged
     l1 = h_a * h_s * h_r * np.abs(res.density - g.density).sum()
     assert l1 <= 1e-8
@@ -434,11 +445,11 @@ def test_long_time_limit_is_the_gibbs_state_tanh_neuron():
     phi0 = np.ascontiguousarray(-k.v)
     feats, w = np.ascontiguousarray(k.feats), np.ascontiguousarray(k.weights)
     lam, beta, m = 0.3, 10.0, 8.0
-    g = D.gibbs_state3d(a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, k.r_sharp, lam, beta, m)
+    tables = _tables(a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, k.r_sharp, lam, beta, m)
+    g = D.gibbs_state3d(*tables)
     assert g.converged
     rho0 = _blob(a_c, s_c, r_c, h_a, h_s, h_r, centre=(0.0, 0.0, 0.7))
-    res = D.steady_state3d(rho0, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, k.r_sharp, lam,
-                           beta, m, tol=1e-13, tol_rho=1e-10, t_chunk=2.0, t_max=500.0,
+    res = D.steady_state3d(rho0, *tables, tol=1e-13, tol_rho=1e-10, t_chunk=2.0, t_max=500.0,
                            parallel=True)
     assert res.converged
     assert h_a * h_s * h_r * np.abs(res.density - g.density).sum() <= 1e-8

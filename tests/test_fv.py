@@ -5,6 +5,7 @@ import pytest
 from roundoff import U
 
 from meanfield_pde.fv import lowrank, stepper1d, transport
+from meanfield_pde.fv.bundles import LowRank, Xi
 
 
 def _random_problem(rng, n=300, k=12):
@@ -56,11 +57,11 @@ def test_stepper_lands_on_stop_time_and_conserves():
     rng = np.random.default_rng(2)
     h, r, rho, feats, lam, v = _random_problem(rng, n=200, k=6)
     n, k = len(rho), len(lam)
-    work = [np.empty(n) for _ in range(5)] + [np.empty(k)]
+    work = tuple(np.empty(n) for _ in range(5)) + (np.empty(k),)
     m0 = rho.sum()
-    params = np.array([1.0])
+    kern, xi = LowRank.make(v, feats, lam), Xi.make(0, [1.0])
     t, steps, rej, status, dt, umax = stepper1d.advance(
-        rho, 0.0, 0.3, 10**6, h, v, feats, lam, 0, params, 0.4, 2.0, *work)
+        rho, 0.0, 0.3, 10**6, h, kern, xi, 0.4, 2.0, work)
     assert status == stepper1d.REACHED and t == 0.3 and steps > 5
     # round-off, not a random walk: each of the 3 SSP-RK stages rounds every cell a few times
     # (<= 16u of the mass per step, the telescoping fluxes included), plus two n-term sums
@@ -68,7 +69,7 @@ def test_stepper_lands_on_stop_time_and_conserves():
     assert rho.min() >= 0.0
     # a step budget stops early and reports it
     t2, steps2, *_ , status2, _, _ = stepper1d.advance(
-        rho, 0.3, 10.0, 3, h, v, feats, lam, 0, params, 0.4, 2.0, *work)
+        rho, 0.3, 10.0, 3, h, kern, xi, 0.4, 2.0, work)
     assert status2 == stepper1d.MAX_STEPS and steps2 == 3 and 0.3 < t2 < 10.0
 
 
@@ -76,7 +77,7 @@ def test_nonfinite_state_is_reported():
     rng = np.random.default_rng(3)
     h, r, rho, feats, lam, v = _random_problem(rng, n=50, k=3)
     rho[10] = np.nan
-    work = [np.empty(50) for _ in range(5)] + [np.empty(3)]
-    out = stepper1d.advance(rho, 0.0, 1.0, 100, h, v, feats, lam, 0, np.array([1.0]), 0.4, 2.0,
-                            *work)
+    work = tuple(np.empty(50) for _ in range(5)) + (np.empty(3),)
+    out = stepper1d.advance(rho, 0.0, 1.0, 100, h, LowRank.make(v, feats, lam), Xi.make(0, [1.0]),
+                            0.4, 2.0, work)
     assert out[3] == stepper1d.NONFINITE

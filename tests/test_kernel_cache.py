@@ -153,3 +153,97 @@ def test_install_is_idempotent():
 def test_candidates_never_inside_package():
     for path in kernel_cache.candidate_dirs():
         assert not path.resolve().is_relative_to(PACKAGE)
+
+
+# calls every compiled driver entry point once on tiny data; "Cannot cache" warnings are errors
+DRIVERS = """
+import warnings
+warnings.simplefilter("error")
+import numpy as np
+from meanfield_pde.fv import driftdiffusion1d as dd1, driftdiffusion3d as dd3
+from meanfield_pde.fv import stepper1d, stepper3d
+from meanfield_pde.fv.bundles import Grid1, Grid3, Kernel3, LowRank, Noise, StepSizes, Xi
+n = 8
+r = (np.arange(n) + 0.5) / n
+kern, xi = LowRank.make(np.zeros(n), np.ones((1, n)), [0.5]), Xi.make(0, [1.0])
+work = tuple(np.empty(n) for _ in range(5)) + (np.empty(1),)
+stepper1d.advance(np.ones(n), 0.0, 0.01, 5, 1.0 / n, kern, xi, 0.4, 2.0, work)
+grid, noise = Grid1.make(1.0 / n, r), Noise.make(0.0, 0.1, 5.0, 1.0)
+nw = dd1.noisy_workspace(n, 1)
+dd1.advance_noisy(np.ones(n), 0.0, 0.01, 5, grid, kern, noise, xi, StepSizes.make(0.0, 0.1), nw)
+dd1.advance_noisy_rk3(np.ones(n), 0.0, 0.001, 5, grid, kern, noise, xi, 0.5, nw)
+c = (np.arange(4) + 0.5) / 4
+g3 = Grid3.make(c - 0.5, c - 0.5, c, 0.25, 0.25, 0.25)
+k3 = Kernel3.make(np.zeros((4, 4)), np.ones((1, 16)), [0.3])
+for par in (False, True):
+    stepper3d.advance3d(np.ones((4, 4, 4)), 0.0, 0.01, 5, g3, k3, xi, 0.4, 2.0,
+                        stepper3d.make_work(4, 4, 4, 1), parallel=par)
+    dd3.advance_noisy3d(np.ones((4, 4, 4)), 0.0, 0.01, 5, g3, k3, noise, xi,
+                        StepSizes.make(0.0, 0.1), dd3.make_noisy3d_work(4, 4, 4, 1),
+                        parallel=par)
+for f in (stepper1d.advance, dd1.advance_noisy, dd1.advance_noisy_rk3, stepper3d._advance,
+          stepper3d._advance_par, dd3._advance):
+    print(f.__name__, sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values()))
+"""
+
+
+def test_the_time_stepping_drivers_load_from_the_disk_cache():
+    """The adaptive drivers (fv/rk.py, fv/semi_implicit.py) are closures over compiled functions,
+    embedded in cached entry points: in a fresh process every entry point loads from the cache
+    (no recompilation, no "cannot cache" warning).  Uses the session's cache root (the first
+    run compiles only what is not cached yet)."""
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE.parent))
+    runs = [subprocess.run([sys.executable, "-c", DRIVERS], env=env, capture_output=True,
+                           text=True, timeout=1200, cwd=str(PACKAGE.parent)) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    for line in runs[1].stdout.split("\n")[-7:-1]:
+        name, hits, misses = line.split()
+        assert int(hits) >= 1 and int(misses) == 0, line
+
+
+# the serial and the threaded variant of one source, each loaded from the cache
+VARIANTS = """
+import numba
+import numpy as np
+from meanfield_pde.fv import rk
+x, out = np.ones(64), np.empty(64)
+rk.stage(rk.EULER, x, x, x, 0.5, out)
+try:
+    numba.threading_layer()
+    started = True
+except ValueError:  # no parallel region has run yet
+    started = False
+rk.stage_par(rk.EULER, x, x, x, 0.5, out)
+print(started, numba.threading_layer())
+for f in (rk.stage, rk.stage_par):
+    print(sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values()))
+"""
+
+
+def test_serial_and_threaded_variants_are_cached_apart_and_the_threaded_one_is_threaded():
+    """fv/variants.py compiles one source twice; Numba's cache key ignores ``parallel=True``, so
+    the two must live in different cache files.  In a fresh process both load from the cache,
+    the serial one starts no thread pool and the threaded one does."""
+    import importlib
+    import pkgutil
+
+    import meanfield_pde.fv as fv
+
+    paths = {}
+    for info in pkgutil.iter_modules(fv.__path__, "meanfield_pde.fv."):
+        for obj in vars(importlib.import_module(info.name)).values():
+            cache_file = getattr(getattr(obj, "_cache", None), "_cache_file", None)
+            if isinstance(obj, numba.core.registry.CPUDispatcher) and cache_file is not None:
+                paths.setdefault(cache_file._index_path, set()).add(obj)
+    assert all(len(v) == 1 for v in paths.values())  # no two dispatchers share a cache file
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE.parent))
+    runs = [subprocess.run([sys.executable, "-c", VARIANTS], env=env, capture_output=True,
+                           text=True, timeout=600, cwd=str(PACKAGE.parent)) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    started, layer = runs[1].stdout.split("\n")[0].split()
+    assert started == "False" and layer in ("omp", "tbb", "workqueue")
+    for line in runs[1].stdout.split("\n")[1:3]:
+        hits, misses = map(int, line.split())
+        assert hits >= 1 and misses == 0, runs[1].stdout

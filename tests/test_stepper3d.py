@@ -16,6 +16,7 @@ from helpers import cell_centres
 from scipy.linalg import expm
 
 from meanfield_pde.fv import stepper3d as S
+from meanfield_pde.fv.bundles import Grid3, Kernel3, Xi
 from meanfield_pde.schedule import CONSTANT, PIECEWISE
 
 XI = 0.7
@@ -53,19 +54,32 @@ def _smooth_problem(shape=(12, 14, 10), q=9, seed=5):
     return rho, a_c, h_a, h_s, h_r, phi0, feats, w
 
 
+def _tables(rho, a_c, h_a, h_s, h_r, phi0, feats, w):
+    """(Grid3, Kernel3) bundles (the transport reads no s or r centres: placeholders)."""
+    del rho  # shapes from φ0 (callers may pass None)
+    ns, nr = np.shape(phi0)
+    return (Grid3.make(a_c, np.zeros(ns), np.zeros(nr), h_a, h_s, h_r),
+            Kernel3.make(phi0, feats, w))
+
+
 def _rhs(fn, rho, a_c, h_a, h_s, h_r, phi0, feats, w, theta=2.0, params=CONST):
     na, ns, nr = rho.shape
     A, M, phi, out = np.empty((ns, nr)), np.empty(len(w)), np.empty((ns, nr)), np.empty(rho.shape)
-    rate = fn(rho, 0.3, a_c, h_a, h_s, h_r, phi0, feats, w, CONSTANT, params, theta, A, M, phi,
-              out)
+    grid, kern = _tables(rho, a_c, h_a, h_s, h_r, phi0, feats, w)
+    rate = fn(rho, 0.3, grid, kern, Xi.make(CONSTANT, params), theta, A, M, phi, out)
     return rate, out, phi, M, A
+
+
+def _numpy_rhs(rho, a_c, h_a, h_s, h_r, phi0, feats, w, xi, theta):
+    grid, kern = _tables(rho, a_c, h_a, h_s, h_r, phi0, feats, w)
+    return S.rhs3d_numpy(rho, grid, kern, xi, theta)
 
 
 def _advance(rho, t, t_stop, prob, work, *, parallel=False, max_steps=10**6, kind=CONSTANT,
              params=CONST, cfl=0.4, theta=2.0):
-    _, a_c, h_a, h_s, h_r, phi0, feats, w = prob
-    return S.advance3d(rho, t, t_stop, max_steps, a_c, h_a, h_s, h_r, phi0, feats, w, kind,
-                       params, cfl, theta, parallel, work)
+    grid, kern = _tables(*prob)
+    return S.advance3d(rho, t, t_stop, max_steps, grid, kern, Xi.make(kind, params), cfl, theta,
+                       work, parallel=parallel)
 
 
 def _mass(rho, prob):
@@ -87,7 +101,7 @@ def test_rhs_matches_numpy_reference(shape, theta):
     assert np.max(np.abs(M - M_np)) <= 1e-12 * np.max(np.abs(M_np))
     assert np.max(np.abs(phi - phi_np)) <= 1e-12 * np.max(np.abs(phi_np))
     # the fluxes, for the same φ (handed to numpy as φ0 with no features)
-    ref = S.rhs3d_numpy(rho, 0.3, a_c, h_a, h_s, h_r, phi, feats[:0], w[:0], XI, theta)
+    ref = _numpy_rhs(rho, a_c, h_a, h_s, h_r, phi, feats[:0], w[:0], XI, theta)
     assert np.max(np.abs(out - ref)) <= 1e-12 * max(np.max(np.abs(ref)), 1e-300)
     # CFL rate = Σ_axes max|u|/h over the interior faces
     c = 2 * XI
@@ -106,7 +120,7 @@ def test_rhs_without_features_and_nonfinite_rate():
     rho, a_c, h_a, h_s, h_r, phi0, feats, w = _random_problem(rng, q=0)
     rate, out, phi, _, _ = _rhs(S.rhs3d, rho, a_c, h_a, h_s, h_r, phi0, feats, w)
     assert np.array_equal(phi, phi0) and np.isfinite(rate)  # Q = 0: φ is φ0 copied (exact)
-    ref = S.rhs3d_numpy(rho, 0.3, a_c, h_a, h_s, h_r, phi0, feats, w, XI, 2.0)
+    ref = _numpy_rhs(rho, a_c, h_a, h_s, h_r, phi0, feats, w, XI, 2.0)
     assert np.max(np.abs(out - ref)) <= 1e-12 * np.max(np.abs(ref))
     rho[3, 4, 5] = np.nan  # does not reach φ when Q = 0, but must still be reported
     assert np.isnan(_rhs(S.rhs3d, rho, a_c, h_a, h_s, h_r, phi0, feats, w)[0])

@@ -56,13 +56,31 @@ enough dt.  The adaptive loop enforces it: a step is accepted only if F(ρⁿ⁺
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numba
 import numpy as np
 
+from .bundles import Grid1, LowRank, Noise, StepSizes, Xi
 from .lowrank import potential
-from .stepper1d import DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED, STATUS_TEXT
+from .rk import (
+    DT_UNDERFLOW,
+    MAX_STEPS,
+    NONFINITE,
+    REACHED,
+    STATUS_TEXT,
+    RK3Control,
+    make_ssp_rk3,
+    stage,
+)
+from .semi_implicit import (
+    F_REL_TOL,
+    GROWTH,
+    SemiImplicitControl,
+    SemiImplicitOps,
+    SteadyState,
+    make_frozen_implicit,
+    steady_state_loop,
+)
 from .xi import xi_at
 
 __all__ = [
@@ -72,8 +90,6 @@ __all__ = [
     "SteadyState", "steady_state", "sg_flux_numpy",
 ]
 
-F_REL_TOL = 1e-14  # accepted free-energy increase, relative to the magnitude of F (see below)
-GROWTH = 1.5  # dt growth factor after an accepted step
 
 
 # ----------------------------------------------------------------------------------------------
@@ -163,6 +179,17 @@ def _potential(rho, h, v, feats, lam_k, psi, moments):
 
 
 @numba.njit(cache=True)
+def _neumaier(s, comp, term):
+    """One step of Neumaier's compensated sum: (s + term, compensation + its rounding error)."""
+    y = s + term
+    if abs(s) >= abs(term):
+        comp += (s - y) + term
+    else:
+        comp += (term - y) + s
+    return y, comp
+
+
+@numba.njit(cache=True)
 def _free_energy_parts(rho, h, v, half_lr2, log_w, moments, lam_k, r_sharp, beta):
     """(F, |F|-scale) from the moments of ρ; compensated (Neumaier) summation.
 
@@ -175,12 +202,7 @@ def _free_energy_parts(rho, h, v, half_lr2, log_w, moments, lam_k, r_sharp, beta
     scale = abs(s)
     for k in range(moments.shape[0]):
         term = 0.5 * lam_k[k] * moments[k] * moments[k]
-        y = s + term
-        if abs(s) >= abs(term):
-            comp += (s - y) + term
-        else:
-            comp += (term - y) + s
-        s = y
+        s, comp = _neumaier(s, comp, term)
         scale += abs(term)
     for i in range(rho.shape[0]):
         p = rho[i]
@@ -190,12 +212,7 @@ def _free_energy_parts(rho, h, v, half_lr2, log_w, moments, lam_k, r_sharp, beta
             term = 0.0
         else:  # negative or nan
             return math.nan, math.nan
-        y = s + term
-        if abs(s) >= abs(term):
-            comp += (s - y) + term
-        else:
-            comp += (term - y) + s
-        s = y
+        s, comp = _neumaier(s, comp, term)
         scale += abs(term)
     return s + comp, scale
 
@@ -294,7 +311,7 @@ def _excess_series(u):
 
 
 @numba.njit(cache=True)
-def step_energy_balance(old, new, phi, bp, bm, log_new, h, a, dt, beta, feats, lam_k, diff):
+def step_energy_balance(old, new, log_new, phi, faces, h, sg, kern, diff):
     """Terms of the exact free-energy change of one frozen-interaction implicit step.
 
     With ρ' = ``new`` solving the step from ρ = ``old`` (Φ frozen, a = c/(βh)), μ'_i = Φ_i +
@@ -308,9 +325,14 @@ def step_energy_balance(old, new, phi, bp, bm, log_new, h, a, dt, beta, feats, l
     quadratic interaction term of MATH.md).  Every term is a sum of non-negative products computed
     without cancellation (F = −a B(βΔΦ) ρ_i expm1(βΔμ'), (1+u)log(1+u) − u by its series), so the
     balance is resolved to relative precision even when the change is far below the round-off of
-    F itself.  ``log_new`` = log ρ'; ``diff`` is a work array.  Returns (quad, dt·D, Breg).
-    Cells with ρ' = 0 are skipped (a lower bound on D and Breg: conservative).
+    F itself.  ``log_new`` = log ρ'; faces = (bp, bm), the Bernoulli factors of Φ; sg = (a, dt, β);
+    ``kern`` a :class:`.bundles.LowRank` (its feats and λ_k); ``diff`` is a work array.  Returns
+    (quad, dt·D, Breg).  Cells with ρ' = 0 are skipped (a lower bound on D and Breg:
+    conservative).
     """
+    bp, bm = faces
+    a, dt, beta = sg
+    feats, lam_k = kern.feats, kern.lam
     n = old.shape[0]
     inv_beta = 1.0 / beta
     for i in range(n):
@@ -336,27 +358,90 @@ def step_energy_balance(old, new, phi, bp, bm, log_new, h, a, dt, beta, feats, l
     return quad, dt * dis * inv_beta, h * inv_beta * breg
 
 
+# The semi-implicit scheme as :class:`.semi_implicit.SemiImplicitOps` on the model
+# (grid, kern, noise, work, kwork); rows of ``work``: new, ψ, Φ, bp, bm, piv, λr²/2, m log r,
+# log new, diff; kwork[0]: the moments.
+
+
 @numba.njit(cache=True)
-def advance_noisy(rho, t, t_stop, max_steps, h, r, v, feats, lam_k, r_sharp, lam, beta, m,
-                  kind, params, dt_init, dt_max, work, kwork):
+def _si_init(model, rho):
+    grid, kern, noise, work, kwork = model
+    _geometry(grid.r, noise.lam, noise.m, work[6], work[7])
+    _potential(rho, grid.h, kern.v, kern.feats, kern.lam, work[1], kwork[0])
+    return _free_energy_parts(rho, grid.h, kern.v, work[6], work[7], kwork[0], kern.lam,
+                              noise.r_sharp, noise.beta)
+
+
+@numba.njit(cache=True)
+def _si_freeze(model):
+    grid, kern, noise, work, kwork = model
+    psi, phi, half_lr2, log_w = work[1], work[2], work[6], work[7]
+    inv_beta = 1.0 / noise.beta
+    for i in range(phi.shape[0]):
+        phi[i] = psi[i] + half_lr2[i] - inv_beta * log_w[i]
+    _face_bernoulli(phi, noise.beta, work[3], work[4])
+
+
+@numba.njit(cache=True)
+def _si_solve(model, rho, step, c):
+    grid, kern, noise, work, kwork = model
+    new = work[0]
+    h, beta = grid.h, noise.beta
+    _solve_implicit(rho, step * c / (beta * h * h), work[3], work[4], work[5], new)
+    for i in range(new.shape[0]):
+        if not (new[i] >= 0.0 and new[i] < math.inf):
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _si_energy(model):
+    grid, kern, noise, work, kwork = model
+    new = work[0]
+    _potential(new, grid.h, kern.v, kern.feats, kern.lam, work[1], kwork[0])
+    return _free_energy_parts(new, grid.h, kern.v, work[6], work[7], kwork[0], kern.lam,
+                              noise.r_sharp, noise.beta)
+
+
+@numba.njit(cache=True)
+def _si_balance(model, rho, step, c):
+    grid, kern, noise, work, kwork = model
+    new, log_new = work[0], work[8]
+    for i in range(new.shape[0]):
+        log_new[i] = math.log(new[i]) if new[i] > 0.0 else -math.inf
+    h, beta = grid.h, noise.beta
+    quad, dis, breg = step_energy_balance(rho, new, log_new, work[2], (work[3], work[4]), h,
+                                          (c / (beta * h), step, beta), kern, work[9])
+    return True, quad, dis, breg
+
+
+@numba.njit(cache=True)
+def _si_accept(model, rho):
+    new = model[3][0]
+    for i in range(rho.shape[0]):
+        rho[i] = new[i]
+
+
+@numba.njit(cache=True)
+def _si_restore(model, rho):
+    grid, kern, noise, work, kwork = model
+    _potential(rho, grid.h, kern.v, kern.feats, kern.lam, work[1], kwork[0])
+
+
+_frozen_implicit = make_frozen_implicit(SemiImplicitOps(
+    _si_init, _si_freeze, _si_solve, _si_energy, _si_balance, _si_accept, _si_restore))
+
+
+@numba.njit(cache=True)
+def advance_noisy(rho, t, t_stop, max_steps, grid, kern, noise, xi, dt, work):
     """Advance ``rho`` in place from ``t`` to ``t_stop`` by semi-implicit SG steps (module doc).
 
     Step:  (ρⁿ⁺¹ − ρⁿ)/dt = −(F_{i+1/2} − F_{i−1/2})(ρⁿ⁺¹)/h  with Φ = Φ(ρⁿ) frozen and
-    ξ = ξ(t + dt/2).  Adaptive dt: the step is accepted only if ρⁿ⁺¹ is finite and
-
-        F(ρⁿ⁺¹) <= F(ρⁿ) + 1e-14 · max(|F(ρⁿ)|, Σ|terms of F|)                       (a)
-        ½ Σ_k λ_k Δm_k² <= dt D(ρⁿ⁺¹) + Breg(ρⁿ, ρⁿ⁺¹) + 1e-24 Σ|terms of F|          (b)
-
-    (a) is the free-energy test on the values of F (the tolerance is the round-off of its
-    compensated evaluation, measured against the magnitude of its terms so that it stays
-    meaningful when F ≈ 0); (b) is the same inequality F(ρⁿ⁺¹) <= F(ρⁿ) written as the exact
-    balance of :func:`step_energy_balance`, whose terms are resolved to relative precision: near
-    equilibrium the changes of F fall below the round-off of F, and (a) alone would let the
-    frozen-interaction step sit in a small oscillation (the Picard-type instability of large steps
-    under a strong interaction, amplitude ~ sqrt(1e-14)) instead of converging.  A rejected step
-    is retried with dt/2; an accepted step multiplies dt by 1.5 (not right after a rejection),
-    capped at ``dt_max``; the last step is shortened to land exactly on ``t_stop``
-    (dt_init <= 0 means start at dt_max).
+    ξ = ξ(t + dt/2); the adaptive loop and its acceptance test (the values of F and the exact
+    balance of :func:`step_energy_balance`, evaluated at every step) are those of
+    :func:`.semi_implicit.make_frozen_implicit`.  Bundles: ``grid`` :class:`.bundles.Grid1`,
+    ``kern`` :class:`.bundles.LowRank`, ``noise`` :class:`.bundles.Noise`, ``xi``
+    :class:`.bundles.Xi`, ``dt`` :class:`.bundles.StepSizes` (dt_init <= 0: start at dt_max).
 
     Guarantees: ρ >= 0 and mass conserved to round-off for every dt (M-matrix with unit column
     sums); the free energy F is non-increasing at every accepted step by construction; no
@@ -365,82 +450,13 @@ def advance_noisy(rho, t, t_stop, max_steps, h, r, v, feats, lam_k, r_sharp, lam
     is the discrete Gibbs fixed point exactly, whatever dt.  For a piecewise ξ the caller lands
     on its breakpoints (ξ is evaluated inside each step).
 
-    Work arrays from :func:`noisy_workspace`.  Returns (t, steps, rejected, status, dt_next,
-    F_last): dt_next is the step size to pass as dt_init to the next call (not shortened by the
+    ``work`` = :func:`noisy_workspace`.  Returns (t, steps, rejected, status, dt_next, F_last):
+    dt_next is the step size to pass as dt_init to the next call (not shortened by the
     landing), F_last the free energy of the returned state.
     """
-    n = rho.shape[0]
-    new = work[0]
-    psi = work[1]
-    phi = work[2]
-    bp = work[3]
-    bm = work[4]
-    piv = work[5]
-    half_lr2 = work[6]
-    log_w = work[7]
-    log_new = work[8]
-    diff = work[9]
-    moments = kwork[0]
-    _geometry(r, lam, m, half_lr2, log_w)
-    inv_beta = 1.0 / beta
-    _potential(rho, h, v, feats, lam_k, psi, moments)
-    f_old, scale = _free_energy_parts(rho, h, v, half_lr2, log_w, moments, lam_k, r_sharp, beta)
-    dt = dt_max if dt_init <= 0.0 else min(dt_init, dt_max)
-    steps = 0
-    rejected = 0
-    if not math.isfinite(f_old):
-        return t, steps, rejected, NONFINITE, dt, f_old
-    while t < t_stop:
-        if steps >= max_steps:
-            return t, steps, rejected, MAX_STEPS, dt, f_old
-        for i in range(n):
-            phi[i] = psi[i] + half_lr2[i] - inv_beta * log_w[i]
-        _face_bernoulli(phi, beta, bp, bm)
-        retried = False
-        while True:
-            land = dt >= t_stop - t
-            step = t_stop - t if land else dt
-            c = 2.0 * xi_at(kind, params, t + 0.5 * step)
-            _solve_implicit(rho, step * c / (beta * h * h), bp, bm, piv, new)
-            ok = True
-            for i in range(n):
-                if not (new[i] >= 0.0 and new[i] < math.inf):
-                    ok = False
-                    break
-            f_new = math.nan
-            scale_new = scale
-            if ok:
-                for i in range(n):
-                    log_new[i] = math.log(new[i]) if new[i] > 0.0 else -math.inf
-                quad, dis, breg = step_energy_balance(rho, new, phi, bp, bm, log_new, h,
-                                                      c / (beta * h), step, beta, feats, lam_k,
-                                                      diff)
-                ok = quad <= dis + breg + 1e-24 * scale
-            if ok:
-                _potential(new, h, v, feats, lam_k, psi, moments)
-                f_new, scale_new = _free_energy_parts(new, h, v, half_lr2, log_w, moments,
-                                                      lam_k, r_sharp, beta)
-                ok = f_new <= f_old + F_REL_TOL * max(abs(f_old), scale)
-            if ok:
-                break
-            rejected += 1
-            retried = True
-            dt = 0.5 * step
-            if dt <= 1e-15 * max(abs(t), 1.0):
-                # leave ψ consistent with the (unchanged) state
-                _potential(rho, h, v, feats, lam_k, psi, moments)
-                return t, steps, rejected, DT_UNDERFLOW, dt, f_old
-        for i in range(n):
-            rho[i] = new[i]
-        f_old = f_new
-        scale = scale_new
-        steps += 1
-        if land:
-            t = t_stop
-        else:
-            t += step
-            dt = step if retried else min(GROWTH * step, dt_max)
-    return t, steps, rejected, REACHED, dt, f_old
+    wk, kw = work
+    ctl = SemiImplicitControl(dt.dt_init, dt.dt_max, math.inf)
+    return _frozen_implicit((grid, kern, noise, wk, kw), xi, rho, t, t_stop, max_steps, ctl)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -448,100 +464,36 @@ def advance_noisy(rho, t, t_stop, max_steps, h, r, v, feats, lam_k, r_sharp, lam
 
 
 @numba.njit(cache=True)
-def _rhs_full(rho, t, h, r, v, feats, lam_k, lam, beta, m, kind, params, psi, phi, moments, out):
-    _potential(rho, h, v, feats, lam_k, psi, moments)
-    effective_potential(psi, r, lam, beta, m, phi)
-    return sg_flux_rhs(rho, phi, h, 2.0 * xi_at(kind, params, t), beta, out)
+def _rhs_full(model, rho, t, out):
+    grid, kern, noise, xi, psi, phi, moments = model
+    _potential(rho, grid.h, kern.v, kern.feats, kern.lam, psi, moments)
+    effective_potential(psi, grid.r, noise.lam, noise.beta, noise.m, phi)
+    return sg_flux_rhs(rho, phi, grid.h, 2.0 * xi_at(xi.kind, xi.params, t), noise.beta, out)
+
+
+_ssp_rk3 = make_ssp_rk3(_rhs_full, stage)
 
 
 @numba.njit(cache=True)
-def advance_noisy_rk3(rho, t, t_stop, max_steps, h, r, v, feats, lam_k, lam, beta, m, kind,
-                      params, cfl, work, kwork):
+def advance_noisy_rk3(rho, t, t_stop, max_steps, grid, kern, noise, xi, cfl, work):
     """Explicit Shu–Osher SSP-RK3 with the SG right-hand side (Ψ re-evaluated at every stage).
 
-    dt = cfl / rate(ρⁿ) with the forward-Euler positivity rate of :func:`sg_flux_rhs`
-    (cfl <= 1; the parabolic bound dt <= h²β/(4ξ) for flat Φ); a step whose later stages exceed
-    dt · rate <= 1, or whose result is negative or non-finite, is retried with dt/2.  Third order
-    in time, mass conserved, ρ >= 0.  A reference for the semi-implicit scheme, not a
-    replacement: its cost grows like n².  Work arrays from :func:`noisy_workspace`.
+    The driver of :mod:`.rk` with dt = cfl / rate(ρⁿ) and the forward-Euler positivity
+    rate of :func:`sg_flux_rhs` (cfl <= 1; the parabolic bound dt <= h²β/(4ξ) for flat Φ); a
+    step whose later stages exceed dt · rate <= 1, or whose result is negative or non-finite, is
+    retried with dt/2.  Third order in time, mass conserved, ρ >= 0.  A reference for the
+    semi-implicit scheme, not a replacement: its cost grows like n².  Bundles as in
+    :func:`advance_noisy`; ``work`` = :func:`noisy_workspace`.
     Returns (t, steps, rejected, status, dt_last, rate_last).
     """
-    n = rho.shape[0]
-    w1 = work[0]
-    w2 = work[1]
-    l0 = work[2]
-    l1 = work[3]
-    psi = work[4]
-    phi = work[5]
-    moments = kwork[0]
-    steps = 0
-    rejected = 0
-    dt = 0.0
-    rate = 0.0
-    while t < t_stop:
-        if steps >= max_steps:
-            return t, steps, rejected, MAX_STEPS, dt, rate
-        rate = _rhs_full(rho, t, h, r, v, feats, lam_k, lam, beta, m, kind, params, psi, phi,
-                         moments, l0)
-        if not math.isfinite(rate):
-            return t, steps, rejected, NONFINITE, dt, rate
-        dt = cfl / rate if rate > 0.0 else t_stop - t
-        while True:
-            land = dt >= t_stop - t
-            if land:
-                dt = t_stop - t
-            for i in range(n):
-                w1[i] = rho[i] + dt * l0[i]
-            r1 = _rhs_full(w1, t + dt, h, r, v, feats, lam_k, lam, beta, m, kind, params, psi,
-                           phi, moments, l1)
-            for i in range(n):
-                w2[i] = 0.75 * rho[i] + 0.25 * (w1[i] + dt * l1[i])
-            r2 = _rhs_full(w2, t + 0.5 * dt, h, r, v, feats, lam_k, lam, beta, m, kind, params,
-                           psi, phi, moments, l1)
-            ok = math.isfinite(r1) and math.isfinite(r2) and dt * max(r1, r2) <= 1.0
-            if ok:
-                for i in range(n):
-                    x = (rho[i] + 2.0 * (w2[i] + dt * l1[i])) / 3.0
-                    if not (x >= 0.0):
-                        ok = False
-                        break
-                    w1[i] = x
-            if ok:
-                break
-            rejected += 1
-            dt *= 0.5
-            if dt <= 1e-15 * max(abs(t), 1.0):
-                return t, steps, rejected, DT_UNDERFLOW, dt, rate
-        for i in range(n):
-            rho[i] = w1[i]
-        t = t_stop if land else t + dt
-        steps += 1
-    return t, steps, rejected, REACHED, dt, rate
+    wk, kw = work
+    model = (grid, kern, noise, xi, wk[4], wk[5], kw[0])
+    return _ssp_rk3(model, rho, t, t_stop, max_steps, RK3Control(cfl, 1.0, 1.0, False),
+                    (wk[0], wk[1], wk[2], wk[3]))
 
 
 # ----------------------------------------------------------------------------------------------
 # steady state
-
-
-@dataclass
-class SteadyState:
-    """Result of :func:`steady_state`.
-
-    density: the final state; t: time reached; rate: relative free-energy decrease per unit time
-    over the last chunk, (F(t − Δ) − F(t)) / (Δ max(|F(t)|, 1e-300)); rho_rate: h Σ|Δρ| / Δ over
-    the last chunk; converged: both criteria met; steps / rejected: totals; status: last status
-    code of :func:`advance_noisy`; free_energy: F of the final state.
-    """
-
-    density: np.ndarray
-    t: float
-    rate: float
-    rho_rate: float
-    converged: bool
-    steps: int
-    rejected: int
-    status: int
-    free_energy: float
 
 
 def steady_state(rho: np.ndarray, h: float, r: np.ndarray, v: np.ndarray, feats: np.ndarray,
@@ -552,41 +504,21 @@ def steady_state(rho: np.ndarray, h: float, r: np.ndarray, v: np.ndarray, feats:
                  max_steps: int = 10**7) -> SteadyState:
     """Run :func:`advance_noisy` (on a copy of ``rho``) in chunks of length ``t_chunk`` from t = 0
     until the relative free-energy decrease per unit time is <= ``tol`` (and, if given, the L1 rate
-    of change h Σ|Δρ|/Δt <= ``tol_rho``), or until ``t_max``.
-
-    The free-energy criterion cannot resolve F − F* below the round-off of F (≈ 1e-16 |F|);
-    since β⁻¹ KL(ρ‖ρ*) <= F − F* and ‖ρ − ρ*‖₁ <= sqrt(2 KL), it certifies ρ to about
-    sqrt(β · 1e-16) in L1 at best — use ``tol_rho`` to demand more.  dt_max defaults to t_chunk
-    (the fixed point does not depend on dt, so large steps are fine for a steady state).
+    of change h Σ|Δρ|/Δt <= ``tol_rho``), or until ``t_max``
+    (:func:`.semi_implicit.steady_state_loop`).  dt_max defaults to t_chunk (the fixed point does
+    not depend on dt, so large steps are fine for a steady state).
     """
-    if params is None:
-        params = np.array([1.0])
+    xi = Xi.make(kind, np.array([1.0]) if params is None else params)
     rho = np.array(rho, dtype=np.float64)
-    n, k = rho.shape[0], feats.shape[0]
-    work, kwork = noisy_workspace(n, k)
-    dt = dt_init
+    grid, kern = Grid1.make(h, r), LowRank.make(v, feats, lam_k)
+    noise = Noise.make(r_sharp, lam, beta, m)
+    work = noisy_workspace(rho.shape[0], feats.shape[0])
     dmax = t_chunk if dt_max is None else dt_max
-    t = 0.0
-    steps = rejected = 0
-    f_prev = free_energy(rho, h, r, v, feats, lam_k, r_sharp, lam, beta, m)
-    rate = rho_rate = math.inf
-    status = REACHED
-    f_now = f_prev
-    while t < t_max:
-        prev = rho.copy()
-        t_stop = min(t + t_chunk, t_max)
-        t_new, s, rej, status, dt, f_now = advance_noisy(
-            rho, t, t_stop, max_steps, h, r, v, feats, lam_k, r_sharp, lam, beta, m, kind, params,
-            dt, dmax, work, kwork)
-        steps += s
-        rejected += rej
-        span = t_new - t
-        t = t_new
-        if status != REACHED or span <= 0.0:
-            break
-        rate = (f_prev - f_now) / (span * max(abs(f_now), 1e-300))
-        rho_rate = h * float(np.sum(np.abs(rho - prev))) / span
-        f_prev = f_now
-        if abs(rate) <= tol and (tol_rho is None or rho_rate <= tol_rho):
-            return SteadyState(rho, t, rate, rho_rate, True, steps, rejected, status, f_now)
-    return SteadyState(rho, t, rate, rho_rate, False, steps, rejected, status, f_now)
+
+    def advance(rho, t, t_stop, dt):
+        return advance_noisy(rho, t, t_stop, max_steps, grid, kern, noise, xi,
+                             StepSizes.make(dt, dmax), work)
+
+    f_start = free_energy(rho, h, r, v, feats, lam_k, r_sharp, lam, beta, m)
+    return steady_state_loop(advance, rho, f_start, h, tol=tol, tol_rho=tol_rho,
+                             t_chunk=t_chunk, t_max=t_max, dt_init=dt_init)

@@ -66,6 +66,10 @@ instability of large frozen-interaction steps under a strong interaction is caug
 Away from equilibrium ½ Σ w ΔM² = O(dt²) against a decrease dt D + Breg of order dt, so small
 enough steps are accepted.
 
+Layout: :mod:`.splitstep3d` holds Φ, the Bernoulli factors and the line solves of the split
+step; :mod:`.energy3d` the free energy and the exact balance; this module the explicit SG
+right-hand side, the scheme's hooks for :mod:`.semi_implicit` and the Python entry points.
+
 Parallelism: every kernel works on slabs (a-lines: one slab per j; s- and r-lines, logs, free
 energy and dissipation: one slab per i).  The serial and the ``prange`` versions run the same slab
 code, and reductions go through per-slab partial sums added in slab order, so the two are
@@ -80,24 +84,31 @@ import math
 import numba
 import numpy as np
 
-from .driftdiffusion1d import (
-    F_REL_TOL,
-    GROWTH,
-    SteadyState,
-    _excess_series,
-    _solve_implicit,
-    bernoulli,
-)
+from .bundles import StepSizes, Xi
+from .energy3d import _balance, _free_energy_core, _free_energy_parts, _logs, _logs_par
 from .gibbs import GibbsResult, gibbs_core
-from .stepper1d import DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED, STATUS_TEXT
-from .stepper3d import (
-    _BLOCK,
-    _column_moment_row,
-    _copy,
-    _copy_par,
-    _feature_moment,
-    _potential_block,
+from .rk import COPY, DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED, STATUS_TEXT, stage, stage_par
+from .semi_implicit import (
+    SemiImplicitControl,
+    SemiImplicitOps,
+    SteadyState,
+    make_frozen_implicit,
+    steady_state_loop,
 )
+from .splitstep3d import (
+    _LOG,
+    _NEW,
+    _PHI,
+    N_CELLS,
+    _bern_pair,
+    _faces_from_phi,
+    _geometry,
+    _phi_at,
+    _prepare,
+    _prepare_par,
+    _split_step,
+)
+from .stepper3d import field3d, field3d_par
 from .xi import xi_at
 
 __all__ = [
@@ -111,593 +122,95 @@ __all__ = [
 # is ~1e-15 of that scale), so (b) would hold there and need not be computed.
 BALANCE_BAND = 1e-10
 
-# indices into the (N_CELLS, n_a, n_s, n_r) work block
-_W1, _W2, _NEW, _PHI, _BPA, _BMA, _BPS, _BMS, _BPR, _BMR, _PIV, _LOG = range(12)
-N_CELLS = 12
+
+@numba.njit(cache=True)
+def _pot(parallel, rho, grid, kern, A, M, phi):
+    """A, M and φ of ρ (:func:`.stepper3d.field3d`, serial or threaded)."""
+    if parallel:
+        field3d_par(rho, grid, kern, A, M, phi)
+    else:
+        field3d(rho, grid, kern, A, M, phi)
 
 
 # ----------------------------------------------------------------------------------------------
-# pointwise and per-slab pieces (shared by the serial and the parallel drivers)
-
-
-@numba.njit(cache=True, inline="always")
-def _bern_pair(x):
-    """(B(x), B(−x)) with one expm1: the smaller one is B(|x|), the other B(|x|) + |x|.
-
-    B(−y) = B(y) + y adds two non-negative numbers for y >= 0 (no cancellation), so the ratio
-    B(x)/B(−x) = e^{−x} holds to a few ulp.
-    """
-    if x >= 0.0:
-        b = bernoulli(x)
-        return b, b + x
-    b = bernoulli(-x)
-    return b - x, b
+# compiled entry points: the split scheme as :class:`.semi_implicit.SemiImplicitOps` on the model
+# (parallel, grid, kern, noise, cells, planes, qv, part, geo) of :func:`make_noisy3d_work`.
 
 
 @numba.njit(cache=True)
-def _geometry(a_c, s_c, r_c, lam, beta, m, geo):
-    """geo[0, i] = λa_i²/2, geo[1, j] = λs_j²/2, geo[2, k] = λr_k²/2 − (m/β) log r_k."""
-    mb = m / beta
-    for i in range(a_c.shape[0]):
-        geo[0, i] = 0.5 * lam * a_c[i] * a_c[i]
-    for j in range(s_c.shape[0]):
-        geo[1, j] = 0.5 * lam * s_c[j] * s_c[j]
-    for k in range(r_c.shape[0]):
-        x = 0.5 * lam * r_c[k] * r_c[k]
-        geo[2, k] = x - mb * math.log(r_c[k]) if m != 0.0 else x
-
-
-@numba.njit(cache=True, inline="always")
-def _phi_at(i, j, k, a_c, phi, geo):
-    """Φ_ijk = a_i φ_jk + (λa_i²/2 + λs_j²/2) + (λr_k²/2 − (m/β) log r_k)."""
-    return a_c[i] * phi[j, k] + ((geo[0, i] + geo[1, j]) + geo[2, k])
-
-
-@numba.njit(cache=True)
-def _slab_prepare(slab, a_c, phi, geo, beta, Phi, bpa, bma, bps, bms, bpr, bmr):
-    """Φ[i] and the Bernoulli factors of the faces i+1/2 (a), j+1/2 (s), k+1/2 (r) of slab i.
-
-    b?[i, j, k] belong to the face on the upper side of cell ijk along that axis (0 at walls).
-    """
-    i = np.int64(slab)  # a prange index may be unsigned: keep the index arithmetic in int64
-    na = a_c.shape[0]
-    ns, nr = phi.shape
-    for j in range(ns):
-        for k in range(nr):
-            p0 = _phi_at(i, j, k, a_c, phi, geo)
-            Phi[i, j, k] = p0
-            if i + 1 < na:
-                bpa[i, j, k], bma[i, j, k] = _bern_pair(beta * (_phi_at(i + 1, j, k, a_c, phi,
-                                                                         geo) - p0))
-            else:
-                bpa[i, j, k] = 0.0
-                bma[i, j, k] = 0.0
-            if j + 1 < ns:
-                bps[i, j, k], bms[i, j, k] = _bern_pair(beta * (_phi_at(i, j + 1, k, a_c, phi,
-                                                                         geo) - p0))
-            else:
-                bps[i, j, k] = 0.0
-                bms[i, j, k] = 0.0
-            if k + 1 < nr:
-                bpr[i, j, k], bmr[i, j, k] = _bern_pair(beta * (_phi_at(i, j, k + 1, a_c, phi,
-                                                                         geo) - p0))
-            else:
-                bpr[i, j, k] = 0.0
-                bmr[i, j, k] = 0.0
-
-
-@numba.njit(cache=True)
-def _sweep_a(j, src, kappa, bp, bm, piv, qs, dst):
-    """dst[:, j, :] = (I + dt A_a)⁻¹ src[:, j, :]: the n_r lines along a of slab j.
-
-    The positive-term Thomas elimination of :func:`.driftdiffusion1d._solve_implicit`, same
-    operations in the same order, vectorised over k (``qs`` holds the q_i, ``piv`` the pivots).
-    """
-    na, _, nr = src.shape
-    last = na - 1
-    for k in range(nr):
-        qs[0, j, k] = 1.0
-        p = 1.0 + (kappa * bp[0, j, k] if last > 0 else 0.0)
-        piv[0, j, k] = p
-        dst[0, j, k] = src[0, j, k] / p
-    for i in range(1, na):
-        for k in range(nr):
-            q = 1.0 + kappa * bm[i - 1, j, k] * (qs[i - 1, j, k] / piv[i - 1, j, k])
-            p = q + (kappa * bp[i, j, k] if i < last else 0.0)
-            qs[i, j, k] = q
-            piv[i, j, k] = p
-            dst[i, j, k] = (src[i, j, k] + kappa * bp[i - 1, j, k] * dst[i - 1, j, k]) / p
-    for i in range(na - 2, -1, -1):
-        for k in range(nr):
-            dst[i, j, k] += (kappa * bm[i, j, k] / piv[i, j, k]) * dst[i + 1, j, k]
-
-
-@numba.njit(cache=True)
-def _sweep_s(i, src, kappa, bp, bm, piv, qs, dst):
-    """dst[i] = (I + dt A_s)⁻¹ src[i]: the n_r lines along s of slab i (as :func:`_sweep_a`)."""
-    _, ns, nr = src.shape
-    last = ns - 1
-    for k in range(nr):
-        qs[i, 0, k] = 1.0
-        p = 1.0 + (kappa * bp[i, 0, k] if last > 0 else 0.0)
-        piv[i, 0, k] = p
-        dst[i, 0, k] = src[i, 0, k] / p
-    for j in range(1, ns):
-        for k in range(nr):
-            q = 1.0 + kappa * bm[i, j - 1, k] * (qs[i, j - 1, k] / piv[i, j - 1, k])
-            p = q + (kappa * bp[i, j, k] if j < last else 0.0)
-            qs[i, j, k] = q
-            piv[i, j, k] = p
-            dst[i, j, k] = (src[i, j, k] + kappa * bp[i, j - 1, k] * dst[i, j - 1, k]) / p
-    for j in range(ns - 2, -1, -1):
-        for k in range(nr):
-            dst[i, j, k] += (kappa * bm[i, j, k] / piv[i, j, k]) * dst[i, j + 1, k]
-
-
-@numba.njit(cache=True)
-def _sweep_r(i, src, kappa, bp, bm, piv, dst):
-    """dst[i] = (I + dt A_r)⁻¹ src[i]: the n_s contiguous lines along r of slab i."""
-    for j in range(src.shape[1]):
-        _solve_implicit(src[i, j], kappa, bp[i, j], bm[i, j], piv[i, j], dst[i, j])
-
-
-@numba.njit(cache=True)
-def _slab_log(i, x, lg):
-    """lg[i] = log x[i] (−inf where x = 0); returns the number of negative / non-finite cells."""
-    _, ns, nr = x.shape
-    bad = 0
-    for j in range(ns):
-        for k in range(nr):
-            v = x[i, j, k]
-            if v > 0.0 and v < math.inf:
-                lg[i, j, k] = math.log(v)
-            elif v == 0.0:
-                lg[i, j, k] = -math.inf
-            else:
-                lg[i, j, k] = math.nan
-                bad += 1
-    return bad
-
-
-@numba.njit(cache=True)
-def _slab_dis_breg(slab, axis, old, new, lg, Phi, bp, bm, beta):
-    """(Σ dissipation terms over the faces on the upper side of the cells of slab i along
-    ``axis``, Σ Bregman terms over the cells of slab i), both unscaled and >= 0.
-
-    Face term (x = βΔΦ, βΔμ = x + Δlog ρ⁺, cells ρ⁺_−, ρ⁺_+ both > 0):
-    B(x) ρ⁺_− expm1(βΔμ) βΔμ for x <= 0, −B(−x) ρ⁺_+ expm1(−βΔμ) βΔμ for x > 0 (the same
-    number, written with the factor that cannot overflow).  Cell term ρ⁺ [(1 + u) log(1 + u) − u],
-    u = (ρ⁻ − ρ⁺)/ρ⁺ (cells with ρ⁺ = 0 skipped: a lower bound, hence conservative).
-    """
-    i = np.int64(slab)
-    na, ns, nr = new.shape
-    dis = 0.0
-    breg = 0.0
-    for j in range(ns):
-        for k in range(nr):
-            n0 = new[i, j, k]
-            if not n0 > 0.0:
-                continue
-            breg += n0 * _excess_series((old[i, j, k] - n0) / n0)
-            if axis == 0:
-                if i + 1 >= na:
-                    continue
-                i2, j2, k2 = i + 1, j, k
-            elif axis == 1:
-                if j + 1 >= ns:
-                    continue
-                i2, j2, k2 = i, j + 1, k
-            else:
-                if k + 1 >= nr:
-                    continue
-                i2, j2, k2 = i, j, k + 1
-            n1 = new[i2, j2, k2]
-            if n1 > 0.0:
-                x = beta * (Phi[i2, j2, k2] - Phi[i, j, k])
-                bdm = x + (lg[i2, j2, k2] - lg[i, j, k])
-                if x <= 0.0:
-                    dis += bp[i, j, k] * n0 * math.expm1(bdm) * bdm
-                else:
-                    dis -= bm[i, j, k] * n1 * math.expm1(-bdm) * bdm
-    return dis, breg
-
-
-@numba.njit(cache=True)
-def _slab_free_energy(i, rho, lg, a_c, phi0, geo, inv_beta, h3):
-    """Neumaier sum (s, compensation, Σ|terms|) of h³ ρ (a φ0 + λ|z|²/2 + β⁻¹ log(ρ/r^m)) over
-    slab i; nan if some ρ < 0 or is nan."""
-    _, ns, nr = rho.shape
-    ai = a_c[i]
-    s = 0.0
-    comp = 0.0
-    scale = 0.0
-    for j in range(ns):
-        gij = geo[0, i] + geo[1, j]
-        for k in range(nr):
-            p = rho[i, j, k]
-            if p > 0.0:
-                term = h3 * p * (ai * phi0[j, k] + (gij + geo[2, k]) + inv_beta * lg[i, j, k])
-            elif p == 0.0:
-                continue
-            else:
-                return math.nan, math.nan, math.nan
-            y = s + term
-            if abs(s) >= abs(term):
-                comp += (s - y) + term
-            else:
-                comp += (term - y) + s
-            s = y
-            scale += abs(term)
-    return s, comp, scale
-
-
-@numba.njit(cache=True)
-def _column_diff_row(j, new, old, a_c, h_a, dA):
-    """dA[j, :] = h_a Σ_i a_c[i] (new − old)[i, j, :], i summed in increasing order."""
-    na, _, nr = new.shape
-    for k in range(nr):
-        dA[j, k] = 0.0
-    for i in range(na):
-        ai = a_c[i]
-        for k in range(nr):
-            dA[j, k] += ai * (new[i, j, k] - old[i, j, k])
-    for k in range(nr):
-        dA[j, k] *= h_a
-
-
-# ----------------------------------------------------------------------------------------------
-# phases: serial and prange versions (same slab code, partial sums per slab)
-
-
-@numba.njit(cache=True)
-def _potential(rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi):
-    """A, M and φ of ρ exactly as in :func:`.stepper3d.rhs3d` (serial)."""
-    ns, nr = phi.shape
-    for j in range(ns):
-        _column_moment_row(j, rho, a_c, h_a, A)
-    Af, phif, phi0f = A.reshape(ns * nr), phi.reshape(ns * nr), phi0.reshape(ns * nr)
-    for q in range(feats.shape[0]):
-        M[q] = _feature_moment(q, feats, Af, h_s * h_r)
-    for b in range((ns * nr + _BLOCK - 1) // _BLOCK):
-        _potential_block(b, feats, w, M, phi0f, phif)
-
-
-@numba.njit(cache=True, parallel=True)
-def _potential_par(rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi):
-    ns, nr = phi.shape
-    for j in numba.prange(ns):
-        _column_moment_row(j, rho, a_c, h_a, A)
-    Af, phif, phi0f = A.reshape(ns * nr), phi.reshape(ns * nr), phi0.reshape(ns * nr)
-    for q in numba.prange(feats.shape[0]):
-        M[q] = _feature_moment(q, feats, Af, h_s * h_r)
-    for b in numba.prange((ns * nr + _BLOCK - 1) // _BLOCK):
-        _potential_block(b, feats, w, M, phi0f, phif)
-
-
-@numba.njit(cache=True)
-def _dmoments(new, old, a_c, h_a, h_s, h_r, feats, dA, dM):
-    """dM_q = M_q(new) − M_q(old), computed from new − old (no cancellation of the M_q)."""
-    ns, nr = dA.shape
-    for j in range(ns):
-        _column_diff_row(j, new, old, a_c, h_a, dA)
-    dAf = dA.reshape(ns * nr)
-    for q in range(feats.shape[0]):
-        dM[q] = _feature_moment(q, feats, dAf, h_s * h_r)
-
-
-@numba.njit(cache=True, parallel=True)
-def _dmoments_par(new, old, a_c, h_a, h_s, h_r, feats, dA, dM):
-    ns, nr = dA.shape
-    for j in numba.prange(ns):
-        _column_diff_row(j, new, old, a_c, h_a, dA)
-    dAf = dA.reshape(ns * nr)
-    for q in numba.prange(feats.shape[0]):
-        dM[q] = _feature_moment(q, feats, dAf, h_s * h_r)
-
-
-@numba.njit(cache=True)
-def _prepare(a_c, phi, geo, beta, cells):
-    for i in range(a_c.shape[0]):
-        _slab_prepare(i, a_c, phi, geo, beta, cells[_PHI], cells[_BPA], cells[_BMA],
-                      cells[_BPS], cells[_BMS], cells[_BPR], cells[_BMR])
-
-
-@numba.njit(cache=True, parallel=True)
-def _prepare_par(a_c, phi, geo, beta, cells):
-    for i in numba.prange(a_c.shape[0]):
-        _slab_prepare(i, a_c, phi, geo, beta, cells[_PHI], cells[_BPA], cells[_BMA],
-                      cells[_BPS], cells[_BMS], cells[_BPR], cells[_BMR])
-
-
-@numba.njit(cache=True)
-def _sweep(axis, src, kappa, cells, dst):
-    """dst = (I + dt A_axis)⁻¹ src (κ = dt c/(β h_axis²)); ``cells[_LOG]`` is scratch."""
-    na, ns, _ = src.shape
-    if axis == 0:
-        for j in range(ns):
-            _sweep_a(j, src, kappa, cells[_BPA], cells[_BMA], cells[_PIV], cells[_LOG], dst)
-    elif axis == 1:
-        for i in range(na):
-            _sweep_s(i, src, kappa, cells[_BPS], cells[_BMS], cells[_PIV], cells[_LOG], dst)
-    else:
-        for i in range(na):
-            _sweep_r(i, src, kappa, cells[_BPR], cells[_BMR], cells[_PIV], dst)
-
-
-@numba.njit(cache=True, parallel=True)
-def _sweep_par(axis, src, kappa, cells, dst):
-    na, ns, _ = src.shape
-    if axis == 0:
-        for j in numba.prange(ns):
-            _sweep_a(j, src, kappa, cells[_BPA], cells[_BMA], cells[_PIV], cells[_LOG], dst)
-    elif axis == 1:
-        for i in numba.prange(na):
-            _sweep_s(i, src, kappa, cells[_BPS], cells[_BMS], cells[_PIV], cells[_LOG], dst)
-    else:
-        for i in numba.prange(na):
-            _sweep_r(i, src, kappa, cells[_BPR], cells[_BMR], cells[_PIV], dst)
-
-
-@numba.njit(cache=True)
-def _logs(x, lg, part):
-    bad = 0
-    for i in range(x.shape[0]):
-        bad += _slab_log(i, x, lg)
-    return bad
-
-
-@numba.njit(cache=True, parallel=True)
-def _logs_par(x, lg, part):
-    na = x.shape[0]
-    for i in numba.prange(na):
-        part[i, 0] = _slab_log(i, x, lg)
-    bad = 0
-    for i in range(na):
-        bad += int(part[i, 0])
-    return bad
-
-
-@numba.njit(cache=True)
-def _dis_breg(axis, old, new, cells, bp, bm, beta, part):
-    dis = 0.0
-    breg = 0.0
-    for i in range(new.shape[0]):
-        d, b = _slab_dis_breg(i, axis, old, new, cells[_LOG], cells[_PHI], bp, bm, beta)
-        dis += d
-        breg += b
-    return dis, breg
-
-
-@numba.njit(cache=True, parallel=True)
-def _dis_breg_par(axis, old, new, cells, bp, bm, beta, part):
-    na = new.shape[0]
-    for i in numba.prange(na):
-        part[i, 0], part[i, 1] = _slab_dis_breg(i, axis, old, new, cells[_LOG], cells[_PHI], bp,
-                                                bm, beta)
-    dis = 0.0
-    breg = 0.0
-    for i in range(na):
-        dis += part[i, 0]
-        breg += part[i, 1]
-    return dis, breg
-
-
-@numba.njit(cache=True)
-def _fe_slabs(rho, lg, a_c, phi0, geo, inv_beta, h3, part):
-    for i in range(rho.shape[0]):
-        part[i, 0], part[i, 1], part[i, 2] = _slab_free_energy(i, rho, lg, a_c, phi0, geo,
-                                                               inv_beta, h3)
-
-
-@numba.njit(cache=True, parallel=True)
-def _fe_slabs_par(rho, lg, a_c, phi0, geo, inv_beta, h3, part):
-    for i in numba.prange(rho.shape[0]):
-        part[i, 0], part[i, 1], part[i, 2] = _slab_free_energy(i, rho, lg, a_c, phi0, geo,
-                                                               inv_beta, h3)
-
-
-@numba.njit(cache=True)
-def _neumaier(s, comp, term):
-    y = s + term
-    if abs(s) >= abs(term):
-        comp += (s - y) + term
-    else:
-        comp += (term - y) + s
-    return y, comp
-
-
-@numba.njit(cache=True)
-def _free_energy_parts(parallel, rho, lg, a_c, phi0, geo, M, w, r_sharp, beta, h3, part):
-    """(F, Σ|terms of F|) of ρ given lg = log ρ and the moments M of ρ (module doc).
-
-    Compensated summation: per-slab Neumaier sums combined in slab order.  nan if ρ < 0 or nan.
-    """
+def _logs_of(parallel, x, cells, part):
     if parallel:
-        _fe_slabs_par(rho, lg, a_c, phi0, geo, 1.0 / beta, h3, part)
-    else:
-        _fe_slabs(rho, lg, a_c, phi0, geo, 1.0 / beta, h3, part)
-    s = 0.5 * r_sharp
-    comp = 0.0
-    scale = abs(s)
-    for q in range(M.shape[0]):
-        term = 0.5 * w[q] * M[q] * M[q]
-        s, comp = _neumaier(s, comp, term)
-        scale += abs(term)
-    for i in range(rho.shape[0]):
-        if not math.isfinite(part[i, 0]):
-            return math.nan, math.nan
-        s, comp = _neumaier(s, comp, part[i, 0])
-        comp += part[i, 1]
-        scale += part[i, 2]
-    return s + comp, scale
+        return _logs_par(x, cells[_LOG], part)
+    return _logs(x, cells[_LOG], part)
 
 
 @numba.njit(cache=True)
-def _pot(parallel, rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi):
+def _si_init(model, rho):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
+    _geometry(grid.a_c, grid.s_c, grid.r_c, noise.lam, noise.beta, noise.m, geo)
+    _pot(parallel, rho, grid, kern, planes[0], qv[0], planes[1])
+    if _logs_of(parallel, rho, cells, part) > 0:
+        return math.nan, math.nan
+    return _free_energy_parts(parallel, rho, cells[_LOG], grid, kern, geo, qv[0], noise, part)
+
+
+@numba.njit(cache=True)
+def _si_freeze(model):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
     if parallel:
-        _potential_par(rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
+        _prepare_par(grid.a_c, planes[1], geo, noise.beta, cells)
     else:
-        _potential(rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
+        _prepare(grid.a_c, planes[1], geo, noise.beta, cells)
 
 
 @numba.njit(cache=True)
-def _solve(parallel, axis, src, kappa, cells, dst):
-    if parallel:
-        _sweep_par(axis, src, kappa, cells, dst)
-    else:
-        _sweep(axis, src, kappa, cells, dst)
+def _si_solve(model, rho, step, c):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
+    cb = step * c / noise.beta
+    _split_step(parallel, rho, cb, grid.h_a, grid.h_s, grid.h_r, cells)
+    return _logs_of(parallel, cells[_NEW], cells, part) == 0
 
 
 @numba.njit(cache=True)
-def _split_step(parallel, rho, cb, h_a, h_s, h_r, cells):
-    """cells[_NEW] = ρⁿ⁺¹ of the split step from ρ = ``rho``, cb = dt c/β (Φ in ``cells``)."""
-    _solve(parallel, 0, rho, cb / (h_a * h_a), cells, cells[_W1])
-    _solve(parallel, 1, cells[_W1], cb / (h_s * h_s), cells, cells[_W2])
-    _solve(parallel, 2, cells[_W2], cb / (h_r * h_r), cells, cells[_NEW])
+def _si_energy(model):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
+    _pot(parallel, cells[_NEW], grid, kern, planes[0], qv[0], planes[1])
+    return _free_energy_parts(parallel, cells[_NEW], cells[_LOG], grid, kern, geo, qv[0], noise,
+                              part)
 
 
 @numba.njit(cache=True)
-def _balance(parallel, rho, cells, beta, h3, h_a, h_s, h_r, cb, a_c, feats, w, dA, dM, part):
-    """(ok, quad, dt·D, Breg) of the split step ρ → W1 → W2 → NEW (module doc).
-
-    ok is False if a stage is negative or not finite.  On return ``cells[_LOG]`` = log NEW.
-    dt·D_x = (dt c/β) h³/(β h_x²) Σ face terms, Breg = β⁻¹ h³ Σ cell terms.
-    """
-    stages = (rho, cells[_W1], cells[_W2], cells[_NEW])
-    bps = ((cells[_BPA], cells[_BMA]), (cells[_BPS], cells[_BMS]), (cells[_BPR], cells[_BMR]))
-    hh = (h_a * h_a, h_s * h_s, h_r * h_r)
-    dis = 0.0
-    breg = 0.0
-    for x in range(3):
-        old = stages[x]
-        new = stages[x + 1]
-        bp, bm = bps[x]
-        if parallel:
-            bad = _logs_par(new, cells[_LOG], part)
-        else:
-            bad = _logs(new, cells[_LOG], part)
-        if bad > 0:
-            return False, math.nan, math.nan, math.nan
-        if parallel:
-            d, b = _dis_breg_par(x, old, new, cells, bp, bm, beta, part)
-        else:
-            d, b = _dis_breg(x, old, new, cells, bp, bm, beta, part)
-        dis += cb * (h3 / (beta * hh[x])) * d
-        breg += b
-    breg *= h3 / beta
-    if parallel:
-        _dmoments_par(cells[_NEW], rho, a_c, h_a, h_s, h_r, feats, dA, dM)
-    else:
-        _dmoments(cells[_NEW], rho, a_c, h_a, h_s, h_r, feats, dA, dM)
-    quad = 0.0
-    for q in range(dM.shape[0]):
-        quad += 0.5 * w[q] * dM[q] * dM[q]
-    return True, quad, dis, breg
-
-
-# ----------------------------------------------------------------------------------------------
-# compiled entry points
+def _si_balance(model, rho, step, c):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
+    cb = step * c / noise.beta
+    return _balance(parallel, rho, cells, grid, kern, noise.beta, cb, planes, qv, part)
 
 
 @numba.njit(cache=True)
-def _advance(rho, t, t_stop, max_steps, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_sharp,
-             lam, beta, m, kind, params, dt_init, dt_max, parallel, cells, planes, qv, part,
-             geo):
-    """The adaptive loop of :func:`advance_noisy3d` (one compiled loop)."""
+def _si_accept(model, rho):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
     n = rho.size
-    rf = rho.reshape(n)
     newf = cells[_NEW].reshape(n)
-    A = planes[0]
-    phi = planes[1]
-    dA = planes[2]
-    M = qv[0]
-    dM = qv[1]
-    h3 = h_a * h_s * h_r
-    _geometry(a_c, s_c, r_c, lam, beta, m, geo)
-    _pot(parallel, rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
-    dt = dt_max if dt_init <= 0.0 else min(dt_init, dt_max)
-    steps = 0
-    rejected = 0
     if parallel:
-        bad = _logs_par(rho, cells[_LOG], part)
+        stage_par(COPY, newf, newf, newf, 0.0, rho.reshape(n))
     else:
-        bad = _logs(rho, cells[_LOG], part)
-    f_old = math.nan
-    scale = math.nan
-    if bad == 0:
-        f_old, scale = _free_energy_parts(parallel, rho, cells[_LOG], a_c, phi0, geo, M, w,
-                                          r_sharp, beta, h3, part)
-    if not math.isfinite(f_old):
-        return t, steps, rejected, NONFINITE, dt, f_old
-    while t < t_stop:
-        if steps >= max_steps:
-            return t, steps, rejected, MAX_STEPS, dt, f_old
-        if parallel:
-            _prepare_par(a_c, phi, geo, beta, cells)
-        else:
-            _prepare(a_c, phi, geo, beta, cells)
-        retried = False
-        while True:
-            land = dt >= t_stop - t
-            step = t_stop - t if land else dt
-            c = 2.0 * xi_at(kind, params, t + 0.5 * step)
-            cb = step * c / beta
-            _split_step(parallel, rho, cb, h_a, h_s, h_r, cells)
-            if parallel:
-                ok = _logs_par(cells[_NEW], cells[_LOG], part) == 0
-            else:
-                ok = _logs(cells[_NEW], cells[_LOG], part) == 0
-            f_new = math.nan
-            scale_new = scale
-            if ok:  # (a): the values of F
-                _pot(parallel, cells[_NEW], a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
-                f_new, scale_new = _free_energy_parts(parallel, cells[_NEW], cells[_LOG], a_c,
-                                                      phi0, geo, M, w, r_sharp, beta, h3, part)
-                ok = f_new <= f_old + F_REL_TOL * max(abs(f_old), scale)
-            if ok and f_old - f_new <= BALANCE_BAND * max(abs(f_old), scale):
-                # (b): the exact balance, where the values of F cannot resolve the change
-                ok, quad, dis, breg = _balance(parallel, rho, cells, beta, h3, h_a, h_s, h_r,
-                                               cb, a_c, feats, w, dA, dM, part)
-                ok = ok and quad <= dis + breg + 1e-24 * scale
-            if ok:
-                break
-            rejected += 1
-            retried = True
-            dt = 0.5 * step
-            if dt <= 1e-15 * max(abs(t), 1.0):
-                _pot(parallel, rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
-                return t, steps, rejected, DT_UNDERFLOW, dt, f_old
-        if parallel:
-            _copy_par(newf, rf)
-        else:
-            _copy(newf, rf)
-        f_old = f_new
-        scale = scale_new
-        steps += 1
-        if land:
-            t = t_stop
-        else:
-            t += step
-            dt = step if retried else min(GROWTH * step, dt_max)
-    return t, steps, rejected, REACHED, dt, f_old
+        stage(COPY, newf, newf, newf, 0.0, rho.reshape(n))
 
 
 @numba.njit(cache=True)
-def _free_energy_core(rho, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_sharp, lam, beta,
-                      m):
-    na, ns, nr = rho.shape
-    geo = np.zeros((3, max(na, ns, nr)))
-    _geometry(a_c, s_c, r_c, lam, beta, m, geo)
-    A = np.empty((ns, nr))
-    phi = np.empty((ns, nr))
-    M = np.empty(feats.shape[0])
-    _potential(rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
-    lg = np.empty_like(rho)
-    part = np.empty((na, 3))
-    if _logs(rho, lg, part) > 0:
-        return math.nan
-    return _free_energy_parts(False, rho, lg, a_c, phi0, geo, M, w, r_sharp, beta,
-                              h_a * h_s * h_r, part)[0]
+def _si_restore(model, rho):
+    parallel, grid, kern, noise, cells, planes, qv, part, geo = model
+    _pot(parallel, rho, grid, kern, planes[0], qv[0], planes[1])
+
+
+_frozen_implicit = make_frozen_implicit(SemiImplicitOps(
+    _si_init, _si_freeze, _si_solve, _si_energy, _si_balance, _si_accept, _si_restore))
+
+
+@numba.njit(cache=True)
+def _advance(rho, t, t_stop, max_steps, model, xi, ctl):
+    """The adaptive loop of :func:`advance_noisy3d` (the driver of :mod:`.semi_implicit`)."""
+    return _frozen_implicit(model, xi, rho, t, t_stop, max_steps, ctl)
 
 
 @numba.njit(cache=True)
@@ -708,16 +221,16 @@ def _face_flux(rm, rp, x, a):
 
 
 @numba.njit(cache=True)
-def _sg_rhs_core(rho, t, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, lam, beta, m, kind,
-                 params, out):
+def _sg_rhs_core(rho, t, grid, kern, noise, xi, out):
     na, ns, nr = rho.shape
+    a_c, h_a, h_s, h_r, beta = grid.a_c, grid.h_a, grid.h_s, grid.h_r, noise.beta
     geo = np.zeros((3, max(na, ns, nr)))
-    _geometry(a_c, s_c, r_c, lam, beta, m, geo)
+    _geometry(a_c, grid.s_c, grid.r_c, noise.lam, beta, noise.m, geo)
     A = np.empty((ns, nr))
     phi = np.empty((ns, nr))
-    M = np.empty(feats.shape[0])
-    _potential(rho, a_c, h_a, h_s, h_r, phi0, feats, w, A, M, phi)
-    c = 2.0 * xi_at(kind, params, t)
+    M = np.empty(kern.feats.shape[0])
+    field3d(rho, grid, kern, A, M, phi)
+    c = 2.0 * xi_at(xi.kind, xi.params, t)
     outrate = np.zeros_like(rho)  # Σ of the outflow coefficients / h of each cell
     out[:, :, :] = 0.0
     hs = (h_a, h_s, h_r)
@@ -768,45 +281,41 @@ def _f64(x: np.ndarray, name: str, shape: tuple[int, ...]) -> np.ndarray:
     return x
 
 
-def _check_inputs(rho, a_c, s_c, r_c, phi0, feats, w) -> None:
+def _check_inputs(rho, grid, kern) -> None:
     if not (isinstance(rho, np.ndarray) and rho.ndim == 3):
         raise ValueError("rho must be a 3-D array (n_a, n_s, n_r)")
     na, ns, nr = rho.shape
     _f64(rho, "rho", (na, ns, nr))
-    _f64(a_c, "a_c", (na,))
-    _f64(s_c, "s_c", (ns,))
-    _f64(r_c, "r_c", (nr,))
-    _f64(phi0, "phi0", (ns, nr))
+    _f64(grid.a_c, "a_c", (na,))
+    _f64(grid.s_c, "s_c", (ns,))
+    _f64(grid.r_c, "r_c", (nr,))
+    _f64(kern.phi0, "phi0", (ns, nr))
+    feats = kern.feats
     q = feats.shape[0] if isinstance(feats, np.ndarray) and feats.ndim == 2 else -1
     _f64(feats, "feats", (max(q, 0), ns * nr))
-    _f64(w, "w", (feats.shape[0],))
-    if not np.all(r_c > 0.0):
+    _f64(kern.w, "w", (feats.shape[0],))
+    if not np.all(grid.r_c > 0.0):
         raise ValueError("r cell centres must be > 0 (the weight r^m is taken at them)")
 
 
-def effective_potential3d(rho: np.ndarray, a_c: np.ndarray, s_c: np.ndarray, r_c: np.ndarray,
-                          h_a: float, h_s: float, h_r: float, phi0: np.ndarray,
-                          feats: np.ndarray, w: np.ndarray, lam: float, beta: float,
-                          m: float) -> np.ndarray:
+def effective_potential3d(rho: np.ndarray, grid, kern, noise) -> np.ndarray:
     """Φ_ijk = a_i φ_jk(ρ) + λ(a_i² + s_j² + r_k²)/2 − (m/β) log r_k, shape (n_a, n_s, n_r).
 
-    Computed with the operations of the compiled kernels (the same floating-point values).
+    ``grid``, ``kern``, ``noise``: :class:`.bundles.Grid3`, :class:`.bundles.Kernel3`,
+    :class:`.bundles.Noise`.  Computed with the operations of the compiled kernels (the same
+    floating-point values).
     """
-    _check_inputs(rho, a_c, s_c, r_c, phi0, feats, w)
+    _check_inputs(rho, grid, kern)
     na, ns, nr = rho.shape
-    work = make_noisy3d_work(na, ns, nr, feats.shape[0])
+    work = make_noisy3d_work(na, ns, nr, kern.feats.shape[0])
     cells, planes, qv, _, geo = work
-    _geometry(a_c, s_c, r_c, float(lam), float(beta), float(m), geo)
-    _potential(rho, a_c, float(h_a), float(h_s), float(h_r), phi0, feats, w, planes[0], qv[0],
-               planes[1])
-    _prepare(a_c, planes[1], geo, float(beta), cells)
+    _geometry(grid.a_c, grid.s_c, grid.r_c, noise.lam, noise.beta, noise.m, geo)
+    field3d(rho, grid, kern, planes[0], qv[0], planes[1])
+    _prepare(grid.a_c, planes[1], geo, noise.beta, cells)
     return cells[_PHI].copy()
 
 
-def sg_rhs3d(rho: np.ndarray, t: float, a_c: np.ndarray, s_c: np.ndarray, r_c: np.ndarray,
-             h_a: float, h_s: float, h_r: float, phi0: np.ndarray, feats: np.ndarray,
-             w: np.ndarray, lam: float, beta: float, m: float, kind: int, params: np.ndarray,
-             out: np.ndarray) -> float:
+def sg_rhs3d(rho: np.ndarray, t: float, grid, kern, noise, xi, out: np.ndarray) -> float:
     """out = dρ/dt, the explicit SG right-hand side with φ = φ(ρ) (module doc; serial, for tests).
 
     Returns the forward-Euler positivity rate max_cells Σ_faces (outflow coefficient)/h_x, with
@@ -814,23 +323,18 @@ def sg_rhs3d(rho: np.ndarray, t: float, a_c: np.ndarray, s_c: np.ndarray, r_c: n
     lower one: dt · rate <= 1 keeps ρ >= 0 (= 12ξ/(βh²) for flat Φ and equal h: the explicit
     parabolic limit).  nan if ρ is not finite.
     """
-    _check_inputs(rho, a_c, s_c, r_c, phi0, feats, w)
+    _check_inputs(rho, grid, kern)
     _f64(out, "out", rho.shape)
-    return float(_sg_rhs_core(rho, float(t), a_c, s_c, r_c, float(h_a), float(h_s), float(h_r),
-                              phi0, feats, w, float(lam), float(beta), float(m), int(kind),
-                              params, out))
+    return float(_sg_rhs_core(rho, float(t), grid, kern, noise, xi, out))
 
 
-def free_energy3d(rho: np.ndarray, a_c: np.ndarray, s_c: np.ndarray, r_c: np.ndarray,
-                  h_a: float, h_s: float, h_r: float, phi0: np.ndarray, feats: np.ndarray,
-                  w: np.ndarray, r_sharp: float, lam: float, beta: float, m: float) -> float:
+def free_energy3d(rho: np.ndarray, grid, kern, noise) -> float:
     """F(ρ) = ½R(ρ) + (λ/2) h³ Σ |z|² ρ + β⁻¹ h³ Σ ρ log(ρ / r^m)  (module doc; 0 log 0 = 0).
 
     Compensated summation (round-off a few ulp of Σ|terms|); nan if some ρ < 0 or is not finite.
     """
-    _check_inputs(rho, a_c, s_c, r_c, phi0, feats, w)
-    return float(_free_energy_core(rho, a_c, s_c, r_c, float(h_a), float(h_s), float(h_r), phi0,
-                                   feats, w, float(r_sharp), float(lam), float(beta), float(m)))
+    _check_inputs(rho, grid, kern)
+    return float(_free_energy_core(rho, grid, kern, noise))
 
 
 def make_noisy3d_work(n_a: int, n_s: int, n_r: int, Q: int) -> tuple[np.ndarray, ...]:
@@ -857,26 +361,6 @@ def _check_work(work, shape: tuple[int, int, int], Q: int) -> None:
         _f64(arr, "work array", shp)
 
 
-@numba.njit(cache=True)
-def _faces_from_phi(Phi, beta, cells):
-    """cells[_PHI] = Φ and the Bernoulli factors of its faces (as :func:`_slab_prepare`)."""
-    na, ns, nr = Phi.shape
-    for i in range(na):
-        for j in range(ns):
-            for k in range(nr):
-                p0 = Phi[i, j, k]
-                cells[_PHI, i, j, k] = p0
-                if i + 1 < na:
-                    cells[_BPA, i, j, k], cells[_BMA, i, j, k] = _bern_pair(
-                        beta * (Phi[i + 1, j, k] - p0))
-                if j + 1 < ns:
-                    cells[_BPS, i, j, k], cells[_BMS, i, j, k] = _bern_pair(
-                        beta * (Phi[i, j + 1, k] - p0))
-                if k + 1 < nr:
-                    cells[_BPR, i, j, k], cells[_BMR, i, j, k] = _bern_pair(
-                        beta * (Phi[i, j, k + 1] - p0))
-
-
 def frozen_step3d(rho: np.ndarray, phi_eff: np.ndarray, h_a: float, h_s: float, h_r: float,
                   c: float, beta: float, dt: float, parallel: bool = False) -> np.ndarray:
     """One split implicit step with a given frozen effective potential Φ (n_a, n_s, n_r).
@@ -895,62 +379,49 @@ def frozen_step3d(rho: np.ndarray, phi_eff: np.ndarray, h_a: float, h_s: float, 
     return cells[_NEW].copy()
 
 
-def advance_noisy3d(rho, t, t_stop, max_steps, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w,
-                    r_sharp, lam, beta, m, kind, params, dt_init, dt_max, parallel,
-                    work) -> tuple[float, int, int, int, float, float]:
+def advance_noisy3d(rho, t, t_stop, max_steps, grid, kern, noise, xi, dt, work, *,
+                    parallel=False) -> tuple[float, int, int, int, float, float]:
     """Advance ``rho`` (n_a, n_s, n_r) in place from ``t`` to ``t_stop`` by split implicit SG steps.
 
     Step (module doc): φ = φ(ρⁿ) frozen, ξ = ξ(t + dt/2),
-    ρⁿ⁺¹ = (I + dt A_r)⁻¹ (I + dt A_s)⁻¹ (I + dt A_a)⁻¹ ρⁿ.  Adaptive dt as in
-    :func:`.driftdiffusion1d.advance_noisy`: the step is accepted only if ρⁿ⁺¹ is finite and
-    >= 0 and
-
-        F(ρⁿ⁺¹) <= F(ρⁿ) + 1e-14 · max(|F(ρⁿ)|, Σ|terms of F|)                        (a)
-        ½ Σ_q w_q ΔM_q² <= Σ_x [dt D_x + Breg_x] + 1e-24 Σ|terms of F|              (b)
-
-    ((a) on the values of F; (b) is F(ρⁿ⁺¹) <= F(ρⁿ) written as the exact balance of the module
-    doc, resolved to relative precision, which decides near equilibrium where the change of F is
-    below its round-off).  (b) is evaluated only when (a) holds with F(ρⁿ) − F(ρⁿ⁺¹) <=
+    ρⁿ⁺¹ = (I + dt A_r)⁻¹ (I + dt A_s)⁻¹ (I + dt A_a)⁻¹ ρⁿ.  The adaptive loop and its acceptance
+    test are those of :func:`.semi_implicit.make_frozen_implicit`: (a) on the values of F, (b) the
+    exact balance of the module doc, evaluated only when (a) holds with F(ρⁿ) − F(ρⁿ⁺¹) <=
     ``BALANCE_BAND`` · max(|F|, Σ|terms|): a larger decrease is certain from the values (their
     round-off is ~1e-15 of that scale), so (b) holds there, and skipping it saves about 60% of
-    the cost of a step.  A rejected step is retried with dt/2; an
-    accepted one multiplies dt by 1.5 (not right after a rejection), capped at ``dt_max``; the
-    last step lands exactly on ``t_stop``; dt_init <= 0 means start at dt_max.
+    the cost of a step.
 
+    Bundles: ``grid`` :class:`.bundles.Grid3`, ``kern`` :class:`.bundles.Kernel3`, ``noise``
+    :class:`.bundles.Noise`, ``xi`` :class:`.bundles.Xi`, ``dt`` :class:`.bundles.StepSizes`.
     Guarantees: ρ >= 0 and mass conserved to round-off for every dt, F non-increasing at every
     accepted step, no parabolic limit.  First order in time; the long-time limit is the discrete
     self-consistent Gibbs state exactly, whatever dt.
 
     ``parallel`` runs the slab kernels under ``prange`` (bit-identical to serial).  ``work`` from
     :func:`make_noisy3d_work`.  Returns (t, steps, rejected, status, dt_next, F_last) with the
-    status codes of :mod:`.stepper1d`; dt_next is the step to pass as dt_init to the next call,
+    status codes of :mod:`.rk`; dt_next is the step to pass as dt_init to the next call,
     F_last the free energy of the returned state.
     """
-    _check_inputs(rho, a_c, s_c, r_c, phi0, feats, w)
-    _check_work(work, rho.shape, feats.shape[0])
-    params = np.ascontiguousarray(params, dtype=np.float64)
-    if not (beta > 0.0 and lam >= 0.0 and m >= 0.0):
+    _check_inputs(rho, grid, kern)
+    _check_work(work, rho.shape, kern.feats.shape[0])
+    if not (noise.beta > 0.0 and noise.lam >= 0.0 and noise.m >= 0.0):
         raise ValueError("need beta > 0, lam >= 0 and m >= 0")
-    if not dt_max > 0.0:
-        raise ValueError(f"dt_max must be > 0, got {dt_max}")
+    if not dt.dt_max > 0.0:
+        raise ValueError(f"dt_max must be > 0, got {dt.dt_max}")
     cells, planes, qv, part, geo = work
-    out = _advance(rho, float(t), float(t_stop), int(max_steps), a_c, s_c, r_c, float(h_a),
-                   float(h_s), float(h_r), phi0, feats, w, float(r_sharp), float(lam),
-                   float(beta), float(m), int(kind), params, float(dt_init), float(dt_max),
-                   bool(parallel), cells, planes, qv, part, geo)
-    t_new, steps, rejected, status, dt, f = out
-    return float(t_new), int(steps), int(rejected), int(status), float(dt), float(f)
+    model = (bool(parallel), grid, kern, noise, cells, planes, qv, part, geo)
+    ctl = SemiImplicitControl(float(dt.dt_init), float(dt.dt_max), BALANCE_BAND)
+    out = _advance(rho, float(t), float(t_stop), int(max_steps), model, xi, ctl)
+    t_new, steps, rejected, status, dt_next, f = out
+    return float(t_new), int(steps), int(rejected), int(status), float(dt_next), float(f)
 
 
 # ----------------------------------------------------------------------------------------------
 # Gibbs state and steady state
 
 
-def gibbs_state3d(a_c: np.ndarray, s_c: np.ndarray, r_c: np.ndarray, h_a: float, h_s: float,
-                  h_r: float, phi0: np.ndarray, feats: np.ndarray, w: np.ndarray,
-                  r_sharp: float, lam: float, beta: float, m: float, *, mass: float = 1.0,
-                  m0: np.ndarray | None = None, tol: float = 1e-14,
-                  max_iter: int = 100) -> GibbsResult:
+def gibbs_state3d(grid, kern, noise, *, mass: float = 1.0, m0: np.ndarray | None = None,
+                  tol: float = 1e-14, max_iter: int = 100) -> GibbsResult:
     """The discrete self-consistent Gibbs state of the noisy 3-D equation on the cell centres:
 
         ρ*_ijk = r_k^m exp(−β(a_i φ_jk(ρ*) + λ(a_i² + s_j² + r_k²)/2)) / Z,   h³ Σ ρ* = mass,
@@ -961,65 +432,43 @@ def gibbs_state3d(a_c: np.ndarray, s_c: np.ndarray, r_c: np.ndarray, h_a: float,
     Returns its :class:`..gibbs.GibbsResult` with ``density`` of shape (n_a, n_s, n_r) and
     ``moments`` = M_q(ρ*).  Memory: the features are expanded to (Q, n_a n_s n_r).
     """
-    a_c, s_c, r_c = (np.asarray(x, dtype=np.float64) for x in (a_c, s_c, r_c))
+    a_c, s_c, r_c = (np.asarray(x, dtype=np.float64) for x in (grid.a_c, grid.s_c, grid.r_c))
+    lam, beta, m = noise.lam, noise.beta, noise.m
     na, ns, nr = a_c.size, s_c.size, r_c.size
-    phi0 = np.asarray(phi0, dtype=np.float64).reshape(ns, nr)
-    feats = np.asarray(feats, dtype=np.float64).reshape(-1, ns * nr)
+    phi0 = np.asarray(kern.phi0, dtype=np.float64).reshape(ns, nr)
+    feats = np.asarray(kern.feats, dtype=np.float64).reshape(-1, ns * nr)
     a2, s2, r2 = a_c**2, s_c**2, r_c**2
     ext = (a_c[:, None, None] * phi0[None]
            + 0.5 * lam * (a2[:, None, None] + s2[None, :, None] + r2[None, None, :]))
     log_r = m * np.log(r_c) if m != 0.0 else np.zeros(nr)
     log_w = np.broadcast_to(log_r[None, None, :], (na, ns, nr))
     f = (a_c[None, :, None] * feats[:, None, :]).reshape(feats.shape[0], na * ns * nr)
-    return gibbs_core(ext, log_w, f, np.asarray(w, dtype=np.float64), beta, h_a * h_s * h_r,
-                      r_sharp=r_sharp, mass=mass, m0=m0, tol=tol, max_iter=max_iter)
+    return gibbs_core(ext, log_w, f, np.asarray(kern.w, dtype=np.float64), beta,
+                      grid.h_a * grid.h_s * grid.h_r, r_sharp=noise.r_sharp, mass=mass, m0=m0,
+                      tol=tol, max_iter=max_iter)
 
 
-def steady_state3d(rho: np.ndarray, a_c: np.ndarray, s_c: np.ndarray, r_c: np.ndarray,
-                   h_a: float, h_s: float, h_r: float, phi0: np.ndarray, feats: np.ndarray,
-                   w: np.ndarray, r_sharp: float, lam: float, beta: float, m: float, *,
-                   kind: int = 0, params: np.ndarray | None = None, tol: float = 1e-12,
+def steady_state3d(rho: np.ndarray, grid, kern, noise, *, xi=None, tol: float = 1e-12,
                    tol_rho: float | None = None, t_chunk: float = 1.0, t_max: float = 1e4,
                    dt_init: float = 0.0, dt_max: float | None = None, max_steps: int = 10**7,
                    parallel: bool = False) -> SteadyState:
     """Run :func:`advance_noisy3d` (on a copy of ``rho``) in chunks of length ``t_chunk`` from
     t = 0 until the relative free-energy decrease per unit time is <= ``tol`` (and, if given, the
-    L1 rate of change h³ Σ|Δρ|/Δt <= ``tol_rho``), or until ``t_max``.
+    L1 rate of change h³ Σ|Δρ|/Δt <= ``tol_rho``), or until ``t_max``
+    (:func:`.semi_implicit.steady_state_loop`; ``xi`` defaults to ξ = 1).
 
-    As in :func:`.driftdiffusion1d.steady_state`: the free-energy criterion alone certifies ρ only
-    to about sqrt(β · 1e-16) in L1; use ``tol_rho`` to demand more.  dt_max defaults to t_chunk.
-    Returns a :class:`.driftdiffusion1d.SteadyState`.
+    The free-energy criterion alone certifies ρ only to about sqrt(β · 1e-16) in L1; use
+    ``tol_rho`` to demand more.  dt_max defaults to t_chunk.
     """
-    if params is None:
-        params = np.array([1.0])
+    xi = Xi.make(0, [1.0]) if xi is None else xi
     rho = np.array(rho, dtype=np.float64, order="C")
-    na, ns, nr = rho.shape
-    work = make_noisy3d_work(na, ns, nr, feats.shape[0])
-    h3 = h_a * h_s * h_r
-    dt = dt_init
+    work = make_noisy3d_work(*rho.shape, kern.feats.shape[0])
     dmax = t_chunk if dt_max is None else dt_max
-    t = 0.0
-    steps = rejected = 0
-    f_prev = free_energy3d(rho, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_sharp, lam, beta,
-                           m)
-    rate = rho_rate = math.inf
-    status = REACHED
-    f_now = f_prev
-    while t < t_max:
-        prev = rho.copy()
-        t_stop = min(t + t_chunk, t_max)
-        t_new, s, rej, status, dt, f_now = advance_noisy3d(
-            rho, t, t_stop, max_steps, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r_sharp,
-            lam, beta, m, kind, params, dt, dmax, parallel, work)
-        steps += s
-        rejected += rej
-        span = t_new - t
-        t = t_new
-        if status != REACHED or span <= 0.0:
-            break
-        rate = (f_prev - f_now) / (span * max(abs(f_now), 1e-300))
-        rho_rate = h3 * float(np.sum(np.abs(rho - prev))) / span
-        f_prev = f_now
-        if abs(rate) <= tol and (tol_rho is None or rho_rate <= tol_rho):
-            return SteadyState(rho, t, rate, rho_rate, True, steps, rejected, status, f_now)
-    return SteadyState(rho, t, rate, rho_rate, False, steps, rejected, status, f_now)
+
+    def advance(rho, t, t_stop, dt):
+        return advance_noisy3d(rho, t, t_stop, max_steps, grid, kern, noise, xi,
+                               StepSizes.make(dt, dmax), work, parallel=parallel)
+
+    return steady_state_loop(advance, rho, free_energy3d(rho, grid, kern, noise),
+                             grid.h_a * grid.h_s * grid.h_r, tol=tol, tol_rho=tol_rho,
+                             t_chunk=t_chunk, t_max=t_max, dt_init=dt_init)

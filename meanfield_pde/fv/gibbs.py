@@ -100,8 +100,10 @@ class _Model:
                 - 0.5 * float(np.sum(self.lam * mu * mu)))
 
 
-def _free_energy(rho, expo, log_z, mass, ext, log_w, moments, lam_all, beta, vol, r_sharp):
+def _free_energy(model, rho, expo, log_z, moments, lam_all, r_sharp):
     """F(ρ) with log ρ_i = expo_i − log Z + log M taken from the exponent (no log of 0)."""
+    mass, ext, log_w = model.mass, model.ext, model.log_w
+    beta, vol = model.beta, model.vol
     pos = rho > 0.0
     log_rho = expo[pos] - log_z + math.log(mass)
     ent = vol * float(np.sum(rho[pos] * (log_rho - log_w[pos])))
@@ -178,7 +180,7 @@ def gibbs_core(ext: np.ndarray, log_w: np.ndarray, feats: np.ndarray, lam_k: np.
         history.append(scaled_residual(mu, rho, g))
     residual = history[-1]
     moments = vol * (feats @ rho)
-    fe = _free_energy(rho, expo, log_z, mass, ext, log_w, moments, lam_k, beta, vol, r_sharp)
+    fe = _free_energy(model, rho, expo, log_z, moments, lam_k, r_sharp)
     return GibbsResult(rho.reshape(shape), moments, fe, it, residual, residual <= tol, history,
                        d_val)
 
@@ -193,7 +195,7 @@ def radial_gibbs_inputs(r: np.ndarray, v: np.ndarray, lam: float,
 
 
 def gibbs_fixed_point(r: np.ndarray, h: float, v: np.ndarray, feats: np.ndarray,
-                      lam_k: np.ndarray, r_sharp: float, lam: float, beta: float, m: float,
+                      lam_k: np.ndarray, r_sharp: float, lam: float, beta: float, m: float, *,
                       m0: np.ndarray | None = None, tol: float = 1e-14,
                       max_iter: int = 100, mass: float = 1.0) -> GibbsResult:
     """Discrete self-consistent Gibbs state of the radial equation (MATH.md §2) on cell centres r_i:

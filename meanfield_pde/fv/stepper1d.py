@@ -6,84 +6,60 @@ Shu–Osher SSP-RK3:  ρ¹ = ρ + dt L(ρ, t);  ρ² = ¾ρ + ¼(ρ¹ + dt L(ρ�
 ρ^{n+1} = ⅓ρ + ⅔(ρ² + dt L(ρ², t + dt/2)).  Each stage is a convex combination of forward-Euler
 steps, so ρ stays >= 0 when every stage satisfies dt max|u| <= h/2.  dt = cfl h / max|u| from the
 first stage; a step whose later stages exceed h/2 (or that produces a negative or non-finite value)
-is rejected and retried with dt/2.  The loop runs inside Numba until ``t_stop`` (landed on exactly)
-or ``max_steps``.
+is rejected and retried with dt/2.  The loop is the generic driver of :mod:`.rk`; it runs
+inside Numba until ``t_stop`` (landed on exactly) or ``max_steps``.
 """
 
 from __future__ import annotations
 
-import math
-
 import numba
 
 from .lowrank import potential
+from .rk import (
+    DT_UNDERFLOW,
+    MAX_STEPS,
+    NONFINITE,
+    REACHED,
+    STATUS_TEXT,
+    RK3Control,
+    make_ssp_rk3,
+    stage,
+)
 from .transport import transport_rhs
 from .xi import xi_at
 
-REACHED, MAX_STEPS, NONFINITE, DT_UNDERFLOW = 0, 1, 2, 3
-STATUS_TEXT = {
-    REACHED: "reached the stop time",
-    MAX_STEPS: "step budget of this call used",
-    NONFINITE: "non-finite value in the state",
-    DT_UNDERFLOW: "time step underflow",
-}
+__all__ = ["DT_UNDERFLOW", "MAX_STEPS", "NONFINITE", "REACHED", "STATUS_TEXT", "rhs", "advance"]
 
 
 @numba.njit(cache=True)
-def rhs(rho, t, h, v, feats, lam, kind, params, theta, psi, moments, out):
-    """out = L(ρ, t) = −∂_r(ρ u) discretised; returns max|u| (nan if Ψ is not finite)."""
-    potential(rho, h, v, feats, lam, psi, moments)
-    xi = xi_at(kind, params, t)
-    return transport_rhs(rho, psi, h, 2.0 * xi, theta, out)
+def rhs(rho, t, h, kern, xi, theta, psi, moments, out):
+    """out = L(ρ, t) = −∂_r(ρ u) discretised; returns max|u| (nan if Ψ is not finite).
+
+    ``kern`` is a :class:`.bundles.LowRank`, ``xi`` a :class:`.bundles.Xi`; psi (n) and moments
+    (K) are overwritten with Ψ and m_k of ρ.
+    """
+    potential(rho, h, kern.v, kern.feats, kern.lam, psi, moments)
+    c = xi_at(xi.kind, xi.params, t)
+    return transport_rhs(rho, psi, h, 2.0 * c, theta, out)
 
 
 @numba.njit(cache=True)
-def advance(rho, t, t_stop, max_steps, h, v, feats, lam, kind, params, cfl, theta,
-            w1, w2, l0, l1, psi, moments):
+def _model_rhs(model, rho, t, out):
+    h, kern, xi, theta, psi, moments = model
+    return rhs(rho, t, h, kern, xi, theta, psi, moments, out)
+
+
+_ssp_rk3 = make_ssp_rk3(_model_rhs, stage)
+
+
+@numba.njit(cache=True)
+def advance(rho, t, t_stop, max_steps, h, kern, xi, cfl, theta, work):
     """Advance ``rho`` in place from ``t`` towards ``t_stop``.
 
-    Returns (t, steps, rejected, status, dt_last, umax_last); work arrays w1, w2, l0, l1, psi
-    (length n) and moments (length K) are overwritten.
+    ``work`` = (w1, w2, l0, l1, psi, moments): length-n arrays and one of length K, overwritten.
+    Returns (t, steps, rejected, status, dt_last, umax_last).
     """
-    n = rho.shape[0]
-    steps = 0
-    rejected = 0
-    dt = 0.0
-    umax = 0.0
-    while t < t_stop:
-        if steps >= max_steps:
-            return t, steps, rejected, MAX_STEPS, dt, umax
-        umax = rhs(rho, t, h, v, feats, lam, kind, params, theta, psi, moments, l0)
-        if not math.isfinite(umax):
-            return t, steps, rejected, NONFINITE, dt, umax
-        dt = cfl * h / umax if umax > 0.0 else t_stop - t
-        while True:
-            land = dt >= t_stop - t
-            if land:
-                dt = t_stop - t
-            for i in range(n):
-                w1[i] = rho[i] + dt * l0[i]
-            u1 = rhs(w1, t + dt, h, v, feats, lam, kind, params, theta, psi, moments, l1)
-            for i in range(n):
-                w2[i] = 0.75 * rho[i] + 0.25 * (w1[i] + dt * l1[i])
-            u2 = rhs(w2, t + 0.5 * dt, h, v, feats, lam, kind, params, theta, psi, moments, l1)
-            ok = math.isfinite(u1) and math.isfinite(u2)
-            ok = ok and dt * max(u1, u2) <= 0.5 * h
-            if ok:
-                for i in range(n):
-                    x = (rho[i] + 2.0 * (w2[i] + dt * l1[i])) / 3.0
-                    if not (x >= 0.0):  # negative or nan
-                        ok = False
-                        break
-                    w1[i] = x
-            if ok:
-                break
-            rejected += 1
-            dt *= 0.5
-            if dt <= 1e-15 * max(abs(t), 1.0):
-                return t, steps, rejected, DT_UNDERFLOW, dt, umax
-        for i in range(n):
-            rho[i] = w1[i]
-        t = t_stop if land else t + dt
-        steps += 1
-    return t, steps, rejected, REACHED, dt, umax
+    w1, w2, l0, l1, psi, moments = work
+    ctl = RK3Control(cfl, h, 0.5 * h, False)
+    return _ssp_rk3((h, kern, xi, theta, psi, moments), rho, t, t_stop, max_steps, ctl,
+                    (w1, w2, l0, l1))

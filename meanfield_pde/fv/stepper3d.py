@@ -37,13 +37,13 @@ Properties (checked in tests/test_stepper3d.py):
   dR/dt = 2 h³ Σ Ψ_ijk dρ_ijk/dt = −(2h³/c) Σ_faces u F <= 0, since u F >= 0 at every face
   (the semi-discrete energy dissipation).
 
-Time stepping is the Shu–Osher SSP-RK3 of :mod:`.stepper1d` with dt = cfl/λ(ρⁿ) (cfl <= 1/2),
+Time stepping is the Shu–Osher SSP-RK3 driver of :mod:`.rk` with dt = cfl/λ(ρⁿ) (cfl <= 1/2),
 rejection and retry with dt/2 when a stage has dt λ > 1/2 or the result is negative or
 non-finite, exact landing on ``t_stop`` and the same status codes.
 
-``rhs3d`` is serial; ``rhs3d_parallel`` runs the same per-slice kernel under ``prange`` over the a
-axis and computes A under ``prange`` over j, with i summed in the same order, so the two are
-bit-identical (no reduction changes its order).
+``rhs3d`` and ``rhs3d_parallel`` are the serial and the threaded variant of one source
+(:mod:`.variants`): ``prange`` over the a-slices, and over j for A, with i summed in the same
+order, so the two are bit-identical (no reduction changes its order).
 """
 
 from __future__ import annotations
@@ -53,13 +53,25 @@ import math
 import numba
 import numpy as np
 
-from .stepper1d import DT_UNDERFLOW, MAX_STEPS, NONFINITE, REACHED, STATUS_TEXT
+from .rk import (
+    DT_UNDERFLOW,
+    MAX_STEPS,
+    NONFINITE,
+    REACHED,
+    STATUS_TEXT,
+    RK3Control,
+    make_ssp_rk3,
+    stage,
+    stage_par,
+)
 from .transport import limited_slope
+from .variants import serial_and_parallel
 from .xi import xi_at
 
 __all__ = [
     "DT_UNDERFLOW", "MAX_STEPS", "NONFINITE", "REACHED", "STATUS_TEXT",
     "rhs3d", "rhs3d_parallel", "advance3d", "make_work", "rhs3d_numpy", "potential3d", "risk3d",
+    "field3d", "field3d_par",
 ]
 
 
@@ -122,18 +134,19 @@ def _potential_block(b, feats, w, M, phi0, phi):
 
 
 @numba.njit(cache=True)
-def _rate(A, t, a_c, h_a, h_s, h_r, kind, params, phi, na):
+def _rate(A, t, grid, xi, phi, na):
     """(c = 2ξ(t), CFL rate λ) from φ; λ is nan when A, φ or ξ is not finite.
 
     A non-finite ρ always makes A non-finite, also when Q = 0.
     """
+    a_c, h_a, h_s, h_r = grid.a_c, grid.h_a, grid.h_s, grid.h_r
     ns, nr = phi.shape
     bad = False
     for j in range(ns):
         for k in range(nr):
             if not math.isfinite(A[j, k]):
                 bad = True
-    c = 2.0 * xi_at(kind, params, t)
+    c = 2.0 * xi_at(xi.kind, xi.params, t)
     # Maxima of |u| over the faces, with the operations of the flux kernel: rounding is monotone,
     # so |c a_max| |Δφ|_max reproduces the largest face value exactly.
     amax = 0.0
@@ -197,8 +210,8 @@ def _slope_r(rho, i, j, k, theta):
 
 
 @numba.njit(cache=True)
-def _slice_rhs(i, rho, c, a_c, inv_ha, inv_hs, inv_hr, phi, theta, fs, out):
-    """out[i, :, :] = −Σ_axes (F_+ − F_−)/h_axis for the a-slice i.
+def _slice_rhs(i, rho, c, a_c, inv_h, phi, theta, fs, out):
+    """out[i, :, :] = −Σ_axes (F_+ − F_−)/h_axis for the a-slice i; inv_h = (1/h_a, 1/h_s, 1/h_r).
 
     The s- and r-face fluxes are computed once (``fs`` carries the flux through the face j − 1/2
     along the slice, a scalar the one through k − 1/2); the two a-faces of the slice are computed
@@ -206,6 +219,7 @@ def _slice_rhs(i, rho, c, a_c, inv_ha, inv_hs, inv_hr, phi, theta, fs, out):
     independent (``prange``) and the fluxes still telescope.
     """
     na, ns, nr = rho.shape
+    inv_ha, inv_hs, inv_hr = inv_h
     cai = c * a_c[i]
     for k in range(nr):
         fs[k] = 0.0  # wall at j = −1/2
@@ -249,176 +263,74 @@ def _slice_rhs(i, rho, c, a_c, inv_ha, inv_hs, inv_hr, phi, theta, fs, out):
             fr_m = fr_p
 
 
-@numba.njit(cache=True)
-def rhs3d(rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, theta, A, M, phi, out):
-    """out = L(ρ, t), the finite-volume right-hand side (module docstring); serial.
+def _field3d(rho, grid, kern, A, M, phi):
+    """A[j,k] = h_a Σ_i a_c[i] ρ[i,j,k], M_q = h_s h_r F_q·A and φ = φ0 + Σ_q (w_q M_q) F_q
+    (module doc; the one compiled evaluation of the 3-D potential).  ``prange`` over j, q and the
+    blocks of φ; every sum keeps its serial order."""
+    ns, nr = phi.shape
+    for j in numba.prange(ns):
+        _column_moment_row(j, rho, grid.a_c, grid.h_a, A)
+    Af, phif, phi0f = A.reshape(ns * nr), phi.reshape(ns * nr), kern.phi0.reshape(ns * nr)
+    feats = kern.feats
+    for q in numba.prange(feats.shape[0]):
+        M[q] = _feature_moment(q, feats, Af, grid.h_s * grid.h_r)
+    for b in numba.prange((ns * nr + _BLOCK - 1) // _BLOCK):
+        _potential_block(b, feats, kern.w, M, phi0f, phif)
 
-    Work arrays A (n_s, n_r), M (Q,), φ (n_s, n_r) are overwritten with the column moments, the
-    feature moments M_q and the potential φ of ρ.  Returns the CFL rate
+
+field3d, field3d_par = serial_and_parallel(_field3d)
+
+
+def _rhs3d(rho, t, grid, kern, xi, theta, A, M, phi, out):
+    """out = L(ρ, t), the finite-volume right-hand side (module docstring).
+
+    ``grid`` a :class:`.bundles.Grid3`, ``kern`` a :class:`.bundles.Kernel3`, ``xi`` a
+    :class:`.bundles.Xi`.  Work arrays A (n_s, n_r), M (Q,), φ (n_s, n_r) are overwritten with
+    the column moments, the feature moments M_q and the potential φ of ρ.  Returns the CFL rate
     λ = max|u^a|/h_a + max|u^s|/h_s + max|u^r|/h_r (nan if ρ, φ or ξ is not finite).
+    ``prange`` over the a-slices (and in :func:`field3d`); serial = threaded bit for bit.
     """
     na, ns, nr = rho.shape
-    for j in range(ns):
-        _column_moment_row(j, rho, a_c, h_a, A)
-    Af, phif, phi0f = A.reshape(ns * nr), phi.reshape(ns * nr), phi0.reshape(ns * nr)
-    for q in range(feats.shape[0]):
-        M[q] = _feature_moment(q, feats, Af, h_s * h_r)
-    for b in range((ns * nr + _BLOCK - 1) // _BLOCK):
-        _potential_block(b, feats, w, M, phi0f, phif)
-    c, rate = _rate(A, t, a_c, h_a, h_s, h_r, kind, params, phi, na)
+    field3d(rho, grid, kern, A, M, phi)
+    c, rate = _rate(A, t, grid, xi, phi, na)
     fs = np.empty((na, nr))
-    for i in range(na):
-        _slice_rhs(i, rho, c, a_c, 1.0 / h_a, 1.0 / h_s, 1.0 / h_r, phi, theta, fs[i], out)
-    return rate
-
-
-@numba.njit(cache=True, parallel=True)
-def rhs3d_parallel(rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, theta, A, M, phi,
-                   out):
-    """:func:`rhs3d` with ``prange`` over j (for A) and over the a-slices; bit-identical."""
-    na, ns, nr = rho.shape
-    for j in numba.prange(ns):
-        _column_moment_row(j, rho, a_c, h_a, A)
-    Af, phif, phi0f = A.reshape(ns * nr), phi.reshape(ns * nr), phi0.reshape(ns * nr)
-    for q in numba.prange(feats.shape[0]):
-        M[q] = _feature_moment(q, feats, Af, h_s * h_r)
-    for b in numba.prange((ns * nr + _BLOCK - 1) // _BLOCK):
-        _potential_block(b, feats, w, M, phi0f, phif)
-    c, rate = _rate(A, t, a_c, h_a, h_s, h_r, kind, params, phi, na)
-    fs = np.empty((na, nr))
-    inv_ha, inv_hs, inv_hr = 1.0 / h_a, 1.0 / h_s, 1.0 / h_r
+    inv_h = (1.0 / grid.h_a, 1.0 / grid.h_s, 1.0 / grid.h_r)
+    a_c = grid.a_c
     for i in numba.prange(na):
-        _slice_rhs(i, rho, c, a_c, inv_ha, inv_hs, inv_hr, phi, theta, fs[i], out)
+        _slice_rhs(i, rho, c, a_c, inv_h, phi, theta, fs[i], out)
     return rate
 
 
+rhs3d, rhs3d_parallel = serial_and_parallel(_rhs3d, swap={"field3d": field3d_par})
+
+
 # ---------------------------------------------------------------------------------------------
-# SSP-RK3 stages on flat views (serial and parallel versions; elementwise, so bit-identical)
+# SSP-RK3 (the driver of :mod:`.rk` on flat views; serial and threaded entry points)
 # ---------------------------------------------------------------------------------------------
 
-@numba.njit(cache=True)
-def _stage1(rho, l0, dt, w1):
-    for n in range(rho.size):
-        w1[n] = rho[n] + dt * l0[n]
+def _model_rhs_src(model, x, t, out):
+    shape, grid, kern, xi, theta, A, M, phi = model
+    return rhs3d(x.reshape(shape), t, grid, kern, xi, theta, A, M, phi, out.reshape(shape))
 
 
-@numba.njit(cache=True, parallel=True)
-def _stage1_par(rho, l0, dt, w1):
-    for n in numba.prange(rho.size):
-        w1[n] = rho[n] + dt * l0[n]
+_model_rhs, _model_rhs_par = serial_and_parallel(_model_rhs_src, swap={"rhs3d": rhs3d_parallel},
+                                                 prange=False)
+_ssp_rk3 = make_ssp_rk3(_model_rhs, stage)
+_ssp_rk3_par = make_ssp_rk3(_model_rhs_par, stage_par)
 
 
-@numba.njit(cache=True)
-def _stage2(rho, w1, l1, dt, w2):
-    for n in range(rho.size):
-        w2[n] = 0.75 * rho[n] + 0.25 * (w1[n] + dt * l1[n])
-
-
-@numba.njit(cache=True, parallel=True)
-def _stage2_par(rho, w1, l1, dt, w2):
-    for n in numba.prange(rho.size):
-        w2[n] = 0.75 * rho[n] + 0.25 * (w1[n] + dt * l1[n])
-
-
-@numba.njit(cache=True)
-def _stage3(rho, w2, l1, dt, res):
-    """res = ⅓ρ + ⅔(w2 + dt l1); returns the number of negative or nan entries."""
-    bad = 0
-    for n in range(rho.size):
-        x = (rho[n] + 2.0 * (w2[n] + dt * l1[n])) / 3.0
-        if not x >= 0.0:
-            bad += 1
-        res[n] = x
-    return bad
-
-
-@numba.njit(cache=True, parallel=True)
-def _stage3_par(rho, w2, l1, dt, res):
-    bad = 0
-    for n in numba.prange(rho.size):
-        x = (rho[n] + 2.0 * (w2[n] + dt * l1[n])) / 3.0
-        bad += 0 if x >= 0.0 else 1
-        res[n] = x
-    return bad
-
-
-@numba.njit(cache=True)
-def _copy(src, dst):
-    for n in range(src.size):
-        dst[n] = src[n]
-
-
-@numba.njit(cache=True, parallel=True)
-def _copy_par(src, dst):
-    for n in numba.prange(src.size):
-        dst[n] = src[n]
-
-
-@numba.njit(cache=True)
-def _rhs(parallel, rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, theta, A, M, phi,
-         out):
-    if parallel:
-        return rhs3d_parallel(rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, theta,
-                              A, M, phi, out)
-    return rhs3d(rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, theta, A, M, phi, out)
-
-
-@numba.njit(cache=True)
-def _advance(rho, t, t_stop, max_steps, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, cfl,
-             theta, parallel, w1, w2, l0, l1, A, M, phi):
-    """The SSP-RK3 loop of :func:`advance3d` (one compiled loop; ``parallel`` picks the kernels)."""
+def _advance_src(rho, t, t_stop, max_steps, grid, kern, xi, cfl, theta, work):
+    """The SSP-RK3 loop of :func:`advance3d` (threaded variant: the threaded kernels)."""
+    w1, w2, l0, l1, A, M, phi = work
     n = rho.size
-    rf = rho.reshape(n)
-    w1f, w2f, l0f, l1f = w1.reshape(n), w2.reshape(n), l0.reshape(n), l1.reshape(n)
-    steps = 0
-    rejected = 0
-    dt = 0.0
-    rate = 0.0
-    while t < t_stop:
-        if steps >= max_steps:
-            return t, steps, rejected, MAX_STEPS, dt, rate
-        rate = _rhs(parallel, rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, theta,
-                    A, M, phi, l0)
-        if not math.isfinite(rate):
-            return t, steps, rejected, NONFINITE, dt, rate
-        dt = cfl / rate if rate > 0.0 else t_stop - t
-        while True:
-            land = dt >= t_stop - t
-            if land:
-                dt = t_stop - t
-            if parallel:
-                _stage1_par(rf, l0f, dt, w1f)
-            else:
-                _stage1(rf, l0f, dt, w1f)
-            r1 = _rhs(parallel, w1, t + dt, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params,
-                      theta, A, M, phi, l1)
-            if parallel:
-                _stage2_par(rf, w1f, l1f, dt, w2f)
-            else:
-                _stage2(rf, w1f, l1f, dt, w2f)
-            r2 = _rhs(parallel, w2, t + 0.5 * dt, a_c, h_a, h_s, h_r, phi0, feats, w, kind,
-                      params, theta, A, M, phi, l1)
-            ok = math.isfinite(r1) and math.isfinite(r2)
-            ok = ok and dt * max(rate, max(r1, r2)) <= 0.5
-            if ok:
-                if parallel:
-                    bad = _stage3_par(rf, w2f, l1f, dt, w1f)
-                else:
-                    bad = _stage3(rf, w2f, l1f, dt, w1f)
-                ok = bad == 0
-            if ok:
-                break
-            rejected += 1
-            dt *= 0.5
-            if dt <= 1e-15 * max(abs(t), 1.0):
-                return t, steps, rejected, DT_UNDERFLOW, dt, rate
-        if parallel:
-            _copy_par(w1f, rf)
-        else:
-            _copy(w1f, rf)
-        t = t_stop if land else t + dt
-        steps += 1
-    return t, steps, rejected, REACHED, dt, rate
+    model = (rho.shape, grid, kern, xi, theta, A, M, phi)
+    flat = (w1.reshape(n), w2.reshape(n), l0.reshape(n), l1.reshape(n))
+    return _ssp_rk3(model, rho.reshape(n), t, t_stop, max_steps, RK3Control(cfl, 1.0, 0.5, True),
+                    flat)
+
+
+_advance, _advance_par = serial_and_parallel(_advance_src, swap={"_ssp_rk3": _ssp_rk3_par},
+                                             prange=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,33 +348,38 @@ def make_work(n_a: int, n_s: int, n_r: int, Q: int) -> tuple:
     return (*cells, np.empty((n_s, n_r)), np.empty(Q), np.empty((n_s, n_r)))
 
 
-def advance3d(rho, t, t_stop, max_steps, a_c, h_a, h_s, h_r, phi0, feats, w, kind, params, cfl,
-              theta, parallel, work) -> tuple[float, int, int, int, float, float]:
+def advance3d(rho, t, t_stop, max_steps, grid, kern, xi, cfl, theta, work, *,
+              parallel=False) -> tuple[float, int, int, int, float, float]:
     """Advance ``rho`` in place from ``t`` towards ``t_stop`` with SSP-RK3 (module docstring).
 
-    Returns (t, steps, rejected, status, dt_last, rate_last) with status one of REACHED,
-    MAX_STEPS, NONFINITE, DT_UNDERFLOW (from :mod:`.stepper1d`); ``t == t_stop`` exactly when
-    REACHED.  ``work`` comes from :func:`make_work`.  The loop runs inside Numba; scalars are
-    cast here so that every call uses the same compiled specialisation.
+    ``grid``, ``kern``, ``xi``: :class:`.bundles.Grid3`, :class:`.bundles.Kernel3`,
+    :class:`.bundles.Xi` (only a_c and the cell sizes of the grid are read).  Returns (t, steps,
+    rejected, status, dt_last, rate_last) with status one of REACHED, MAX_STEPS, NONFINITE,
+    DT_UNDERFLOW (:mod:`.rk`); ``t == t_stop`` exactly when REACHED.  ``work`` comes from
+    :func:`make_work`; ``parallel`` runs the threaded kernels (bit-identical).  The loop runs
+    inside Numba; scalars are cast here so that every call uses the same compiled
+    specialisation.
     """
     if not 0.0 < cfl <= 0.5:
         raise ValueError(f"cfl must be in (0, 0.5], got {cfl}")
     if not 1.0 <= theta <= 2.0:
         raise ValueError(f"theta must be in [1, 2], got {theta}")
     na, ns, nr = rho.shape
+    work = tuple(work)
     w1, w2, l0, l1, A, M, phi = work
+    q = kern.feats.shape[0]
     if not (rho.flags.c_contiguous and rho.dtype == np.float64):
         raise ValueError("rho must be a C-contiguous float64 array")
     for name, arr, shape in (("w1", w1, rho.shape), ("w2", w2, rho.shape), ("l0", l0, rho.shape),
                              ("l1", l1, rho.shape), ("A", A, (ns, nr)), ("phi", phi, (ns, nr)),
-                             ("M", M, (feats.shape[0],)), ("phi0", phi0, (ns, nr)),
-                             ("a_c", a_c, (na,)), ("feats", feats, (feats.shape[0], ns * nr)),
-                             ("w", w, (feats.shape[0],))):
+                             ("M", M, (q,)), ("phi0", kern.phi0, (ns, nr)),
+                             ("a_c", grid.a_c, (na,)), ("feats", kern.feats, (q, ns * nr)),
+                             ("w", kern.w, (q,))):
         if arr.shape != shape or not arr.flags.c_contiguous:
             raise ValueError(f"{name} must be C-contiguous with shape {shape}, got {arr.shape}")
-    out = _advance(rho, float(t), float(t_stop), int(max_steps), a_c, float(h_a), float(h_s),
-                   float(h_r), phi0, feats, w, int(kind), params, float(cfl), float(theta),
-                   bool(parallel), w1, w2, l0, l1, A, M, phi)
+    run = _advance_par if parallel else _advance
+    out = run(rho, float(t), float(t_stop), int(max_steps), grid, kern, xi, float(cfl),
+              float(theta), work)
     t_new, steps, rejected, status, dt, rate = out
     return float(t_new), int(steps), int(rejected), int(status), float(dt), float(rate)
 
@@ -481,10 +398,12 @@ def potential3d(rho, a_c, h_a, h_s, h_r, phi0, feats, w) -> tuple[np.ndarray, np
 
 
 @numba.njit(cache=True)
-def discrete_risk(rho, a_c, h_a, h_s, h_r, phi0, feats, w, r_sharp, A):
+def discrete_risk(rho, grid, kern, r_sharp, A):
     """R(ρ) = R# + 2 h³ Σ a_c φ0 ρ + Σ_q w_q M_q² (the discrete energy the scheme dissipates),
     with the kernels of the stepper and no BLAS (whose spinning threads would compete with the
     parallel stepper for the cores).  ``A`` (n_s, n_r) is work space."""
+    a_c, h_a, h_s, h_r = grid.a_c, grid.h_a, grid.h_s, grid.h_r
+    phi0, feats, w = kern.phi0, kern.feats, kern.w
     ns = rho.shape[1]
     for j in range(ns):
         _column_moment_row(j, rho, a_c, h_a, A)
@@ -527,10 +446,10 @@ def _divergence_numpy(rho, u, h, theta, axis):
     return np.moveaxis(-np.diff(flux, axis=0) / h, 0, axis)
 
 
-def rhs3d_numpy(rho, t, a_c, h_a, h_s, h_r, phi0, feats, w, xi, theta) -> np.ndarray:
-    """Plain numpy version of :func:`rhs3d` with ξ given (``t`` is unused), vectorised per axis."""
-    del t
-    phi, _ = potential3d(rho, a_c, h_a, h_s, h_r, phi0, feats, w)
+def rhs3d_numpy(rho, grid, kern, xi, theta) -> np.ndarray:
+    """Plain numpy version of :func:`rhs3d` with the value ξ given, vectorised per axis."""
+    a_c, h_a, h_s, h_r = grid.a_c, grid.h_a, grid.h_s, grid.h_r
+    phi, _ = potential3d(rho, a_c, h_a, h_s, h_r, kern.phi0, kern.feats, kern.w)
     na, ns, nr = rho.shape
     c = 2.0 * xi
     ua = np.broadcast_to(-c * phi, (na - 1, ns, nr))

@@ -26,6 +26,7 @@ from ..config import Config
 from ..errors import ConfigError, DataError, SolverError
 from ..fv import driftdiffusion1d as dd1
 from ..fv import stepper1d
+from ..fv.bundles import Grid1, LowRank, Noise, StepSizes, Xi
 from ..fv.lowrank import risk as lowrank_risk
 from ..quadrature import sphere_moments
 from ..schedule import Schedule, stop_times
@@ -186,15 +187,16 @@ class RadialStepper(Stepper):
 
     def __init__(self, h: float, kernel: RadialKernel, schedule: Schedule, cfl: float,
                  theta: float):
-        self.h, self.k, self.sched = h, kernel, schedule
-        self.cfl, self.theta = cfl, theta
+        self.h, self.cfl, self.theta = float(h), float(cfl), float(theta)
+        self.kern = LowRank.make(kernel.v, kernel.feats, kernel.lam)
+        self.xi = Xi.make(schedule.kind, schedule.params)
         n, nk = kernel.feats.shape[1], kernel.feats.shape[0]
-        self.work = [np.empty(n) for _ in range(5)] + [np.empty(nk)]
+        self.work = tuple(np.empty(n) for _ in range(5)) + (np.empty(nk),)
 
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
         t, steps, rej, status, dt, umax = stepper1d.advance(
-            state, t, t_stop, max_steps, self.h, self.k.v, self.k.feats, self.k.lam,
-            self.sched.kind, self.sched.params, self.cfl, self.theta, *self.work)
+            state, t, t_stop, max_steps, self.h, self.kern, self.xi, self.cfl, self.theta,
+            self.work)
         return StepReport(t, steps, rej, status, dt, umax)
 
 
@@ -206,7 +208,11 @@ class NoisyRadialStepper(Stepper):
     def __init__(self, problem: GaussiansProblem, scheme: str, dt_max: float, cfl: float):
         self.p, self.scheme, self.dt_max, self.cfl = problem, scheme, dt_max, cfl
         n, nk = problem.centers.size, problem.kernel.lam.size
-        self.work, self.kwork = dd1.noisy_workspace(n, nk)
+        self.work = dd1.noisy_workspace(n, nk)
+        k, p = problem.kernel, problem
+        self.grid, self.kern = Grid1.make(p.h, p.centers), LowRank.make(k.v, k.feats, k.lam)
+        self.noise = Noise.make(R_SHARP, p.lam, p.beta, p.d - 1.0)
+        self.xi = Xi.make(p.schedule.kind, p.schedule.params)
         self.dt = 0.0
 
     def get_state(self) -> dict[str, float]:
@@ -216,17 +222,15 @@ class NoisyRadialStepper(Stepper):
         self.dt = float(state["dt"])
 
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
-        p, k = self.p, self.p.kernel
+        tables = (self.grid, self.kern, self.noise, self.xi)
         if self.scheme == "explicit":
             out = dd1.advance_noisy_rk3(
-                state, t, t_stop, max_steps, p.h, p.centers, k.v, k.feats, k.lam, p.lam,
-                p.beta, p.d - 1.0, p.schedule.kind, p.schedule.params, 2.0 * self.cfl,
-                self.work, self.kwork)  # cfl <= 1 there (forward-Euler rate), <= 0.5 here
+                state, t, t_stop, max_steps, *tables, 2.0 * self.cfl,
+                self.work)  # cfl <= 1 there (forward-Euler rate), <= 0.5 here
             return StepReport(*out[:6])
         t, steps, rej, status, self.dt, f = dd1.advance_noisy(
-            state, t, t_stop, max_steps, p.h, p.centers, k.v, k.feats, k.lam, R_SHARP, p.lam,
-            p.beta, p.d - 1.0, p.schedule.kind, p.schedule.params, self.dt, self.dt_max,
-            self.work, self.kwork)
+            state, t, t_stop, max_steps, *tables, StepSizes.make(self.dt, self.dt_max),
+            self.work)
         return StepReport(t, steps, rej, status, self.dt, f)
 
 

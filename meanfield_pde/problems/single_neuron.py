@@ -27,6 +27,7 @@ from ..config import Config
 from ..errors import ConfigError, SolverError
 from ..fv import driftdiffusion3d as dd3
 from ..fv import stepper3d
+from ..fv.bundles import Grid3, Kernel3, Noise, StepSizes, Xi
 from ..fv.threads import ThreadChooser
 from ..schedule import Schedule, stop_times
 from . import single_neuron_plots
@@ -61,17 +62,13 @@ class NeuronStepper(Stepper):
         self.p, self.cfl, self.theta = problem, cfl, theta
         self.threads = ThreadChooser(parallel)
         k = problem.kernel
-        self.phi0 = np.ascontiguousarray(-k.v)
+        self.grid, self.kern, self.xi = problem.tables()
         self.work = stepper3d.make_work(*problem.shape, k.feats.shape[0])
 
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
-        p = self.p
-
         def call(parallel: bool, t: float, steps: int) -> tuple:
-            return stepper3d.advance3d(
-                state, t, t_stop, steps, p.a_centers, p.h_a, p.h_s, p.h_r, self.phi0,
-                p.kernel.feats, p.kernel.weights, p.schedule.kind, p.schedule.params, self.cfl,
-                self.theta, parallel, self.work)
+            return stepper3d.advance3d(state, t, t_stop, steps, self.grid, self.kern, self.xi,
+                                       self.cfl, self.theta, self.work, parallel=parallel)
 
         return StepReport(*self.threads.advance(call, t, max_steps))
 
@@ -84,7 +81,8 @@ class NoisyNeuronStepper(Stepper):
     def __init__(self, problem: SingleNeuronProblem, dt_max: float, parallel: bool):
         self.p, self.dt_max = problem, dt_max
         self.threads = ThreadChooser(parallel)  # serial or threaded kernels, call by call
-        self.phi0 = np.ascontiguousarray(-problem.kernel.v)
+        self.grid, self.kern, self.xi = problem.tables()
+        self.noise = problem.noise_bundle()
         self.work = dd3.make_noisy3d_work(*problem.shape, problem.kernel.feats.shape[0])
         self.dt = 0.0
 
@@ -95,13 +93,10 @@ class NoisyNeuronStepper(Stepper):
         self.dt = float(state["dt"])
 
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
-        p, k = self.p, self.p.kernel
-
         def call(parallel: bool, t: float, steps: int) -> tuple:
             out = dd3.advance_noisy3d(
-                state, t, t_stop, steps, p.a_centers, p.s_centers, p.r_centers, p.h_a, p.h_s,
-                p.h_r, self.phi0, k.feats, k.weights, k.r_sharp, p.lam, p.beta, p.d - 2.0,
-                p.schedule.kind, p.schedule.params, self.dt, self.dt_max, parallel, self.work)
+                state, t, t_stop, steps, self.grid, self.kern, self.noise, self.xi,
+                StepSizes.make(self.dt, self.dt_max), self.work, parallel=parallel)
             self.dt = out[4]  # the next call (of a split advance) starts from it
             return out
 
@@ -380,10 +375,9 @@ class SingleNeuronProblem(Problem):
 
     def risk(self, state: np.ndarray) -> float:
         """R(ρ̄) = R# + 2∫V dρ̄ + Σ_q w_q M_q² with midpoint moments (the discrete energy)."""
-        k = self.kernel
-        return float(stepper3d.discrete_risk(state, self.a_centers, self.h_a, self.h_s, self.h_r,
-                                             -k.v, k.feats, k.weights, k.r_sharp,
-                                             np.empty(k.v.shape)))
+        grid, kern, _ = self.tables()
+        return float(stepper3d.discrete_risk(state, grid, kern, self.kernel.r_sharp,
+                                             np.empty(self.kernel.v.shape)))
 
     def extent(self, state: np.ndarray, tail: float) -> tuple[float, float, float, float, float]:
         """(a_lo, a_hi, s_lo, s_hi, r_hi): beyond each, the marginal has mass < ``tail``."""
@@ -410,10 +404,20 @@ class SingleNeuronProblem(Problem):
 
     def free_energy(self, state: np.ndarray) -> float:
         """F = ½R + (λ/2)∫(a² + s² + r²) dρ̄ + β⁻¹∫ρ̄ log(ρ̄/r^(d−2)) (MATH.md §3)."""
+        grid, kern, _ = self.tables()
+        return float(dd3.free_energy3d(state, grid, kern, self.noise_bundle()))
+
+    def tables(self) -> tuple[Grid3, Kernel3, Xi]:
+        """The grid, kernel and ξ bundles the compiled kernels read (:mod:`..fv.bundles`)."""
         k = self.kernel
-        return float(dd3.free_energy3d(state, self.a_centers, self.s_centers, self.r_centers,
-                                       self.h_a, self.h_s, self.h_r, -k.v, k.feats, k.weights,
-                                       k.r_sharp, self.lam, self.beta, self.d - 2.0))
+        grid = Grid3.make(self.a_centers, self.s_centers, self.r_centers, self.h_a, self.h_s,
+                          self.h_r)
+        return (grid, Kernel3.make(-k.v, k.feats, k.weights),
+                Xi.make(self.schedule.kind, self.schedule.params))
+
+    def noise_bundle(self) -> Noise:
+        """(R#, λ, β, m = d − 2) of the noisy equation (:class:`..fv.bundles.Noise`)."""
+        return Noise.make(self.kernel.r_sharp, self.lam, self.beta, self.d - 2.0)
 
     def gibbs(self):
         """The self-consistent discrete Gibbs state ρ̄* ∝ r^(d−2) exp(−β Ψ_λ(z; ρ̄*)) by Newton in
@@ -421,10 +425,8 @@ class SingleNeuronProblem(Problem):
         if not self.noisy:
             raise ConfigError("the Gibbs state needs noise: set noise.beta to a finite value "
                               "(and noise.lam > 0)")
-        k = self.kernel
-        return dd3.gibbs_state3d(self.a_centers, self.s_centers, self.r_centers, self.h_a,
-                                 self.h_s, self.h_r, -k.v, k.feats, k.weights, k.r_sharp,
-                                 self.lam, self.beta, self.d - 2.0)
+        grid, kern, _ = self.tables()
+        return dd3.gibbs_state3d(grid, kern, self.noise_bundle())
 
     def check_walls(self, state: np.ndarray, t: float) -> None:
         g = self.config.section("grid")
