@@ -520,5 +520,5 @@ def steady_state(rho: np.ndarray, h: float, r: np.ndarray, v: np.ndarray, feats:
                              StepSizes.make(dt, dmax), work)
 
     f_start = free_energy(rho, h, r, v, feats, lam_k, r_sharp, lam, beta, m)
-    return steady_state_loop(advance, rho, f_start, h, tol=tol, tol_rho=tol_rho,
+    return steady_state_loop(advance, rho, f_start, tol=tol, tol_rho=tol_rho,
                              t_chunk=t_chunk, t_max=t_max, dt_init=dt_init)

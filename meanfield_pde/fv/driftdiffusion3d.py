@@ -469,6 +469,6 @@ def steady_state3d(rho: np.ndarray, grid, kern, noise, *, xi=None, tol: float = 
         return advance_noisy3d(rho, t, t_stop, max_steps, grid, kern, noise, xi,
                                StepSizes.make(dt, dmax), work, parallel=parallel)
 
-    return steady_state_loop(advance, rho, free_energy3d(rho, grid, kern, noise),
-                             grid.h_a * grid.h_s * grid.h_r, tol=tol, tol_rho=tol_rho,
+    return steady_state_loop(advance, rho, free_energy3d(rho, grid, kern, noise), tol=tol,
+                             tol_rho=tol_rho,
                              t_chunk=t_chunk, t_max=t_max, dt_init=dt_init)

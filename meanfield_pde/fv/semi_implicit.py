@@ -130,14 +130,32 @@ def make_frozen_implicit(ops: SemiImplicitOps):
     return frozen_implicit
 
 
+def steady_rates(f_prev: float, f_now: float, prev: np.ndarray, now: np.ndarray,
+                 span: float) -> tuple[float, float]:
+    """The steady-state test, written once (library loop below and the runner's ``--steady``
+    tracker): the relative energy decrease per unit time (F_prev − F)/(Δt max(|F|, 1e-300)) and
+    the relative L1 change of the state per unit time ‖ρ − ρ_prev‖₁/(Δt ‖ρ‖₁)."""
+    rate = (f_prev - f_now) / (span * max(abs(f_now), 1e-300))
+    rho_rate = float(np.sum(np.abs(now - prev))) / (span * float(np.sum(np.abs(now))))
+    return rate, rho_rate
+
+
+def is_steady(rate: float | None, rho_rate: float | None, tol: float,
+              tol_rho: float | None) -> bool:
+    """Both rates of :func:`steady_rates` within their tolerances (``tol_rho`` None: F only)."""
+    if rate is None or abs(rate) > tol:
+        return False
+    return tol_rho is None or (rho_rate is not None and rho_rate <= tol_rho)
+
+
 @dataclass
 class SteadyState:
     """Result of :func:`steady_state_loop`.
 
     density: the final state; t: time reached; rate: relative free-energy decrease per unit time
-    over the last chunk, (F(t − Δ) − F(t)) / (Δ max(|F(t)|, 1e-300)); rho_rate: vol Σ|Δρ| / Δ over
-    the last chunk; converged: both criteria met; steps / rejected: totals; status: last status
-    code of the driver; free_energy: F of the final state.
+    over the last chunk and rho_rate: the relative L1 change per unit time (:func:`steady_rates`);
+    converged: both criteria met; steps / rejected: totals; status: last status code of the
+    driver; free_energy: F of the final state.
     """
 
     density: np.ndarray
@@ -151,13 +169,13 @@ class SteadyState:
     free_energy: float
 
 
-def steady_state_loop(advance: Callable[..., tuple], rho: np.ndarray, f_start: float, vol: float,
-                      *, tol: float, tol_rho: float | None, t_chunk: float, t_max: float,
+def steady_state_loop(advance: Callable[..., tuple], rho: np.ndarray, f_start: float, *,
+                      tol: float, tol_rho: float | None, t_chunk: float, t_max: float,
                       dt_init: float) -> SteadyState:
     """Run ``advance(rho, t, t_stop, dt_init) -> (t, steps, rejected, status, dt_next, F)`` on
     ``rho`` in place, in chunks of length ``t_chunk`` from t = 0, until the relative free-energy
-    decrease per unit time is <= ``tol`` (and, if given, the L1 rate of change vol Σ|Δρ|/Δt <=
-    ``tol_rho``), or until ``t_max``.  ``f_start`` = F(ρ), ``vol`` the cell volume.
+    decrease per unit time is <= ``tol`` (and, if given, the relative L1 rate of change
+    ‖Δρ‖₁/(Δt ‖ρ‖₁) <= ``tol_rho``; :func:`steady_rates`), or until ``t_max``.  ``f_start`` = F(ρ).
 
     The free-energy criterion cannot resolve F − F* below the round-off of F (≈ 1e-16 |F|);
     since β⁻¹ KL(ρ‖ρ*) <= F − F* and ‖ρ − ρ*‖₁ <= sqrt(2 KL), it certifies ρ to about
@@ -180,9 +198,8 @@ def steady_state_loop(advance: Callable[..., tuple], rho: np.ndarray, f_start: f
         t = t_new
         if status != REACHED or span <= 0.0:
             break
-        rate = (f_prev - f_now) / (span * max(abs(f_now), 1e-300))
-        rho_rate = vol * float(np.sum(np.abs(rho - prev))) / span
+        rate, rho_rate = steady_rates(f_prev, f_now, prev, rho, span)
         f_prev = f_now
-        if abs(rate) <= tol and (tol_rho is None or rho_rate <= tol_rho):
+        if is_steady(rate, rho_rate, tol, tol_rho):
             return SteadyState(rho, t, rate, rho_rate, True, steps, rejected, status, f_now)
     return SteadyState(rho, t, rate, rho_rate, False, steps, rejected, status, f_now)

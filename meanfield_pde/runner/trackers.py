@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MeanFieldError
+from ..fv.semi_implicit import is_steady, steady_rates
 from .loop import Tracker
 from .plan import Plan
 
@@ -206,18 +207,15 @@ class SteadyTracker(Tracker):
         self.reached: bool | None = None
 
     def steady(self) -> bool:
-        return (self.rate is not None and self.rho_rate is not None
-                and abs(self.rate) <= self.tols[0] and self.rho_rate <= self.tols[1])
+        return is_steady(self.rate, self.rho_rate, *self.tols)
 
     def event(self, state: np.ndarray, t: float, plan: Plan) -> None:
         if not plan.current[1]:
             return
         e = self.snapshots.last[self.energy]
         if plan.past_t_end:
-            span = t - self.t_prev
-            self.rate = (self.e_prev - e) / (span * max(abs(e), 1e-300))
-            self.rho_rate = (float(np.sum(np.abs(state - self.state_prev)))
-                             / (span * float(np.sum(np.abs(state)))))
+            self.rate, self.rho_rate = steady_rates(self.e_prev, e, self.state_prev, state,
+                                                    t - self.t_prev)
         self.t_prev, self.e_prev, self.state_prev = t, e, state.copy()
 
     def extend(self, plan: Plan, t: float) -> bool:
