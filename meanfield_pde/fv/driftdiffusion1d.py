@@ -190,6 +190,19 @@ def _neumaier(s, comp, term):
 
 
 @numba.njit(cache=True)
+def _interaction_sum(s, w, m):
+    """Neumaier sum of s + Σ_q w_q m_q²/2 (the interaction energy of the moments m, started at
+    s = R#/2): (sum, compensation, Σ|terms|), the 1-D and 3-D free energies' first part."""
+    comp = 0.0
+    scale = abs(s)
+    for q in range(m.shape[0]):
+        term = 0.5 * w[q] * m[q] * m[q]
+        s, comp = _neumaier(s, comp, term)
+        scale += abs(term)
+    return s, comp, scale
+
+
+@numba.njit(cache=True)
 def _free_energy_parts(rho, h, v, half_lr2, log_w, moments, lam_k, r_sharp, beta):
     """(F, |F|-scale) from the moments of ρ; compensated (Neumaier) summation.
 
@@ -197,13 +210,7 @@ def _free_energy_parts(rho, h, v, half_lr2, log_w, moments, lam_k, r_sharp, beta
     all terms, the natural unit of the round-off in F.  nan if some ρ_i < 0 or is nan.
     """
     inv_beta = 1.0 / beta
-    s = 0.5 * r_sharp
-    comp = 0.0
-    scale = abs(s)
-    for k in range(moments.shape[0]):
-        term = 0.5 * lam_k[k] * moments[k] * moments[k]
-        s, comp = _neumaier(s, comp, term)
-        scale += abs(term)
+    s, comp, scale = _interaction_sum(0.5 * r_sharp, lam_k, moments)
     for i in range(rho.shape[0]):
         p = rho[i]
         if p > 0.0:

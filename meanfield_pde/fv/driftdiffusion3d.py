@@ -107,6 +107,7 @@ from .splitstep3d import (
     _prepare,
     _prepare_par,
     _split_step,
+    upper_neighbour,
 )
 from .stepper3d import field3d, field3d_par
 from .xi import xi_at
@@ -240,18 +241,9 @@ def _sg_rhs_core(rho, t, grid, kern, noise, xi, out):
         for i in range(na):
             for j in range(ns):
                 for k in range(nr):
-                    if ax == 0:
-                        if i + 1 >= na:
-                            continue
-                        i2, j2, k2 = i + 1, j, k
-                    elif ax == 1:
-                        if j + 1 >= ns:
-                            continue
-                        i2, j2, k2 = i, j + 1, k
-                    else:
-                        if k + 1 >= nr:
-                            continue
-                        i2, j2, k2 = i, j, k + 1
+                    inside, i2, j2, k2 = upper_neighbour(ax, i, j, k, na, ns, nr)
+                    if not inside:
+                        continue
                     x = beta * (_phi_at(i2, j2, k2, a_c, phi, geo) - _phi_at(i, j, k, a_c, phi,
                                                                              geo))
                     f, op, om = _face_flux(rho[i, j, k], rho[i2, j2, k2], x, a)

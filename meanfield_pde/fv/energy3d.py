@@ -17,8 +17,22 @@ import math
 import numba
 import numpy as np
 
-from .driftdiffusion1d import _excess_series, _neumaier
-from .splitstep3d import _BMA, _BMR, _BMS, _BPA, _BPR, _BPS, _LOG, _NEW, _PHI, _W1, _W2, _geometry
+from .driftdiffusion1d import _excess_series, _interaction_sum, _neumaier
+from .splitstep3d import (
+    _BMA,
+    _BMR,
+    _BMS,
+    _BPA,
+    _BPR,
+    _BPS,
+    _LOG,
+    _NEW,
+    _PHI,
+    _W1,
+    _W2,
+    _geometry,
+    upper_neighbour,
+)
 from .stepper3d import _feature_moment, field3d
 from .variants import serial_and_parallel
 
@@ -61,18 +75,9 @@ def _slab_dis_breg(slab, axis, old, new, lg, Phi, bp, bm, beta):
             if not n0 > 0.0:
                 continue
             breg += n0 * _excess_series((old[i, j, k] - n0) / n0)
-            if axis == 0:
-                if i + 1 >= na:
-                    continue
-                i2, j2, k2 = i + 1, j, k
-            elif axis == 1:
-                if j + 1 >= ns:
-                    continue
-                i2, j2, k2 = i, j + 1, k
-            else:
-                if k + 1 >= nr:
-                    continue
-                i2, j2, k2 = i, j, k + 1
+            inside, i2, j2, k2 = upper_neighbour(axis, i, j, k, na, ns, nr)
+            if not inside:
+                continue
             n1 = new[i2, j2, k2]
             if n1 > 0.0:
                 x = beta * (Phi[i2, j2, k2] - Phi[i, j, k])
@@ -188,13 +193,7 @@ def _free_energy_parts(parallel, rho, lg, grid, kern, geo, M, noise, part):
         _fe_slabs_par(rho, lg, a_c, phi0, geo, 1.0 / beta, h3, part)
     else:
         _fe_slabs(rho, lg, a_c, phi0, geo, 1.0 / beta, h3, part)
-    s = 0.5 * r_sharp
-    comp = 0.0
-    scale = abs(s)
-    for q in range(M.shape[0]):
-        term = 0.5 * w[q] * M[q] * M[q]
-        s, comp = _neumaier(s, comp, term)
-        scale += abs(term)
+    s, comp, scale = _interaction_sum(0.5 * r_sharp, w, M)
     for i in range(rho.shape[0]):
         if not math.isfinite(part[i, 0]):
             return math.nan, math.nan

@@ -31,6 +31,17 @@ _W1, _W2, _NEW, _PHI, _BPA, _BMA, _BPS, _BMS, _BPR, _BMR, _PIV, _LOG = range(12)
 N_CELLS = 12
 
 
+
+@numba.njit(cache=True, inline="always")
+def upper_neighbour(axis, i, j, k, na, ns, nr):
+    """(inside, i', j', k'): the cell after (i, j, k) along ``axis`` (0 = a, 1 = s, 2 = r) and
+    whether it exists (False at the upper wall: no face there).  Inlined at Numba-IR level."""
+    if axis == 0:
+        return i + 1 < na, i + 1, j, k
+    if axis == 1:
+        return j + 1 < ns, i, j + 1, k
+    return k + 1 < nr, i, j, k + 1
+
 @numba.njit(cache=True, inline="always")
 def _bern_pair(x):
     """(B(x), B(−x)) with one expm1: the smaller one is B(|x|), the other B(|x|) + |x|.

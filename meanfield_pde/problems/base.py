@@ -66,6 +66,19 @@ class Stepper(ABC):
             raise ValueError(f"{type(self).__name__} carries no state, got {sorted(state)}")
 
 
+class CarriesDt(Stepper):
+    """A stepper whose state from one call to the next is its adaptive step ``dt`` (written to
+    every checkpoint, restored on resume, so that a resumed run takes the same steps)."""
+
+    dt: float = 0.0
+
+    def get_state(self) -> dict[str, float]:
+        return {"dt": float(self.dt)}
+
+    def set_state(self, state: dict[str, float]) -> None:
+        self.dt = float(state["dt"])
+
+
 class Problem(ABC):
     """A reduction of the mean-field PDE (MATH.md §2, §3) discretised on a fixed grid."""
 

@@ -31,7 +31,7 @@ from ..fv.lowrank import risk as lowrank_risk
 from ..quadrature import sphere_moments
 from ..schedule import Schedule, stop_times
 from . import gaussians_plots
-from .base import WARMUP_RESET, Problem, Stepper, StepReport
+from .base import WARMUP_RESET, CarriesDt, Problem, Stepper, StepReport
 from .gaussians_particles import GaussiansParticles
 from .gaussians_schema import SCHEMA
 from .registry import register
@@ -200,7 +200,7 @@ class RadialStepper(Stepper):
         return StepReport(t, steps, rej, status, dt, umax)
 
 
-class NoisyRadialStepper(Stepper):
+class NoisyRadialStepper(CarriesDt):
     """Drift–diffusion steps of the noisy radial equation (:mod:`..fv.driftdiffusion1d`):
     semi-implicit with the interaction frozen over a step (free energy non-increasing at every
     step, no parabolic dt limit) or explicit SSP-RK3 with the Scharfetter–Gummel flux."""
@@ -214,12 +214,6 @@ class NoisyRadialStepper(Stepper):
         self.noise = Noise.make(R_SHARP, p.lam, p.beta, p.d - 1.0)
         self.xi = Xi.make(p.schedule.kind, p.schedule.params)
         self.dt = 0.0
-
-    def get_state(self) -> dict[str, float]:
-        return {"dt": float(self.dt)}
-
-    def set_state(self, state: dict[str, float]) -> None:
-        self.dt = float(state["dt"])
 
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
         tables = (self.grid, self.kern, self.noise, self.xi)

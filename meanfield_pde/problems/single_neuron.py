@@ -31,7 +31,7 @@ from ..fv.bundles import Grid3, Kernel3, Noise, StepSizes, Xi
 from ..fv.threads import ThreadChooser
 from ..schedule import Schedule, stop_times
 from . import single_neuron_plots
-from .base import WARMUP_RESET, Problem, Stepper, StepReport
+from .base import WARMUP_RESET, CarriesDt, Problem, Stepper, StepReport
 from .gaussians import chi_law, chi_quantile
 from .neuron_kernel import neuron_kernel
 from .registry import register
@@ -73,7 +73,7 @@ class NeuronStepper(Stepper):
         return StepReport(*self.threads.advance(call, t, max_steps))
 
 
-class NoisyNeuronStepper(Stepper):
+class NoisyNeuronStepper(CarriesDt):
     """Semi-implicit drift–diffusion steps of the noisy 3-D equation (interaction frozen over a
     step, Lie splitting of implicit Scharfetter–Gummel line solves; free energy non-increasing at
     every step; see :mod:`meanfield_pde.fv.driftdiffusion3d`)."""
@@ -85,12 +85,6 @@ class NoisyNeuronStepper(Stepper):
         self.noise = problem.noise_bundle()
         self.work = dd3.make_noisy3d_work(*problem.shape, problem.kernel.feats.shape[0])
         self.dt = 0.0
-
-    def get_state(self) -> dict[str, float]:
-        return {"dt": float(self.dt)}
-
-    def set_state(self, state: dict[str, float]) -> None:
-        self.dt = float(state["dt"])
 
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
         def call(parallel: bool, t: float, steps: int) -> tuple:
