@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from meanfield_pde.config import default_config
 from meanfield_pde.errors import DataError
@@ -23,7 +24,7 @@ from meanfield_pde.runner.pde import solve
 from meanfield_pde.runner.resume import resume
 from meanfield_pde.runner.sgd import solve_sgd
 
-LEGACY = Path(__file__).parent / "data" / "legacy"
+LEGACY = ROOT / "tests" / "data" / "legacy"
 EXPECTED = json.loads((LEGACY / "expected.json").read_text())
 # the sgd command line of make.sh, as config overrides
 SGD = ["model.d=8", "sgd.n_neurons=20", "time.t_end=0.02", "time.n_outputs=2"]
