@@ -199,6 +199,12 @@ class ParticleSGD:
         return SGDState(np.ascontiguousarray(theta), 0, 0.0, rng)
 
     # ------------------------------------------------------------------ stepping
+    @property
+    def block_steps(self) -> int:
+        """Steps per compiled block (their normals, BLOCK_ELEMS at most, are drawn at once).
+        Advancing in calls of at most this many steps draws the same stream as one call."""
+        return max(1, BLOCK_ELEMS // self.draws_per_step)
+
     def advance(self, state: SGDState, n_steps: int,
                 on_block: Callable[[SGDState], None] | None = None) -> None:
         """Advance ``state`` in place by ``n_steps`` steps (``on_block`` after each block)."""
@@ -214,7 +220,7 @@ class ParticleSGD:
             a = np.ones(n)
             wt = np.ascontiguousarray(state.theta.T)
         m = self.draws_per_step
-        block = max(1, min(n_steps, BLOCK_ELEMS // m))
+        block = min(n_steps, self.block_steps)
         buf = np.empty((block, m))
         work = step_work(n, d, self.batch)
         rule = self.rule

@@ -66,10 +66,6 @@ def solve_sgd(cfg: Config, output: str | Path | None = None, *, overwrite: bool 
     return run_sgd(cfg, writer, progress=progress, stop=stop)
 
 
-class _BlockDone(Exception):
-    """Raised from the engine's ``on_block`` to hand control back after one block."""
-
-
 class SGDStepper:
     """The SGD engine as the loop's stepper: each call advances one of the engine's blocks of
     steps towards the step of ``t_stop`` (an output time of ``targets``: time -> step)."""
@@ -77,15 +73,9 @@ class SGDStepper:
     def __init__(self, engine: Any, targets: dict[float, int]):
         self.engine, self.targets = engine, targets
 
-    @staticmethod
-    def _one_block(_state: Any) -> None:
-        raise _BlockDone  # the state is in sync after each block (ParticleSGD.advance)
-
     def advance(self, state: Any, t: float, t_stop: float) -> float:
-        try:
-            self.engine.advance(state, self.targets[t_stop] - state.step, self._one_block)
-        except _BlockDone:
-            pass
+        n = min(self.engine.block_steps, self.targets[t_stop] - state.step)
+        self.engine.advance(state, n)
         return state.t
 
 
