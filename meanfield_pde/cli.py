@@ -32,11 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config, default_config, keys_markdown, load_config, schema_rows
-from .errors import ConfigError, DiskFull, MeanFieldError, OutputExists
+from .errors import ConfigError, DiskFull, MeanFieldError, OptionError, OutputExists
 from .problems import registry
 from .runner.trackers import Interrupted, trap_signals
 
 PROG = "meanfield-pde"
+#: run-function arguments (errors.OptionError) -> the flag that sets them
+OPTION_FLAGS = {"t_end": "--t-end", "steady": "--steady"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -220,6 +222,8 @@ def _cli_words(exc: MeanFieldError) -> str:
     if isinstance(exc, DiskFull):
         cont = f", then continue with: meanfield-pde resume {exc.path}" if exc.resumable else ""
         return f"disk full: {exc.detail}; free some disk space{cont}"
+    if isinstance(exc, OptionError):
+        return exc.template.replace("{opt}", OPTION_FLAGS.get(exc.option, exc.option))
     if isinstance(exc, Interrupted):
         return (f"interrupted by {exc.signal_name} at t = {exc.t:.6g}; checkpoint written, "
                 f"continue with: meanfield-pde resume {exc.path}")

@@ -19,6 +19,16 @@ class SolverError(MeanFieldError):
     """The numerical solution cannot continue (non-finite state, mass at a wall, ...)."""
 
 
+class OptionError(ConfigError):
+    """An argument of a run function (not a config key) is refused.  ``template`` names the
+    argument as ``{opt}``: the message fills in its Python name (``t_end``, ``steady=True``); the
+    CLI fills in its flag (``--t-end``, ``--steady``)."""
+
+    def __init__(self, option: str, template: str):
+        self.option, self.template = option, template
+        super().__init__(template.replace("{opt}", option))
+
+
 class OutputExists(DataError):
     """An output path exists and overwriting was not asked for.  The message speaks the Python
     API's language (``overwrite=True``); the CLI words its own hint (``--force``, ``-o``)."""

@@ -37,3 +37,21 @@ def test_api_hints_name_existing_functions(tmp_path):
         assert named, str(exc)
         for name in named:
             assert callable(getattr(meanfield_pde, name)), name
+
+
+def test_run_options_are_worded_for_the_api_and_for_the_cli(tmp_path, capsys):
+    """A refused run argument names the Python argument through the API and the flag through
+    the CLI (errors.OptionError), refused before anything is written."""
+    from meanfield_pde.cli import main
+    from meanfield_pde.errors import OptionError
+
+    out = tmp_path / "r.h5"
+    try:
+        meanfield_pde.solve(meanfield_pde.default_config("gaussians"), out, steady=True)
+    except OptionError as exc:
+        assert str(exc).startswith("steady needs noise") and "--" not in str(exc)
+    else:
+        raise AssertionError("a noiseless steady run was accepted")
+    assert main(["solve", "gaussians", "--steady", "-o", str(out)]) == 2
+    assert capsys.readouterr().err.count("--steady") == 2
+    assert not out.exists()

@@ -113,7 +113,7 @@ def finite_d(cfg: Config) -> int:
     d = cfg["model.d"]
     if math.isinf(d):
         raise ConfigError("particle SGD needs a finite input dimension; set model.d "
-                          "(e.g. --set model.d=40)")
+                          "(e.g. model.d = 40)")
     return int(d)
 
 

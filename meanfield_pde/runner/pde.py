@@ -20,7 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..config import Config
-from ..errors import ConfigError, SolverError
+from ..errors import OptionError, SolverError
 from ..io import ResultWriter, package_version
 from ..problems import Problem, build_problem, problem_class
 from . import loop
@@ -92,12 +92,11 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
     the last one.
     """
     if steady and math.isinf(cfg["noise.beta"]):
-        raise ConfigError(
-            "--steady needs noise, but noise.beta = inf: the noiseless flow concentrates and has "
-            "no steady state that the free-energy and L1 criteria can detect (it would run until "
-            "mass reaches the wall); set e.g. --set noise.beta=10 --set noise.lam=0.1, or drop "
-            "--steady"
-        )
+        raise OptionError(
+            "steady", "{opt} needs noise, but noise.beta = inf: the noiseless flow concentrates "
+            "and has no steady state that the free-energy and L1 criteria can detect (it would "
+            "run until mass reaches the wall); set e.g. noise.beta = 10 and noise.lam = 0.1, or "
+            "drop {opt}")
     t0 = time.perf_counter()
     problem_class(cfg.problem).warmup(cfg)  # compile, or load the cached kernels
     compile_seconds = time.perf_counter() - t0

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config, build_config
-from ..errors import DataError, MeanFieldError
+from ..errors import DataError, MeanFieldError, OptionError
 from ..io import ResultWriter, load, load_checkpoint
 from ..problems import build_problem, problem_class
 from .pde import PdeStart, run_pde
@@ -79,13 +79,15 @@ def _new_config(path: Path, cfg: Config, res, meta: dict, t_end: float | None) -
     t_ck = float(meta["t"])
     if t_end is None:
         if res.complete:
-            raise DataError(f"{path} is complete (t_end = {cfg['time.t_end']:g}); pass "
-                            f"--t-end T with T > {t_ck:g} to continue it")
+            raise OptionError("t_end", f"{path} is complete (t_end = {cfg['time.t_end']:g}); "
+                              f"pass {{opt}} T with T > {t_ck:g} to continue it")
         return cfg
     if meta.get("steady"):
-        raise DataError("a --steady run ends on its own criterion; --t-end does not apply")
+        raise OptionError("t_end", "a steady-state run ends on its own criterion; {opt} does "
+                              "not apply")
     if not (math.isfinite(t_end) and t_end > t_ck):
-        raise DataError(f"--t-end {t_end:g} must be a finite time after the checkpoint's "
+        raise OptionError("t_end", f"{{opt}} {t_end:g} must be a finite time after the "
+                          f"checkpoint's "
                         f"t = {t_ck:g}")
     spacing = res.attrs.get("output_spacing")
     return extend(cfg, t_end, spacing if isinstance(spacing, float) else None)
