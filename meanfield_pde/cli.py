@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config, default_config, keys_markdown, load_config, schema_rows
-from .errors import ConfigError, DiskFull, MeanFieldError, OptionError, OutputExists
+from .errors import ConfigError, DiskFull, MeanFieldError, OptionError, OutputExists, WallReached
 from .problems import registry
 from .runner.trackers import Interrupted, trap_signals
 
@@ -222,6 +222,8 @@ def _cli_words(exc: MeanFieldError) -> str:
     if isinstance(exc, DiskFull):
         cont = f", then continue with: meanfield-pde resume {exc.path}" if exc.resumable else ""
         return f"disk full: {exc.detail}; free some disk space{cont}"
+    if isinstance(exc, WallReached):
+        return exc.words(f"--set grid.{exc.key}={exc.new:.3g}")
     if isinstance(exc, OptionError):
         return exc.template.replace("{opt}", OPTION_FLAGS.get(exc.option, exc.option))
     if isinstance(exc, Interrupted):

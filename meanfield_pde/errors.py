@@ -19,6 +19,25 @@ class SolverError(MeanFieldError):
     """The numerical solution cannot continue (non-finite state, mass at a wall, ...)."""
 
 
+class WallReached(SolverError):
+    """Mass reached a wall of the domain: ``key`` is the ``[grid]`` key of the wall, ``new`` a
+    value that moves it far enough.  The message suggests ``cfg.replace({"grid.<key>": new})``;
+    the CLI words the same fix as ``--set grid.<key>=new``."""
+
+    def __init__(self, key: str, value: float, mass: float, t: float, cells: int, tol: float,
+                 new: float):
+        self.key, self.value, self.mass, self.t = key, value, mass, t
+        self.cells, self.tol, self.new = cells, tol, new
+        super().__init__(self.words(f'cfg.replace({{"grid.{key}": {new:.3g}}})'))
+
+    def words(self, fix: str) -> str:
+        """The message with ``fix`` as the way to move the wall."""
+        verb = "lower" if self.new < self.value else "raise"
+        return (f"mass {self.mass:.3g} reached the wall grid.{self.key} = {self.value:.4g} at "
+                f"t = {self.t:.4g} (within {self.cells} cells, tolerance grid.wall_tol = "
+                f"{self.tol:g}); {verb} it, e.g. {fix}")
+
+
 class OptionError(ConfigError):
     """An argument of a run function (not a config key) is refused.  ``template`` names the
     argument as ``{opt}``: the message fills in its Python name (``t_end``, ``steady=True``); the

@@ -55,3 +55,17 @@ def test_run_options_are_worded_for_the_api_and_for_the_cli(tmp_path, capsys):
     assert main(["solve", "gaussians", "--steady", "-o", str(out)]) == 2
     assert capsys.readouterr().err.count("--steady") == 2
     assert not out.exists()
+
+
+def test_wall_fix_is_worded_for_the_api_and_for_the_cli():
+    """errors.WallReached: the library suggests cfg.replace({...}), the CLI --set KEY=VALUE,
+    with the same numbers; a lower wall is to be lowered, an upper one raised."""
+    from meanfield_pde.cli import _cli_words
+    from meanfield_pde.errors import WallReached
+
+    upper = WallReached("r_max", 2.5, 0.01, 3.0, 4, 1e-6, 5.0)
+    assert str(upper).endswith('raise it, e.g. cfg.replace({"grid.r_max": 5})')
+    assert _cli_words(upper).endswith("raise it, e.g. --set grid.r_max=5")
+    lower = WallReached("a_min", -1.0, 0.01, 3.0, 4, 1e-6, -3.0)
+    assert _cli_words(lower).endswith("lower it, e.g. --set grid.a_min=-3")
+    assert str(upper).split("; ")[0] == _cli_words(upper).split("; ")[0]

@@ -23,7 +23,7 @@ from scipy import special
 
 from ..activations import Activation, get_activation
 from ..config import Config
-from ..errors import ConfigError, DataError, SolverError
+from ..errors import ConfigError, DataError, SolverError, WallReached
 from ..fv import driftdiffusion1d as dd1
 from ..fv import stepper1d
 from ..fv.bundles import Grid1, LowRank, Noise, StepSizes, Xi
@@ -466,11 +466,8 @@ class GaussiansProblem(Problem):
         g = self.config.section("grid")
         near = float(np.sum(state[-g["wall_cells"] :]) * self.h)
         if near > g["wall_tol"]:
-            raise SolverError(
-                f"mass {near:.3g} reached the outer wall r_max = {self.r_max:.4g} at t = {t:.4g} "
-                f"(within {g['wall_cells']} cells, tolerance grid.wall_tol = {g['wall_tol']:g}); "
-                f"enlarge the domain, e.g. --set grid.r_max={2 * self.r_max:.3g}"
-            )
+            raise WallReached("r_max", self.r_max, near, t, g["wall_cells"], g["wall_tol"],
+                              2 * self.r_max)
 
     def attrs(self) -> dict[str, object]:
         k = self.kernel

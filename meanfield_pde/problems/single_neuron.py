@@ -24,7 +24,7 @@ from scipy import special
 
 from ..activations import get_activation
 from ..config import Config
-from ..errors import ConfigError, SolverError
+from ..errors import ConfigError, SolverError, WallReached
 from ..fv import driftdiffusion3d as dd3
 from ..fv import stepper3d
 from ..fv.bundles import Grid3, Kernel3, Noise, StepSizes, Xi
@@ -436,11 +436,7 @@ class SingleNeuronProblem(Problem):
         for key, mass, value, verb in walls:
             if mass > tol:
                 new = value - abs(value) - 1.0 if verb == "lower" else 2 * abs(value) + 0.5
-                raise SolverError(
-                    f"mass {mass:.3g} reached the wall grid.{key} = {value:.4g} at t = {t:.4g} "
-                    f"(within {k} cells, tolerance grid.wall_tol = {tol:g}); {verb} it, e.g. "
-                    f"--set grid.{key}={new:.3g}"
-                )
+                raise WallReached(key, value, mass, t, k, tol, new)
 
     def attrs(self) -> dict[str, object]:
         k = self.kernel

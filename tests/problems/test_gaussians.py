@@ -168,7 +168,8 @@ def test_restart_from_file_and_remap(tmp_path):
 
 def test_mass_at_the_wall_stops_the_run(tmp_path):
     cfg = default_config("gaussians").with_overrides(["grid.r_max=2.5", "grid.n=200"])
-    with pytest.raises(SolverError, match=r"reached the outer wall .* --set grid.r_max=5"):
+    with pytest.raises(SolverError, match=r"reached the wall grid\.r_max = 2\.5 .* raise it, "
+                       r"e\.g\. cfg\.replace\(\{\"grid\.r_max\": 5\}\)"):
         solve(cfg, tmp_path / "w.h5")
     res = load(tmp_path / "w.h5")  # what was written before the failure stays readable
     assert not res.complete and res.t.size >= 1

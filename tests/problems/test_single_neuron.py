@@ -208,7 +208,8 @@ def test_errors(tmp_path):
     cfg = default_config("single-neuron").with_overrides(
         ["grid.a_min=0.5", "grid.a_max=1.3", "grid.s_min=-0.6", "grid.s_max=0.55",
          "grid.r_max=1.1", "grid.n_a=8", "grid.n_s=16", "grid.n_r=16"])
-    with pytest.raises(SolverError, match=r"reached the wall grid\.(a|s)_max = .* --set grid"):
+    with pytest.raises(SolverError,
+                       match=r"reached the wall grid\.(a|s)_max = .* cfg\.replace\(\{\"grid"):
         solve(cfg, tmp_path / "w.h5")
     assert load(tmp_path / "w.h5").t.size >= 1
 
