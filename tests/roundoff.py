@@ -36,3 +36,14 @@ def free_energy_roundoff_3d(rho, a_c, s_c, r_c, h_a, h_s, h_r, phi0, feats, w, r
     fs = (0.5 * (abs(r_sharp) + 2 * h3 * np.sum(np.abs(a * phi0[None] * rho)) + np.abs(w) @ M**2)
           + 0.5 * lam * h3 * np.sum((a * a + s * s + r * r) * rho) + h3 * np.abs(ent).sum() / beta)
     return 8 * fs + rho.size * (np.abs(w) @ m_abs)
+
+
+def risk_roundoff_1d(rho, h, v, feats, lam_k, r_sharp):
+    """Round-off bound of lowrank.risk (plain n-term loops): R = R# + 2h Σ v_i ρ_i + Σ_k λ_k m_k²
+    with m_k = h Σ f_k ρ.  Each n-term sum errs by <= n u Σ|terms|, m_k² by 2|m_k| δm_k, the final
+    additions by a few u: (n + 3) u [|R#| + 2h |v|·ρ + Σ_k λ_k 2|m_k| h |f_k|·ρ]."""
+    n = rho.size
+    m = h * feats @ rho
+    m_abs = h * np.abs(feats) @ np.abs(rho)
+    return (n + 3) * U * (abs(r_sharp) + 2 * h * np.abs(v) @ np.abs(rho)
+                          + np.abs(lam_k) @ (2 * np.abs(m) * m_abs + m * m))
