@@ -47,3 +47,19 @@ def risk_roundoff_1d(rho, h, v, feats, lam_k, r_sharp):
     m_abs = h * np.abs(feats) @ np.abs(rho)
     return (n + 3) * U * (abs(r_sharp) + 2 * h * np.abs(v) @ np.abs(rho)
                           + np.abs(lam_k) @ (2 * np.abs(m) * m_abs + m * m))
+
+
+def risk_roundoff_3d(rho, grid, kern, r_sharp):
+    """Round-off bound of stepper3d.discrete_risk: column moments A = h_a Σ_i a_i ρ_i (n_a-term
+    loops), then R = R# + 2 h_s h_r Σ φ0 A + Σ_q w_q M_q² with M_q = h_s h_r Σ f_q A (n_s n_r-term
+    loops): (n_a + n_s n_r + 3) u [|R#| + 2h³ Σ|a φ0 ρ| + Σ_q |w_q| (2|M_q| h³ Σ|a f_q ρ| + M_q²)].
+    """
+    na, ns, nr = rho.shape
+    h3 = grid.h_a * grid.h_s * grid.h_r
+    a_abs = h3 * np.tensordot(np.abs(grid.a_c), np.abs(rho), axes=(0, 0)).ravel()  # (ns nr,)
+    col = h3 * np.tensordot(grid.a_c, rho, axes=(0, 0)).ravel()
+    m = kern.feats @ col
+    m_abs = np.abs(kern.feats) @ a_abs
+    lin = 2 * np.abs(kern.phi0.ravel()) @ a_abs
+    return (na + ns * nr + 3) * U * (abs(r_sharp) + lin
+                                     + np.abs(kern.w) @ (2 * np.abs(m) * m_abs + m * m))

@@ -7,10 +7,11 @@ import pytest
 from helpers import NEURON_TIGHT_BOX, run_module
 from numpy.polynomial.hermite_e import hermegauss
 from numpy.polynomial.legendre import leggauss
+from roundoff import risk_roundoff_3d
 from scipy import integrate, special
 
 from meanfield_pde import load, solve
-from meanfield_pde.config import default_config
+from meanfield_pde.config import build_config, default_config
 from meanfield_pde.errors import ConfigError, SolverError
 from meanfield_pde.problems.single_neuron import SingleNeuronProblem
 
@@ -97,7 +98,13 @@ def test_default_cli_run(tmp_path):
     assert np.max(np.abs(res["mass"] - res["mass"][0])) <= 1e-12 * res["mass"][0]
     assert dens.min() >= 0.0
     risk = res["risk"]
-    assert np.all(np.diff(risk) <= 1e-13 * risk[:-1])
+    # non-increasing up to the round-off of two risk evaluations (derived in roundoff.py), on
+    # the walls the run chose
+    cfg = build_config(res.problem, res.config)
+    p = SingleNeuronProblem(SingleNeuronProblem.with_walls(cfg, res.attrs))
+    grid, kern, _ = p.tables()
+    bound = np.array([2 * risk_roundoff_3d(rho, grid, kern, p.kernel.r_sharp) for rho in dens])
+    assert np.all(np.diff(risk) <= bound[1:])
     assert risk[-1] < 0.01 < 0.3 < risk[0]  # the student learns the teacher
     assert res["mean_s"][-1] > 0.5  # and aligns with w_*
     png = tmp_path / "sn.png"
