@@ -63,3 +63,30 @@ def risk_roundoff_3d(rho, grid, kern, r_sharp):
     lin = 2 * np.abs(kern.phi0.ravel()) @ a_abs
     return (na + ns * nr + 3) * U * (abs(r_sharp) + lin
                                      + np.abs(kern.w) @ (2 * np.abs(m) * m_abs + m * m))
+
+
+def free_energy_roundoff_1d(p, rho):
+    """Round-off of the radial problem ``p``'s free energy (dd1.free_energy: Neumaier sums, 8u of
+    the sum of |terms|, moments by plain n-cell loops, n u h |f_k| . rho each, amplified by
+    lam_k |m_k|)."""
+    k = p.kernel
+    fs = free_energy_scale_1d(rho, p.h, p.centers, k.v, k.feats, k.lam, 1.0, p.lam, p.beta,
+                              p.d - 1.0)
+    mom = np.abs(p.h * k.feats @ rho) * (p.h * np.abs(k.feats) @ rho)
+    return U * (8 * fs + rho.size * (k.lam @ mom))
+
+
+def energy_roundoff(p, rho, field: str) -> float:
+    """Round-off of one evaluation of the energy ``field`` ("risk" or "free_energy") of problem
+    ``p`` (radial: 1-D state; single neuron: 3-D state) at ``rho``."""
+    k = p.kernel
+    if rho.ndim == 1:
+        if field == "risk":
+            return risk_roundoff_1d(rho, p.h, k.v, k.feats, k.lam, 1.0)  # R# = E y² = 1
+        return free_energy_roundoff_1d(p, rho)
+    if field == "risk":
+        grid, kern, _ = p.tables()
+        return risk_roundoff_3d(rho, grid, kern, k.r_sharp)
+    return U * free_energy_roundoff_3d(rho, p.a_centers, p.s_centers, p.r_centers, p.h_a, p.h_s,
+                                       p.h_r, -k.v, k.feats, k.weights, k.r_sharp, p.lam,
+                                       p.beta, p.d - 2.0)

@@ -5,7 +5,7 @@ from functools import partial
 import numpy as np
 import pytest
 from helpers import make_problem
-from roundoff import U, free_energy_roundoff_3d, free_energy_scale_1d
+from roundoff import U, free_energy_roundoff_1d, free_energy_roundoff_3d
 
 from meanfield_pde import load
 from meanfield_pde.config import default_config
@@ -20,16 +20,6 @@ NOISY = ["noise.beta=10", "noise.lam=0.1", "grid.n=500", "solver.dt_max=1"]
 
 
 _problem = partial(make_problem, "gaussians")
-
-
-def _f_roundoff(p, rho):
-    """Round-off of p.free_energy(rho) (dd1.free_energy: Neumaier sums, 8u of the sum of |terms|,
-    moments by plain n-cell loops, n u h |f_k| . rho each, amplified by lam_k |m_k|)."""
-    k = p.kernel
-    fs = free_energy_scale_1d(rho, p.h, p.centers, k.v, k.feats, k.lam, 1.0, p.lam, p.beta,
-                            p.d - 1.0)
-    mom = np.abs(p.h * k.feats @ rho) * (p.h * np.abs(k.feats) @ rho)
-    return U * (8 * fs + rho.size * (k.lam @ mom))
 
 
 def _decreases(fe, roundoff):
@@ -63,7 +53,7 @@ def test_long_time_state_equals_the_direct_fixed_point(tmp_path):
     assert np.sum(np.abs(a["density"][-1] - b["density"][0])) * h <= 1e-8
     fe = a["free_energy"]
     p = GaussiansProblem(cfg)
-    assert _decreases(fe, [_f_roundoff(p, rho) for rho in a["density"]])
+    assert _decreases(fe, [free_energy_roundoff_1d(p, rho) for rho in a["density"]])
     assert fe[-1] == pytest.approx(b["free_energy"][0], abs=1e-12)
 
 
@@ -75,12 +65,12 @@ def test_free_energy_decreases_at_every_step_far_above_the_parabolic_limit():
     stepper.dt_max = 100 * explicit_limit
     rho = p.initial_state()
     f, mass0, t, big = [p.free_energy(rho)], rho.sum() * p.h, 0.0, 0
-    roundoff = [_f_roundoff(p, rho)]
+    roundoff = [free_energy_roundoff_1d(p, rho)]
     for _ in range(300):
         rep = stepper.advance(rho, t, 10.0, 1)
         t = rep.t
         f.append(p.free_energy(rho))
-        roundoff.append(_f_roundoff(p, rho))
+        roundoff.append(free_energy_roundoff_1d(p, rho))
         big += rep.dt > 50 * explicit_limit
         assert rho.min() >= 0.0
     f = np.array(f)
