@@ -310,6 +310,18 @@ SOLVER = {
 }
 
 
+def shared_sections(**extra: dict) -> Schema:
+    """The sections every problem shares, in the order the key tables list them (noise, sgd,
+    time with the steady-state keys, schedule, solver, checkpoint); ``extra[section]`` adds or
+    replaces keys of one section (e.g. ``time={"t_end": Float(8.0, ...)}``)."""
+    base = {"noise": NOISE, "sgd": SGD, "time": {**TIME, **STEADY}, "schedule": SCHEDULE,
+            "solver": SOLVER, "checkpoint": CHECKPOINT}
+    unknown = set(extra) - set(base)
+    if unknown:
+        raise ValueError(f"not a shared section: {sorted(unknown)}")
+    return {name: {**spec, **extra.get(name, {})} for name, spec in base.items()}
+
+
 def problem_schema(problem: str) -> Schema:
     """The schema the problem ``problem`` declares (looked up in the problem registry).
 

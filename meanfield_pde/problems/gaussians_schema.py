@@ -7,13 +7,6 @@ declares it (``GaussiansProblem.schema``).
 from __future__ import annotations
 
 from ..config import (
-    CHECKPOINT,
-    NOISE,
-    SCHEDULE,
-    SGD,
-    SOLVER,
-    STEADY,
-    TIME,
     Choice,
     Float,
     FloatOr,
@@ -21,6 +14,7 @@ from ..config import (
     Params,
     Schema,
     Text,
+    shared_sections,
 )
 
 MAX_D = 10**18  # finite dimensions beyond: the O(1/d) corrections are below double precision
@@ -60,10 +54,5 @@ SCHEMA: Schema = {
         "wall_cells": Int(4, lo=1, doc="cells next to the outer wall that must stay empty"),
         "wall_tol": Float(1e-9, lo=0.0, hi=1.0, doc="mass allowed in those cells"),
     },
-    "noise": NOISE,
-    "sgd": SGD,
-    "time": {**TIME, **STEADY},
-    "schedule": SCHEDULE,
-    "solver": SOLVER,
-    "checkpoint": CHECKPOINT,
+    **shared_sections(),
 }

@@ -7,13 +7,6 @@ declares it (``SingleNeuronProblem.schema``).
 from __future__ import annotations
 
 from ..config import (
-    CHECKPOINT,
-    NOISE,
-    SCHEDULE,
-    SGD,
-    SOLVER,
-    STEADY,
-    TIME,
     Bool,
     Choice,
     Float,
@@ -22,6 +15,7 @@ from ..config import (
     Params,
     Schema,
     Text,
+    shared_sections,
 )
 from .gaussians_schema import KERNEL, MAX_D
 
@@ -67,13 +61,11 @@ SCHEMA: Schema = {
         "wall_cells": Int(2, lo=1, doc="cells next to each wall that must stay empty"),
         "wall_tol": Float(1e-6, lo=0.0, hi=1.0, doc="mass allowed in those cells"),
     },
-    "noise": NOISE,
-    "sgd": SGD,
-    "time": {**TIME, **STEADY, "t_end": Float(8.0, lo=0.0, doc="final time of the run"),
-             "n_outputs": Int(81, lo=2, hi=1_000_000,
-                              doc="number of output times (uniform / log)")},
-    "schedule": SCHEDULE,
-    "solver": {**SOLVER, "parallel": Bool(True, doc="use both cores (prange) in the 3-D kernels "
-                                                     "when measured faster; false: serial only")},
-    "checkpoint": CHECKPOINT,
+    **shared_sections(
+        time={"t_end": Float(8.0, lo=0.0, doc="final time of the run"),
+              "n_outputs": Int(81, lo=2, hi=1_000_000,
+                               doc="number of output times (uniform / log)")},
+        solver={"parallel": Bool(True, doc="use both cores (prange) in the 3-D kernels when "
+                                           "measured faster; false: serial only")},
+    ),
 }

@@ -46,11 +46,9 @@ def solve_sgd(cfg: Config, output: str | Path | None = None, *, overwrite: bool 
     ``generator``, ``n_neurons``, ``eps``, ``batch``.  Checkpoints (parameters, step, generator
     state) as for :func:`~.pde.solve`; :func:`~.resume.resume` continues bit for bit."""
     from ..particles import ParticleSGD
-    from ..particles.model import particle_model
 
-    particle_model(cfg.problem)  # a problem with no network behind it: refused before any work
+    engine = ParticleSGD(cfg)  # first: a problem with no particle model is refused here
     s = cfg.section("sgd")
-    engine = ParticleSGD(cfg)
     n = int(s["n_neurons"])
     pc = problem_class(cfg.problem)
     n_coords = len(pc.particle_coords)
