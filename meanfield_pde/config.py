@@ -298,6 +298,12 @@ STEADY = {
     "steady_t_max": Float(1e6, lo=0.0, doc="--steady: give up at this time"),
 }
 SOLVER = {
+    "method": Choice("auto", options=("auto", "fv", "lagrangian"),
+                     doc="auto: Lagrangian without noise, finite volumes with noise; fv: finite "
+                         "volumes; lagrangian: mass cells / characteristics (noiseless only)"),
+    "rtol": Float(1e-10, lo=0.0, hi=1e-2,
+                  doc="Lagrangian: relative (and absolute) tolerance of the embedded "
+                      "Runge-Kutta pair (DOP853) per step"),
     "cfl": Float(0.4, lo=0.0, hi=0.5, hi_closed=True,
                  doc="dt = cfl h / max abs(u); <= 0.5 keeps the density non-negative"),
     "theta": Float(2.0, lo=1.0, hi=2.0, lo_closed=True, hi_closed=True,

@@ -7,6 +7,7 @@ touching the loop or the storage.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +78,22 @@ class CarriesDt(Stepper):
 
     def set_state(self, state: dict[str, float]) -> None:
         self.dt = float(state["dt"])
+
+
+def resolve_method(cfg: Config) -> str:
+    """``solver.method`` resolved to ``"fv"`` or ``"lagrangian"``: ``auto`` is Lagrangian for a
+    noiseless run (noise.beta = inf) and finite volumes with noise.  The Lagrangian solvers carry
+    no diffusion: asking for one with noise is a :class:`ConfigError`."""
+    method = cfg["solver.method"]
+    noisy = math.isfinite(cfg["noise.beta"])
+    if method == "auto":
+        return "fv" if noisy else "lagrangian"
+    if method == "lagrangian" and noisy:
+        raise ConfigError(
+            f"solver.method = 'lagrangian' solves the noiseless flow, but noise.beta = "
+            f"{cfg['noise.beta']:g}; set solver.method = 'fv' (or 'auto') for a noisy run, or "
+            "noise.beta = inf")
+    return method
 
 
 class Problem(ABC):
@@ -157,6 +174,23 @@ class Problem(ABC):
     @abstractmethod
     def check_walls(self, state: np.ndarray, t: float) -> None:
         """Raise :class:`~meanfield_pde.errors.SolverError` if mass reaches a wall."""
+
+    # ---- the a-posteriori error estimate (``risk_error`` in every result; runner/companion.py)
+    #: the order p the risk error of this problem's discretisation is assumed to converge with
+    #: when the resolution of :meth:`companion_config` is refined to this one's: the estimate is
+    #: |R − R_companion| / (2^p − 1) (Richardson); 0 = no estimate (no companion is run)
+    error_order: float = 0.0
+
+    def companion_config(self) -> Config | None:
+        """The configuration of the companion run behind ``risk_error``: the same problem at a
+        coarser resolution (typically half in every direction, same walls), advanced alongside
+        this one on the same output times; None = no companion (``risk_error`` is not written)."""
+        return None
+
+    def min_density(self, state: np.ndarray) -> float:
+        """The smallest density value the state represents (finite volumes: the smallest cell
+        average; Lagrangian states hold positions, so they say what their densities are)."""
+        return float(np.min(state))
 
     def attrs(self) -> dict[str, object]:
         """Scalars recorded as root attributes of the result file (kernel rank, r_max, ...)."""

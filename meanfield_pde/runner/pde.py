@@ -121,7 +121,7 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
     start = PdeStart(
         state=state, t=0.0, plan=make_plan(cfg, problem.schedule), times=[0.0],
         history={k: [snap[k]] for k in names}, last_state=state.copy(),
-        min_density=float(state.min()), steady=steady,
+        min_density=problem.min_density(state), steady=steady,
         seconds={"compile": compile_seconds, "setup": setup_seconds},
     )
     return run_pde(cfg, problem, stepper, writer, start, progress=progress, stop=stop)
@@ -162,7 +162,7 @@ class _PdeRun:
         self.snapshots = SnapshotTracker(lambda state, t: problem.snapshot(state),
                                          writer.append)
         self.stats = RunStatistics(self.snapshots, start.times, start.history,
-                                   start.min_density)
+                                   start.min_density, problem.min_density)
         self.steady = (SteadyTracker(
             self.snapshots, self.energy, (cfg["time.steady_tol"], cfg["time.steady_tol_rho"]),
             cfg["time.steady_t_max"], (start.times[-1], start.history[self.energy][-1],

@@ -179,16 +179,17 @@ class RunStatistics(Tracker):
     ``history`` (name -> list), and keeps the smallest entry of the state (:attr:`minimum`)."""
 
     def __init__(self, snapshots: SnapshotTracker, times: list[float],
-                 history: dict[str, list[float]], minimum: float):
+                 history: dict[str, list[float]], minimum: float,
+                 minimum_of: Callable[[Any], float] = np.min):
         self.snapshots, self.times, self.history = snapshots, times, history
-        self.minimum = float(minimum)
+        self.minimum, self.minimum_of = float(minimum), minimum_of
 
     def event(self, state: Any, t: float, plan: Plan) -> None:
         if plan.current[1]:
             self.times.append(t)
             for name, values in self.history.items():
                 values.append(self.snapshots.last[name])
-            self.minimum = min(self.minimum, float(state.min()))
+            self.minimum = min(self.minimum, float(self.minimum_of(state)))
 
 
 class SteadyTracker(Tracker):
