@@ -165,14 +165,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"times     {t.size} snapshots, t = {t[0]:g} .. {t[-1]:g}")
     if "risk" in res.fields and t.size:
         risk = res.fields["risk"]
-        print(f"risk      {risk[0]:.10g} at t = {t[0]:g} -> {risk[-1]:.10g} at t = {t[-1]:g}")
+        err = (f" ± {res.fields['risk_error'][-1]:.1g} (a-posteriori estimate)"
+               if "risk_error" in res.fields else "")
+        print(f"risk      {risk[0]:.10g} at t = {t[0]:g} -> {risk[-1]:.10g}{err} at "
+              f"t = {t[-1]:g}")
     if "free_energy" in res.fields and t.size:
         fe = res.fields["free_energy"]
         print(f"free energy {fe[0]:.12g} at t = {t[0]:g} -> {fe[-1]:.12g} at t = {t[-1]:g}")
     if "mass" in res.fields and t.size:
         mass = res.fields["mass"]
         print(f"mass      max relative drift {np.max(np.abs(mass - mass[0])) / mass[0]:.2e}")
-    for key in ("kind", "seed", "generator", "n_neurons", "eps", "batch", "n_samples",
+    for key in ("method", "error_order", "kind", "seed", "generator", "n_neurons", "eps", "batch", "n_samples",
                 "solution", "steady_reached", "steady_rate", "newton_iterations",
                 "newton_residual", "wall_seconds", "compile_seconds", "setup_seconds", "n_steps",
                 "r_max",

@@ -24,6 +24,7 @@ from ..errors import OptionError, SolverError
 from ..io import ResultWriter, package_version
 from ..problems import Problem, build_problem, problem_class
 from . import loop
+from .companion import with_companion
 from .plan import Plan, default_output_path, make_plan, output_spacing
 from .summary import RunSummary
 from .trackers import (
@@ -101,6 +102,7 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
     problem_class(cfg.problem).warmup(cfg)  # compile, or load the cached kernels
     compile_seconds = time.perf_counter() - t0
     problem = problem or build_problem(cfg)  # kernel tables, initial law, automatic wall
+    problem = with_companion(problem)  # the coarser run behind risk_error (runner/companion.py)
     for w in problem.warnings():
         if on_warning is not None:
             on_warning(w)
@@ -117,7 +119,8 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
     )
     snap = problem.snapshot(state)
     writer.append(0.0, snap)
-    names = ("risk", "mass", problem.energy_field)
+    names = ("risk", "mass", problem.energy_field, *(("risk_error",)
+                                                    if "risk_error" in problem.fields else ()))
     start = PdeStart(
         state=state, t=0.0, plan=make_plan(cfg, problem.schedule), times=[0.0],
         history={k: [snap[k]] for k in names}, last_state=state.copy(),
@@ -241,6 +244,8 @@ class _PdeRun:
             free_energy_final=float(energies[-1]) if self.energy != "risk" else None,
             steady=steady.reached if steady is not None else None,
             steady_rate=steady.rate if steady is not None else None,
+            method=str(self.problem.attrs().get("method", "")),
+            risk_error_final=(float(hist["risk_error"][-1]) if "risk_error" in hist else None),
         )
         extra = ({"steady_reached": bool(steady.reached), "steady_rate": float(steady.rate),
                   "steady_rho_rate": float(steady.rho_rate)} if steady is not None else {})
@@ -250,5 +255,7 @@ class _PdeRun:
             setup_seconds=summary.setup_seconds, n_steps=summary.n_steps,
             n_rejected=summary.n_rejected, mass_drift=summary.mass_drift,
             min_density=summary.min_density, risk_final=summary.risk_final,
+            **({"risk_error_final": summary.risk_error_final}
+               if summary.risk_error_final is not None else {}),
         )
         return summary

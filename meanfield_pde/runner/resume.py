@@ -18,6 +18,7 @@ from ..config import Config, build_config
 from ..errors import DataError, MeanFieldError, OptionError
 from ..io import ResultWriter, load, load_checkpoint
 from ..problems import build_problem, problem_class
+from .companion import PairedProblem, with_companion
 from .pde import PdeStart, run_pde
 from .plan import Plan, extend, plan_stops
 from .sgd import run_sgd
@@ -54,7 +55,7 @@ def resume(path: str | Path, *, t_end: float | None = None, progress: bool = Fal
         raise DataError(f"the checkpoint of {path} is of kind {meta.get('kind')!r}, the file of "
                         f"kind {kind!r}; {path} is corrupt, run the solve again")
     try:
-        cfg = build_config(res.problem, res.config)
+        cfg = build_config(res.problem, _pin_method(res.problem, res.config))
     except MeanFieldError as exc:
         raise DataError(f"the stored config of {path} is not valid for this version of "
                         f"meanfield-pde ({exc}); run the solve again") from None
@@ -72,6 +73,15 @@ def resume(path: str | Path, *, t_end: float | None = None, progress: bool = Fal
         writer = _reopen(path, k, new_cfg if t_end is not None else None)
         return run_sgd(new_cfg, writer, (meta, theta), progress=progress, stop=stop)
     return _resume_pde(path, cfg, new_cfg, res, ck, t_end is not None, progress, stop)
+
+
+def _pin_method(problem: str, stored: dict) -> dict:
+    """A stored config from before ``solver.method`` existed was solved by finite volumes."""
+    solver = stored.get("solver")
+    if ("method" in problem_class(problem).schema.get("solver", {})
+            and isinstance(solver, dict) and "method" not in solver):
+        return {**stored, "solver": {**solver, "method": "fv"}}
+    return stored
 
 
 def _new_config(path: Path, cfg: Config, res, meta: dict, t_end: float | None) -> Config:
@@ -135,18 +145,27 @@ def _resume_pde(path: Path, cfg: Config, new_cfg: Config, res, ck, extended: boo
     problem_class(cfg.problem).warmup(cfg)
     compile_seconds = time.perf_counter() - t0
     problem = build_problem(_fixed_walls(new_cfg, res.attrs))
+    if "risk_error" in res.fields:  # the run has a companion (runner/companion.py)
+        problem = with_companion(problem)
+        if not isinstance(problem, PairedProblem):
+            raise DataError(f"{path} holds risk_error but its problem names no companion in "
+                            "this version of meanfield-pde; run the solve again")
     for name, arr in problem.grid.items():
         if name not in res.grid or not np.array_equal(res.grid[name], arr):
             raise DataError(f"the grid of {path} ({name}) differs from the one its config gives "
                             "in this version of meanfield-pde; run the solve again")
     state = np.ascontiguousarray(ck.arrays.get("state"), dtype=np.float64)
-    if state.shape != problem.fields["density"]:
-        raise DataError(f"the checkpoint state of {path} has shape {state.shape}, the grid "
-                        f"{problem.fields['density']}; {path} is corrupt, run the solve again")
+    expected = np.shape(problem.initial_state())
+    if state.shape != expected:
+        raise DataError(f"the checkpoint state of {path} has shape {state.shape}, the problem "
+                        f"{expected}; {path} is corrupt, run the solve again")
     stepper = problem.make_stepper()
     stepper.set_state(meta["stepper"])
     k = int(meta["n_snapshots"])
-    names = ("risk", "mass", problem.energy_field)
+    names = ("risk", "mass", problem.energy_field,
+             *(("risk_error",) if "risk_error" in res.fields else ()))
+    if isinstance(problem, PairedProblem):
+        problem.restore_previous(abs(float(res["risk"][k - 1] - res["risk_companion"][k - 1])))
     start = PdeStart(
         state=state, t=float(meta["t"]),
         plan=_resumed_plan(cfg, new_cfg, problem.schedule, meta, extended),

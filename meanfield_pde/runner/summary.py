@@ -30,13 +30,17 @@ class RunSummary:
     free_energy_final: float | None = None
     steady: bool | None = None  # --steady: reached the tolerance?
     steady_rate: float | None = None
+    method: str = ""  # "fv" or "lagrangian" ("" for files written before the choice existed)
+    risk_error_final: float | None = None  # the a-posteriori estimate at t_end (companion run)
 
     def lines(self) -> list[str]:
+        method = f", {self.method}" if self.method else ""
+        error = (f" ± {self.risk_error_final:.1g}" if self.risk_error_final is not None else "")
         return [
             f"wrote {self.path}",
-            f"  problem {self.problem}, t in [0, {self.t_end:g}], {self.n_snapshots} snapshots, "
-            f"{self.n_steps} steps ({self.n_rejected} rejected)",
-            f"  risk {self.risk_initial:.10g} -> {self.risk_final:.10g}",
+            f"  problem {self.problem}{method}, t in [0, {self.t_end:g}], {self.n_snapshots} "
+            f"snapshots, {self.n_steps} steps ({self.n_rejected} rejected)",
+            f"  risk {self.risk_initial:.10g} -> {self.risk_final:.10g}{error}",
             f"  mass drift {self.mass_drift:.2e}, min density {self.min_density:.3g}, "
             f"max {self.energy_name.replace('_', ' ')} increase "
             f"{max(self.risk_increase, 0.0):.2e}",
