@@ -46,6 +46,33 @@ def _quantiles(edges: np.ndarray, density: np.ndarray, m: int = 20000) -> np.nda
     return np.interp(u, cdf[keep], edges[keep])
 
 
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, m: int = 20000) -> np.ndarray:
+    """m equally spaced quantiles of the discrete law Σ_p w_p δ_{values_p} (exact: the
+    generalised inverse of its CDF at (i + ½)/m)."""
+    order = np.argsort(values, kind="stable")
+    cdf = np.cumsum(weights[order])
+    cdf /= cdf[-1]
+    u = (np.arange(m) + 0.5) / m
+    return values[order][np.minimum(np.searchsorted(cdf, u), values.size - 1)]
+
+
+def _marginal_quantiles(pde, problem, names: list[str], idx: np.ndarray) -> dict:
+    """Per coordinate, the quantiles of the PDE's marginal at the outputs ``idx``: from the
+    Lagrangian state when the result holds one (mass cells ``cell_edges`` with ``cell_masses``,
+    or weighted ``particles``: the solver's own law, no output-grid binning), else from the
+    marginal densities on the output grid."""
+    if "cell_edges" in pde.fields and "cell_masses" in pde.grid and len(names) == 1:
+        masses = np.asarray(pde.grid["cell_masses"])
+        return {names[0]: [_quantiles(e, masses / np.diff(e))
+                           for e in (np.asarray(pde["cell_edges"][k]) for k in idx)]}
+    if "particles" in pde.fields and "particle_weights" in pde.grid:
+        w = np.asarray(pde.grid["particle_weights"])
+        return {x: [_weighted_quantiles(np.asarray(pde["particles"][k])[:, c], w) for k in idx]
+                for c, x in enumerate(names)}
+    marg = {x: pde[problem.marginal_fields[x]] for x in names}
+    return {x: [_quantiles(pde.grid[f"{x}_edges"], marg[x][k]) for k in idx] for x in names}
+
+
 def _self_interaction(cfg: Config, pde, idx: np.ndarray) -> np.ndarray:
     """D(t) = ∫U(θ, θ) ρ̄_t(dθ) − ∬U ρ̄_t ρ̄_t at the outputs ``idx``: the expected risk of N
     independent neurons drawn from ρ̄_t is E R_N = R(ρ̄_t) + D(t)/N (MATH.md §5's O(1/N) term)."""
@@ -145,8 +172,7 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
 
     problem = problem_class(cfg.problem)
     names = list(problem.particle_coords)
-    marg = {x: pde[problem.marginal_fields[x]] for x in names}
-    quant = {x: [_quantiles(pde.grid[f"{x}_edges"], marg[x][k]) for k in idx] for x in names}
+    quant = _marginal_quantiles(pde, problem, names, idx)
     self_term = _self_interaction(cfg, pde, idx)
     per_run = []
     for run in runs:
