@@ -175,7 +175,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if "mass" in res.fields and t.size:
         mass = res.fields["mass"]
         print(f"mass      max relative drift {np.max(np.abs(mass - mass[0])) / mass[0]:.2e}")
-    for key in ("method", "error_order", "kind", "seed", "generator", "n_neurons", "eps", "batch", "n_samples",
+    for key in ("method", "error_order", "kind", "seed", "generator", "n_neurons", "eps", "batch",
+                "n_samples",
                 "solution", "steady_reached", "steady_rate", "newton_iterations",
                 "newton_residual", "wall_seconds", "compile_seconds", "setup_seconds", "n_steps",
                 "r_max",

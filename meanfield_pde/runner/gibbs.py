@@ -11,6 +11,7 @@ from ..config import Config
 from ..errors import SolverError
 from ..io import ResultWriter
 from ..problems import build_problem
+from .companion import richardson_factor
 from .plan import default_output_path
 from .summary import GibbsSummary
 
@@ -30,17 +31,37 @@ def solve_gibbs(cfg: Config, output: str | Path | None = None, *,
         )
     state = np.ascontiguousarray(res.density.reshape(problem.initial_state().shape))
     problem.check_walls(state, float("inf"))
+    extra = _companion_risk(problem)
     wall = time.perf_counter() - t0
     path = Path(output) if output is not None else default_output_path(cfg.problem + "-gibbs")
     writer = ResultWriter(
         path, problem=cfg.problem, config=cfg.to_dict(), grid=problem.grid,
-        fields=problem.fields, overwrite=overwrite,
+        fields={**problem.fields, **{k: () for k in extra}}, overwrite=overwrite,
         attrs={"seed": "none (deterministic solver)", "solution": "gibbs_fixed_point",
                **problem.attrs()},
     )
     snap = problem.snapshot(state)
+    if extra:  # the Richardson estimate of the fixed point's risk (runner/companion.py)
+        extra["risk_error"] = abs(float(snap["risk"]) - extra["risk_companion"]) * \
+            richardson_factor(problem.error_order)
+    snap = {**snap, **extra}
     writer.append(0.0, snap)
     writer.finish(wall_seconds=wall, newton_iterations=res.iterations,
                   newton_residual=res.residual)
     return GibbsSummary(path, cfg.problem, float(snap.get(problem.energy_field, res.free_energy)),
-                        float(snap["risk"]), res.iterations, res.residual, wall)
+                        float(snap["risk"]), res.iterations, res.residual, wall,
+                        snap.get("risk_error"))
+
+
+def _companion_risk(problem) -> dict[str, float]:
+    """{"risk_companion": R̃} of the Gibbs fixed point of the problem's companion (the same
+    problem at a coarser resolution), or {} when it names none or that one does not converge."""
+    cfg = problem.companion_config()
+    if cfg is None or problem.error_order <= 0:
+        return {}
+    companion = build_problem(cfg)
+    res = companion.gibbs()
+    if not res.converged:
+        return {}
+    state = np.ascontiguousarray(res.density.reshape(companion.initial_state().shape))
+    return {"risk_companion": float(companion.snapshot(state)["risk"]), "risk_error": 0.0}

@@ -64,12 +64,14 @@ class GibbsSummary:
     iterations: int
     residual: float
     wall_seconds: float
+    risk_error: float | None = None  # Richardson estimate from the companion's fixed point
 
     def lines(self) -> list[str]:
+        error = f" ± {self.risk_error:.1g}" if self.risk_error is not None else ""
         return [
             f"wrote {self.path}",
             f"  self-consistent Gibbs state of {self.problem}: free energy "
-            f"{self.free_energy:.12g}, risk {self.risk:.10g}",
+            f"{self.free_energy:.12g}, risk {self.risk:.10g}{error}",
             f"  Newton iterations {self.iterations}, relative residual {self.residual:.1e}, "
             f"{self.wall_seconds:.2f} s",
         ]
