@@ -33,7 +33,15 @@ A solve writes one HDF5 file. Its layout (``FORMAT_VERSION = 1``) is::
       t                  (K,)          float64  output times, strictly increasing
       <scalar field>     (K,)          float64  e.g. risk, mass
       <array field>      (K, *shape)   float64  e.g. density (K, n) or (K, n_a, n_s, n_r)
-      grid/              group of fixed arrays, e.g. grid/r_edges (n+1,), grid/r_centers (n,)
+      risk_error         (K,)          float64  a-posteriori estimate of |risk − R(ρ_t)|
+                                                (runner/companion.py), with risk_companion
+                                                (K,) the risk of the coarser companion run
+      cell_edges         (K, n_c+1)    float64  Lagrangian radial runs: the mass cells' edges
+      particles          (K, P, 3)     float64  Lagrangian single-neuron runs: (a, s, r) of
+                                                the weighted characteristics
+      grid/              group of fixed arrays, e.g. grid/r_edges (n+1,), grid/r_centers (n,);
+                         Lagrangian runs add their fixed weights: grid/cell_masses (n_c,) or
+                         grid/particle_weights (P,)
       checkpoint/        the state to resume from (see below)
         current   (1,)   int64   slot of the last complete checkpoint (0 or 1; -1: none)
         slot0/, slot1/   two checkpoint slots, written alternately
@@ -41,7 +49,9 @@ A solve writes one HDF5 file. Its layout (``FORMAT_VERSION = 1``) is::
                                   dt, position in the output plan, RNG state, config hash,
                                   n_snapshots at that moment, slot, arrays_sha256 = the SHA-256
                                   of each array of the slot, ...), zero padded
-          <array> e.g. state (n,) or (n_a, n_s, n_r) for PDE runs, theta (N, D) for SGD
+          <array> e.g. state (n,) or (n_a, n_s, n_r) for finite-volume runs, the flat
+                  positions of the cells' points or particles for Lagrangian runs (followed
+                  by the companion's state when the run has one), theta (N, D) for SGD
 
 A checkpoint is written into the slot ``current`` does not point to; after a flush the pointer
 is flipped (one 8-byte chunk write). Slot datasets keep their shapes, so a rewrite overwrites the
