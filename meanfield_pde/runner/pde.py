@@ -123,7 +123,7 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
                                                     if "risk_error" in problem.fields else ()))
     start = PdeStart(
         state=state, t=0.0, plan=make_plan(cfg, problem.schedule), times=[0.0],
-        history={k: [snap[k]] for k in names}, last_state=state.copy(),
+        history={k: [snap[k]] for k in names}, last_state=_main_density(problem)(state).copy(),
         min_density=problem.min_density(state), steady=steady,
         seconds={"compile": compile_seconds, "setup": setup_seconds},
     )
@@ -152,6 +152,12 @@ def run_pde(cfg: Config, problem: Problem, stepper, writer: ResultWriter, start:
     return run.finish(t)
 
 
+def _main_density(problem) -> Callable[[np.ndarray], np.ndarray]:
+    """The run's own density in its state: without the companion's part, if it has one."""
+    split = getattr(problem, "split", None)
+    return (lambda state: split(state)[0]) if split is not None else (lambda state: state)
+
+
 class _PdeRun:
     """The trackers of one PDE run and what they share: checkpoint metadata, statistics."""
 
@@ -169,7 +175,8 @@ class _PdeRun:
         self.steady = (SteadyTracker(
             self.snapshots, self.energy, (cfg["time.steady_tol"], cfg["time.steady_tol_rho"]),
             cfg["time.steady_t_max"], (start.times[-1], start.history[self.energy][-1],
-                                       start.last_state), start.rates)
+                                       start.last_state), start.rates,
+            density_of=_main_density(problem))
             if start.steady else None)
         self.t_wall = time.perf_counter()
 

@@ -201,8 +201,10 @@ class SteadyTracker(Tracker):
 
     def __init__(self, snapshots: SnapshotTracker, energy: str, tols: tuple[float, float],
                  t_max: float, previous: tuple[float, float, np.ndarray],
-                 rates: tuple[float | None, float | None] = (None, None)):
+                 rates: tuple[float | None, float | None] = (None, None),
+                 density_of: Callable[[np.ndarray], np.ndarray] = lambda state: state):
         self.snapshots, self.energy, self.tols, self.t_max = snapshots, energy, tols, t_max
+        self.density_of = density_of  # the run's density in its state (e.g. without a companion)
         self.t_prev, self.e_prev, self.state_prev = previous
         self.rate, self.rho_rate = rates
         self.reached: bool | None = None
@@ -214,10 +216,11 @@ class SteadyTracker(Tracker):
         if not plan.current[1]:
             return
         e = self.snapshots.last[self.energy]
+        rho = self.density_of(state)
         if plan.past_t_end:
-            self.rate, self.rho_rate = steady_rates(self.e_prev, e, self.state_prev, state,
+            self.rate, self.rho_rate = steady_rates(self.e_prev, e, self.state_prev, rho,
                                                     t - self.t_prev)
-        self.t_prev, self.e_prev, self.state_prev = t, e, state.copy()
+        self.t_prev, self.e_prev, self.state_prev = t, e, rho.copy()
 
     def extend(self, plan: Plan, t: float) -> bool:
         if self.steady():
