@@ -181,6 +181,12 @@ class Problem(ABC):
     #: |R − R_companion| / (2^p − 1) (Richardson); 0 = no estimate (no companion is run)
     error_order: float = 0.0
 
+    @property
+    def risk_error_floor(self) -> float:
+        """The smallest ``risk_error`` this discretisation can honestly claim (e.g. the round-off
+        of its risk evaluation): the estimate is max(Richardson, floor).  Default 0."""
+        return 0.0
+
     def companion_config(self) -> Config | None:
         """The configuration of the companion run behind ``risk_error``: the same problem at a
         coarser resolution (typically half in every direction, same walls), advanced alongside

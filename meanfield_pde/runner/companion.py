@@ -7,7 +7,8 @@ carry both), and at every output
 
     risk_error_k = max(|R_k − R̃_k|, |R_{k−1} − R̃_{k−1}|) / (2^p − 1),
 
-the Richardson estimate of |R_k − R(ρ_{t_k})| for an error C h^p (R̃ the companion's risk).  The
+the Richardson estimate of |R_k − R(ρ_{t_k})| for an error C h^p (R̃ the companion's risk), at
+least the problem's :attr:`~meanfield_pde.problems.base.Problem.risk_error_floor`.  The
 maximum with the previous output keeps the estimate from vanishing where the two runs' errors
 happen to cross between outputs.  The problems choose p from measured convergence studies so
 that |actual error| ≤ 3 × estimate and estimate ≤ 100 × |actual error| + 1e-10 (tests check it
@@ -108,7 +109,8 @@ class PairedProblem:
         diff = abs(float(snap["risk"]) - risk_c)
         worst = diff if self._previous is None else max(diff, self._previous)
         self._previous = diff
-        return {**snap, "risk_error": worst * self.factor, "risk_companion": risk_c}
+        error = max(worst * self.factor, float(self.main.risk_error_floor))
+        return {**snap, "risk_error": error, "risk_companion": risk_c}
 
     def check_walls(self, state: np.ndarray, t: float) -> None:
         main, comp = self.split(state)

@@ -42,8 +42,9 @@ def solve_gibbs(cfg: Config, output: str | Path | None = None, *,
     )
     snap = problem.snapshot(state)
     if extra:  # the Richardson estimate of the fixed point's risk (runner/companion.py)
-        extra["risk_error"] = abs(float(snap["risk"]) - extra["risk_companion"]) * \
-            richardson_factor(problem.error_order)
+        extra["risk_error"] = max(abs(float(snap["risk"]) - extra["risk_companion"])
+                                  * richardson_factor(problem.error_order),
+                                  float(problem.risk_error_floor))
     snap = {**snap, **extra}
     writer.append(0.0, snap)
     writer.finish(wall_seconds=wall, newton_iterations=res.iterations,
