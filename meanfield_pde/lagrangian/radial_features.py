@@ -1,0 +1,183 @@
+"""The radial potential at arbitrary points: ψ_λ, ∂_rψ_λ and the risk from weighted points.
+
+With α_k(t) = E[σ(tG) He_k(G)]/√k! (MATH.md §1) and the kernel of MATH.md §2 truncated at J,
+
+    f_{±,j}(r) = α_2j(τ_± r),   λ_{±,j} = ½ μ_2j(d),   v(r) = −½ [α_0(τ_+ r) − α_0(τ_− r)],
+    ψ_λ(r; ρ̂)  = v(r) + Σ_k λ_k f_k(r) M_k + λ r²/2,     M_k = Σ_p w_p f_k(X_p),
+    R(ρ̂)       = 1 + 2 Σ_p w_p v(X_p) + Σ_k λ_k M_k²,
+
+for the weighted points ρ̂ = Σ_p w_p δ_{X_p}: O(points × rank) per evaluation.  The derivative
+uses Stein's identity E[σ'(tG) He_n(G)] = E[σ(tG) He_{n+1}(G)]/t and G He_k = He_{k+1} + k He_{k−1}:
+
+    α_k'(t) = ( √((k+1)(k+2)) α_{k+2}(t) + k α_k(t) ) / t,
+
+so ∂_r f_{±,j}(r) = τ_± α_2j'(τ_± r) needs α up to index 2J + 2, evaluated exactly by
+:meth:`~meanfield_pde.activations.Activation.hermite` (closed forms for the piecewise-linear
+activations and erf, quadrature to ~1e-14 for the smooth ones).  At r = 0 every even-index α_2j
+is an even function of t, so ∂_r f(0) = 0 exactly (and ∂_rψ_λ(0) = 0: X = 0 is a fixed point).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ..activations import Activation, Erf, PiecewiseLinearActivation
+from ..hermite_kernels import _erf_hermite_kernel, _pl_hermite_kernel
+
+__all__ = ["RadialFeatures"]
+
+
+@numba.njit(cache=True)
+def _moments(alpha, off, w, n_terms, out, offset):
+    """out[offset + j] = Σ_p w_p α_2j[off + p] for j < n_terms."""
+    n = w.size
+    for j in range(n_terms):
+        row = alpha[2 * j]
+        s = 0.0
+        for p in range(n):
+            s += w[p] * row[off + p]
+        out[offset + j] = s
+
+
+@numba.njit(cache=True)
+def _add_slope(alpha, off, t, tau, coef, sign_v, n_terms, out):
+    """out[p] += τ [ sign_v α_0'(t_p) + Σ_j coef_j α_2j'(t_p) ] for the points p < out.size
+    whose α_k(t_p) are alpha[k, off + p]; α_k' from the Stein identity (module docstring),
+    0 at t = 0 (every α_2j is stationary there)."""
+    n = out.size
+    acc = np.zeros(n)
+    for j in range(n_terms):
+        k = 2 * j
+        c = coef[j] + (sign_v if j == 0 else 0.0)
+        if c == 0.0:
+            continue
+        c2 = c * math.sqrt((k + 1.0) * (k + 2.0))
+        ck = c * k
+        hi, lo = alpha[k + 2], alpha[k]
+        for p in range(n):
+            acc[p] += c2 * hi[off + p] + ck * lo[off + p]
+    for p in range(n):
+        if t[p] != 0.0:
+            out[p] += tau * acc[p] / t[p]
+
+
+@numba.njit(cache=True)
+def _dot_v(alpha, w):
+    """Σ_p w_p v(X_p), v = −½ (α_0(τ_+ X) − α_0(τ_− X)), alpha = (kmax + 1, 2P) (τ_+ first)."""
+    s = 0.0
+    n = w.size
+    for p in range(n):
+        s += w[p] * (alpha[0, p] - alpha[0, n + p])
+    return -0.5 * s
+
+
+@numba.njit(cache=True)
+def _alphas_closed(kind, x, taus, pl, kinks, jumps, kmax):
+    """α_k(τ_s |x_p|) as alpha[k, s P + p] (τ_+ block first) by the compiled closed forms:
+    kind 0 = piecewise linear (pl = [A, B, σ(0)]), 1 = erf (pl[2] = σ(0) = 0).  t = 0 gives
+    [σ(0), 0, 0, ...]."""
+    n = x.size
+    t = np.empty(2 * n)
+    for s in range(2):
+        for p in range(n):
+            v = taus[s] * abs(x[p])
+            t[s * n + p] = v if v > 0.0 else 1.0
+    b = np.zeros(2 * n)
+    if kind == 0:
+        a = _pl_hermite_kernel(t, b, pl[0], pl[1], kinks, jumps, kmax)
+    else:
+        a = _erf_hermite_kernel(t, b, kmax)
+    for s in range(2):
+        for p in range(n):
+            if taus[s] * abs(x[p]) == 0.0:
+                for k in range(kmax + 1):
+                    a[k, s * n + p] = 0.0
+                a[0, s * n + p] = pl[2]
+    return a
+
+
+@numba.njit(cache=True)
+def _slope_risk(alpha, x, w, taus, lam, n_terms, l2, out, moments):
+    """out[p] = ∂_rψ_λ(X_p; ρ̂) and the returned R(ρ̂), from alpha[k, s P + p] = α_k(τ_s |X_p|)."""
+    n = x.size
+    for s in range(2):
+        _moments(alpha, s * n, w, n_terms, moments, s * n_terms)
+    tmp = np.zeros(n)
+    t = np.empty(n)
+    coef = np.empty(n_terms)
+    for s in range(2):
+        for j in range(n_terms):
+            coef[j] = lam[s * n_terms + j] * moments[s * n_terms + j]
+        for p in range(n):
+            t[p] = taus[s] * abs(x[p])
+        _add_slope(alpha, s * n, t, taus[s], coef, -0.5 if s == 0 else 0.5, n_terms, tmp)
+    for p in range(n):
+        out[p] = l2 * x[p] + (tmp[p] if x[p] >= 0.0 else -tmp[p])
+    risk = 1.0 + 2.0 * _dot_v(alpha, w)
+    for k in range(2 * n_terms):
+        risk += lam[k] * moments[k] * moments[k]
+    return risk
+
+
+class RadialFeatures:
+    """The features of the truncated kernel at moving points (module docstring).
+
+    ``n_terms`` = J + 1 even Hermite terms per data scale, ``lam`` (2(J+1),) = the kernel's
+    coefficients (τ_+ block first), ``l2`` = the ℓ2 coefficient λ of ψ_λ."""
+
+    def __init__(self, act: Activation, delta: float, n_terms: int, lam: np.ndarray,
+                 l2: float = 0.0):
+        self.act, self.n_terms = act, int(n_terms)
+        self.taus = (1.0 + delta, 1.0 - delta)
+        self.lam = np.ascontiguousarray(lam, dtype=np.float64)
+        self.l2 = float(l2)
+        self.kmax = 2 * self.n_terms  # α_2J' needs α_{2J+2}
+        self.moments = np.empty(2 * self.n_terms)
+        self._taus = np.array(self.taus)
+        if isinstance(act, PiecewiseLinearActivation):
+            sigma0 = float(act.value(np.zeros(1))[0])
+            self._closed = (0, np.array([act._a, act._b, sigma0]), act._kinks, act._jumps)
+        elif isinstance(act, Erf):
+            self._closed = (1, np.zeros(3), np.zeros(0), np.zeros(0))
+        else:
+            self._closed = None
+
+    def alphas(self, x: np.ndarray) -> np.ndarray:
+        """α_k(τ_s |x_p|), k = 0..2J+2, as alpha[k, s P + p] (τ_+ block first): compiled closed forms when the
+        activation has them, else :meth:`Activation.hermite`."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if self._closed is not None:
+            kind, pl, kinks, jumps = self._closed
+            return _alphas_closed(kind, x, self._taus, pl, kinks, jumps, self.kmax)
+        return np.ascontiguousarray(np.concatenate(
+            [self.act.hermite(tau * np.abs(x), self.kmax) for tau in self.taus], axis=1))
+
+    def slope_and_risk(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
+        """(∂_rψ_λ(X_p; ρ̂) for every point, R(ρ̂)) for the weighted points ρ̂ = Σ w_p δ_{X_p}
+        (ψ is even in r: a negative X_p gets −∂_rψ_λ(|X_p|))."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        out = np.empty(x.size)
+        risk = _slope_risk(self.alphas(x), x, w, self._taus, self.lam, self.n_terms, self.l2,
+                           out, self.moments)
+        return out, float(risk)
+
+    def risk(self, x: np.ndarray, w: np.ndarray) -> float:
+        """R(ρ̂) = 1 + 2 Σ w_p v(X_p) + Σ_k λ_k M_k² (MATH.md §2)."""
+        return self.slope_and_risk(x, w)[1]
+
+    def potential(self, r: np.ndarray, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """ψ_λ(r; ρ̂) at the points r (diagnostics)."""
+        a, n = self.alphas(x), len(x)
+        J, m = self.n_terms, self.moments
+        _moments(a, 0, w, J, m, 0)
+        _moments(a, n, w, J, m, J)
+        r = np.asarray(r, dtype=np.float64).ravel()
+        b = self.alphas(r)
+        b_p, b_m = b[:, : r.size], b[:, r.size :]
+        out = -0.5 * (b_p[0] - b_m[0]) + 0.5 * self.l2 * r**2
+        out += (self.lam[:J] * m[:J]) @ b_p[0 : 2 * J : 2]
+        out += (self.lam[J:] * m[J:]) @ b_m[0 : 2 * J : 2]
+        return out

@@ -1,0 +1,122 @@
+"""The Lagrangian method of the problem "gaussians" (MATH.md §6): mass cells, as the problem
+class and the result file see them.
+
+State: the positions of the Gauss–Lobatto nodes of ``grid.mass_cells`` fixed-mass cells
+(``grid.cell_order`` nodes per cell, edges shared), graded by a pilot run to
+``grid.pilot_t_end`` (:mod:`meanfield_pde.lagrangian.radial_pilot`).
+
+Result file (in addition to the finite-volume fields, which are deposited from the cells):
+
+* ``grid/cell_masses`` (n_cells,): the fixed masses Δm_i of the cells (sum 1);
+* ``grid/cell_labels`` (n_cells + 1,): the initial positions of the cell edges;
+* ``grid/node_weights`` (P,): the quadrature weight of every tracked node (sum 1);
+* ``cell_edges`` (K, n_cells + 1): the cell edges X(m_i, t) per snapshot;
+* ``nodes`` (K, P): every tracked node (edges and interior Lobatto nodes) per snapshot — the
+  exact state: risk and moments are Σ_p w_p f(X_p);
+* ``density``: the cell averages Δm_i / (X_{i+1} − X_i) deposited conservatively on the
+  output grid; ``risk``, ``mass``, ``mean_r`` from the quadrature of the nodes.
+
+Measured orders of the risk in the resolution (the Richardson estimate's p, see
+tests/lagrangian/test_radial_convergence.py): FV_ORDER for grid.n → grid.n / 2,
+LAGRANGIAN_ORDER for grid.mass_cells → grid.mass_cells / 2.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..lagrangian.radial import InitialLaw
+from ..lagrangian.radial_method import RadialLagrangian, RadialSetup
+
+if TYPE_CHECKING:
+    from .gaussians import GaussiansProblem, RadialKernel
+
+__all__ = ["FV_ORDER", "LAGRANGIAN_ORDER", "GaussiansLagrangian", "build_lagrangian"]
+
+FV_ORDER = 1.0
+LAGRANGIAN_ORDER = 6.0
+KERNEL_POINTS = 400  # points of [0, big] on which the kernel series' truncation is decided
+
+
+def initial_law(problem: GaussiansProblem, ini: dict) -> tuple[InitialLaw, tuple | None]:
+    """ρ̄_0 of the configuration and a key identifying it (None: not cached)."""
+    if ini["kind"] == "chi":
+        dof = problem._chi_dof(ini)
+        return InitialLaw.chi(ini["kappa"], dof), ("chi", ini["kappa"], dof)
+    if ini["kind"] == "gaussian":
+        if not ini["std"] > 0.0:
+            raise ConfigError("init.std = 0 is a point mass: the Lagrangian method needs a law "
+                              "with a density; set init.std > 0")
+        return (InitialLaw.gaussian(ini["mean"], ini["std"]),
+                ("gaussian", ini["mean"], ini["std"]))
+    edges, dens = problem._source
+    return InitialLaw.piecewise(edges, dens), None
+
+
+class GaussiansLagrangian(RadialLagrangian):
+    """:class:`RadialLagrangian` with the problem's file layout (module docstring)."""
+
+    pilot_t_end: float = 0.0
+    kernel: RadialKernel | None = None  # the truncated series (rank, truncation error)
+
+    @property
+    def grid(self) -> dict[str, np.ndarray]:
+        c = self.cells
+        return {"cell_masses": c.masses, "cell_labels": c.edges, "node_weights": c.weights}
+
+    @property
+    def fields(self) -> dict[str, tuple[int, ...]]:
+        return {"cell_edges": (self.cells.n_cells + 1,), "nodes": (self.cells.nodes.size,)}
+
+    def snapshot(self, x: np.ndarray, out_edges: np.ndarray) -> dict[str, float | np.ndarray]:
+        return {
+            "risk": self.risk(x),
+            "mass": self.mass,
+            "mean_r": self.mean_r(x),
+            "density": self.deposit(x, out_edges),
+            "cell_edges": self.edges(x).copy(),
+            "nodes": x.copy(),
+        }
+
+    def potential(self, x: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """ψ(r; ρ̂_t) at the points r (without the ℓ2 term)."""
+        f = self.flow.features
+        l2, f.l2 = f.l2, 0.0
+        try:
+            return f.potential(r, x, self.cells.weights)
+        finally:
+            f.l2 = l2
+
+    def attrs(self) -> dict[str, object]:
+        c = self.cells
+        return {"mass_cells": c.n_cells, "cell_order": c.order, "nodes": int(c.nodes.size),
+                "pilot_t_end": self.pilot_t_end, "pilot_max_stretch": self.grading.max_stretch,
+                "kernel_terms": self.kernel.n_terms, "kernel_rank": 2 * self.kernel.n_terms,
+                "kernel_truncation_error": self.kernel.truncation_error}
+
+
+def build_lagrangian(problem: GaussiansProblem, ini: dict, grid: dict) -> GaussiansLagrangian:
+    """The Lagrangian method for ``problem``'s configuration (pilot run included)."""
+    from .gaussians import radial_kernel
+
+    law, key = initial_law(problem, ini)
+    cfg = problem.config
+    big = max(10.0 * law.hi, law.hi + 10.0)
+    kc = cfg.section("kernel")
+    kern = radial_kernel(problem.activation, problem.delta, problem.d,
+                         np.linspace(0.0, big, KERNEL_POINTS), kc["tol"], kc["max_terms"])
+    setup = RadialSetup(problem.activation, problem.delta, kern.n_terms, kern.lam,
+                        problem.lam, problem.schedule)
+    t_end = grid["pilot_t_end"]
+    t_end = cfg["time.t_end"] if t_end == "auto" else float(t_end)
+    if not math.isfinite(t_end):
+        raise ConfigError(f"grid.pilot_t_end = {t_end} is not finite")
+    out = GaussiansLagrangian(law, setup, grid["mass_cells"], grid["cell_order"], t_end,
+                              None if key is None else (key, problem.d))
+    out.pilot_t_end = t_end
+    out.kernel = kern
+    return out
