@@ -230,7 +230,8 @@ class NoisyRadialStepper(CarriesDt):
 
 def read_radial_density(file: str, time: float | str) -> tuple[np.ndarray, np.ndarray]:
     """(r_edges, density) of the radial PDE result ``file`` at ``time`` (or "last") — the
-    initial law ``init.kind = "from_file"`` of the PDE and of particle SGD."""
+    initial law ``init.kind = "from_file"`` of the PDE and of particle SGD.  For a Lagrangian
+    result: its cell edges and exact cell averages Δm_i / (X_{i+1} − X_i)."""
     from .. import io as storage
 
     if not file:
@@ -244,6 +245,10 @@ def read_radial_density(file: str, time: float | str) -> tuple[np.ndarray, np.nd
     if res.n_snapshots == 0:
         raise DataError(f"init.file {file} has no snapshot yet")
     idx = res.n_snapshots - 1 if time == "last" else res.index_of_time(time)
+    if "cell_edges" in res.fields and "cell_masses" in res.grid:  # a Lagrangian result:
+        edges = np.asarray(res.fields["cell_edges"][idx])  # its cells hold exact masses
+        if np.all(np.diff(edges) > 0):
+            return edges, np.asarray(res.grid["cell_masses"]) / np.diff(edges)
     return np.asarray(res.grid["r_edges"]), np.asarray(res.fields["density"][idx])
 
 
