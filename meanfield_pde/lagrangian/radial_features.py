@@ -24,18 +24,17 @@ import math
 import numba
 import numpy as np
 
-from ..activations import Activation, Erf, PiecewiseLinearActivation
-from ..hermite_kernels import _erf_hermite_kernel, _pl_hermite_kernel
+from ..activations import Activation, PiecewiseLinearActivation
 
 __all__ = ["RadialFeatures"]
 
 
 @numba.njit(cache=True)
 def _moments(alpha, off, w, n_terms, out, offset):
-    """out[offset + j] = Σ_p w_p α_2j[off + p] for j < n_terms."""
+    """out[offset + j] = Σ_p w_p α_2j(t_p) for j < n_terms; α_2j(t_p) = alpha[j, off + p]."""
     n = w.size
     for j in range(n_terms):
-        row = alpha[2 * j]
+        row = alpha[j]
         s = 0.0
         for p in range(n):
             s += w[p] * row[off + p]
@@ -45,7 +44,7 @@ def _moments(alpha, off, w, n_terms, out, offset):
 @numba.njit(cache=True)
 def _add_slope(alpha, off, t, tau, coef, sign_v, n_terms, out):
     """out[p] += τ [ sign_v α_0'(t_p) + Σ_j coef_j α_2j'(t_p) ] for the points p < out.size
-    whose α_k(t_p) are alpha[k, off + p]; α_k' from the Stein identity (module docstring),
+    whose α_2j(t_p) are alpha[j, off + p]; α_k' from the Stein identity (module docstring),
     0 at t = 0 (every α_2j is stationary there)."""
     n = out.size
     acc = np.zeros(n)
@@ -56,7 +55,7 @@ def _add_slope(alpha, off, t, tau, coef, sign_v, n_terms, out):
             continue
         c2 = c * math.sqrt((k + 1.0) * (k + 2.0))
         ck = c * k
-        hi, lo = alpha[k + 2], alpha[k]
+        hi, lo = alpha[j + 1], alpha[j]
         for p in range(n):
             acc[p] += c2 * hi[off + p] + ck * lo[off + p]
     for p in range(n):
@@ -66,7 +65,7 @@ def _add_slope(alpha, off, t, tau, coef, sign_v, n_terms, out):
 
 @numba.njit(cache=True)
 def _dot_v(alpha, w):
-    """Σ_p w_p v(X_p), v = −½ (α_0(τ_+ X) − α_0(τ_− X)), alpha = (kmax + 1, 2P) (τ_+ first)."""
+    """Σ_p w_p v(X_p), v = −½ (α_0(τ_+ X) − α_0(τ_− X)), alpha[0] = α_0 at (τ_+ X, τ_− X)."""
     s = 0.0
     n = w.size
     for p in range(n):
@@ -74,34 +73,77 @@ def _dot_v(alpha, w):
     return -0.5 * s
 
 
+_BLOCK = 256  # t values per cache block of the piecewise-linear kernel
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
 @numba.njit(cache=True)
-def _alphas_closed(kind, x, taus, pl, kinks, jumps, kmax):
-    """α_k(τ_s |x_p|) as alpha[k, s P + p] (τ_+ block first) by the compiled closed forms:
-    kind 0 = piecewise linear (pl = [A, B, σ(0)]), 1 = erf (pl[2] = σ(0) = 0).  t = 0 gives
-    [σ(0), 0, 0, ...]."""
-    n = x.size
-    t = np.empty(2 * n)
-    for s in range(2):
-        for p in range(n):
-            v = taus[s] * abs(x[p])
-            t[s * n + p] = v if v > 0.0 else 1.0
-    b = np.zeros(2 * n)
-    if kind == 0:
-        a = _pl_hermite_kernel(t, b, pl[0], pl[1], kinks, jumps, kmax)
-    else:
-        a = _erf_hermite_kernel(t, b, kmax)
-    for s in range(2):
-        for p in range(n):
-            if taus[s] * abs(x[p]) == 0.0:
-                for k in range(kmax + 1):
-                    a[k, s * n + p] = 0.0
-                a[0, s * n + p] = pl[2]
-    return a
+def _pl_even_alphas(t, pl, kinks, jumps, kmax, out):
+    """out[j, i] = α_2j(t_i), 2j <= kmax, of σ(u) = A + B u + Σ_m D_m (u − κ_m)_+ at t_i >= 0
+    (pl = [A, B, σ(0)]): the closed form of :mod:`meanfield_pde.hermite_kernels` (b = 0) —
+    α_0 = A + t Σ_m D_m (φ(x_m) − x_m Q(x_m)), α_k = t Σ_m D_m φ(x_m) h_{k−2}(x_m)/√(k(k−1)),
+    x_m = κ_m/t, the recurrence run on exp(−x²/4) h_n(x) over blocks of t (vectorised) —
+    storing only the even rows."""
+    n = t.size
+    nk = kinks.size
+    x = np.empty((nk, _BLOCK))
+    g0 = np.empty((nk, _BLOCK))
+    g1 = np.empty((nk, _BLOCK))
+    f = np.empty((nk, _BLOCK))
+    for i0 in range(0, n, _BLOCK):
+        nb = min(_BLOCK, n - i0)
+        for j in range(out.shape[0]):
+            for ii in range(nb):
+                out[j, i0 + ii] = 0.0
+        for ii in range(nb):
+            out[0, i0 + ii] = pl[0]
+        for m in range(nk):
+            for ii in range(nb):
+                ti = t[i0 + ii]
+                xm = kinks[m] / ti if ti > 0.0 else 100.0
+                if abs(xm) <= 40.0:
+                    tail = 0.5 * math.erfc(xm * 0.7071067811865476)
+                    pdf = _INV_SQRT_2PI * math.exp(-0.5 * xm * xm)
+                    out[0, i0 + ii] += jumps[m] * ti * (pdf - xm * tail)
+                elif xm < 0.0:
+                    out[0, i0 + ii] -= jumps[m] * kinks[m]
+                if abs(xm) > 50.0:  # |φ h_n| < 1e-271: no contribution (and no inf * 0)
+                    xm = 0.0
+                    e = 0.0
+                else:
+                    e = math.exp(-0.25 * xm * xm)
+                x[m, ii] = xm
+                g0[m, ii] = e
+                g1[m, ii] = xm * e
+                f[m, ii] = ti * jumps[m] * e * _INV_SQRT_2PI
+        for k in range(2, kmax + 1):
+            deg = k - 2
+            if deg >= 2:
+                a = math.sqrt(deg - 1.0)
+                ij = 1.0 / math.sqrt(float(deg))
+                for m in range(nk):
+                    xm_, g0m, g1m = x[m], g0[m], g1[m]
+                    for ii in range(nb):
+                        g2 = (xm_[ii] * g1m[ii] - a * g0m[ii]) * ij
+                        g0m[ii] = g1m[ii]
+                        g1m[ii] = g2
+            if k % 2 == 1:
+                continue
+            c = 1.0 / math.sqrt(k * (k - 1.0))
+            row = out[k // 2]
+            for m in range(nk):
+                gj = g0[m] if deg == 0 else g1[m]
+                fm = f[m]
+                for ii in range(nb):
+                    row[i0 + ii] += c * fm[ii] * gj[ii]
+        for ii in range(nb):
+            if t[i0 + ii] == 0.0:
+                out[0, i0 + ii] = pl[2]
 
 
 @numba.njit(cache=True)
 def _slope_risk(alpha, x, w, taus, lam, n_terms, l2, out, moments):
-    """out[p] = ∂_rψ_λ(X_p; ρ̂) and the returned R(ρ̂), from alpha[k, s P + p] = α_k(τ_s |X_p|)."""
+    """out[p] = ∂_rψ_λ(X_p; ρ̂) and the returned R(ρ̂), from alpha[j, s P + p] = α_2j(τ_s |X_p|)."""
     n = x.size
     for s in range(2):
         _moments(alpha, s * n, w, n_terms, moments, s * n_terms)
@@ -137,23 +179,23 @@ class RadialFeatures:
         self.kmax = 2 * self.n_terms  # α_2J' needs α_{2J+2}
         self.moments = np.empty(2 * self.n_terms)
         self._taus = np.array(self.taus)
+        self._buf: np.ndarray | None = None
+        self._closed = None
         if isinstance(act, PiecewiseLinearActivation):
             sigma0 = float(act.value(np.zeros(1))[0])
-            self._closed = (0, np.array([act._a, act._b, sigma0]), act._kinks, act._jumps)
-        elif isinstance(act, Erf):
-            self._closed = (1, np.zeros(3), np.zeros(0), np.zeros(0))
-        else:
-            self._closed = None
+            self._closed = (np.array([act._a, act._b, sigma0]), act._kinks, act._jumps)
 
     def alphas(self, x: np.ndarray) -> np.ndarray:
-        """α_k(τ_s |x_p|), k = 0..2J+2, as alpha[k, s P + p] (τ_+ block first): compiled closed forms when the
-        activation has them, else :meth:`Activation.hermite`."""
+        """α_2j(τ_s |x_p|), j = 0..J+1, as alpha[j, s P + p] (τ_+ block first): compiled
+        closed forms when the activation has them, else :meth:`Activation.hermite`."""
         x = np.ascontiguousarray(x, dtype=np.float64)
+        t = np.concatenate([self.taus[0] * np.abs(x), self.taus[1] * np.abs(x)])
         if self._closed is not None:
-            kind, pl, kinks, jumps = self._closed
-            return _alphas_closed(kind, x, self._taus, pl, kinks, jumps, self.kmax)
-        return np.ascontiguousarray(np.concatenate(
-            [self.act.hermite(tau * np.abs(x), self.kmax) for tau in self.taus], axis=1))
+            if self._buf is None or self._buf.shape[1] != t.size:
+                self._buf = np.empty((self.n_terms + 1, t.size))
+            _pl_even_alphas(t, *self._closed, self.kmax, self._buf)
+            return self._buf
+        return np.ascontiguousarray(self.act.hermite(t, self.kmax)[0::2])
 
     def slope_and_risk(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
         """(∂_rψ_λ(X_p; ρ̂) for every point, R(ρ̂)) for the weighted points ρ̂ = Σ w_p δ_{X_p}
@@ -175,9 +217,9 @@ class RadialFeatures:
         _moments(a, 0, w, J, m, 0)
         _moments(a, n, w, J, m, J)
         r = np.asarray(r, dtype=np.float64).ravel()
-        b = self.alphas(r)
+        b = self.alphas(r).copy()
         b_p, b_m = b[:, : r.size], b[:, r.size :]
         out = -0.5 * (b_p[0] - b_m[0]) + 0.5 * self.l2 * r**2
-        out += (self.lam[:J] * m[:J]) @ b_p[0 : 2 * J : 2]
-        out += (self.lam[J:] * m[J:]) @ b_m[0 : 2 * J : 2]
+        out += (self.lam[:J] * m[:J]) @ b_p[:J]
+        out += (self.lam[J:] * m[J:]) @ b_m[:J]
         return out

@@ -23,7 +23,7 @@ from .radial_pilot import Grading, pilot_grading
 
 __all__ = ["RadialLagrangian", "RadialSetup"]
 
-ATOL_SCALE = 1e-3  # atol = rtol × ATOL_SCALE × (the label range's upper end)
+ATOL_SCALE = 1.0  # atol = rtol × ATOL_SCALE × (the labels' upper end): rtol of the domain
 
 
 @dataclass(frozen=True)

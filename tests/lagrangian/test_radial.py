@@ -25,7 +25,7 @@ def _advance(p, times):
     """Risks and states of ``p`` at ``times`` (its own stepper)."""
     st, x = p.make_stepper(), p.initial_state()
     risks, states = [p.risk(x)], [x.copy()]
-    for a, b in zip(times[:-1], times[1:]):
+    for a, b in zip(times[:-1], times[1:], strict=True):
         assert st.advance(x, a, b, 10**8).t == b
         risks.append(p.risk(x))
         states.append(x.copy())
