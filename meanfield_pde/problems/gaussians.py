@@ -524,9 +524,12 @@ class GaussiansProblem(Problem):
 
     @classmethod
     def with_walls(cls, cfg: Config, attrs: dict) -> Config:
-        """``cfg`` with the wall a run chose and, for a Lagrangian run, its pilot's horizon
-        (the cells are graded by a pilot to that time: a resume rebuilds the same cells)."""
+        """``cfg`` with the wall a run chose, its method (a file without a "method" attribute was
+        written by finite volumes) and, for a Lagrangian run, its pilot's horizon (the cells are
+        graded by a pilot to that time: a resume rebuilds the same cells)."""
         out = super().with_walls(cfg, attrs)
+        # the method that wrote the file (files from before the Lagrangian method: finite volumes)
+        out = out.replace({"solver.method": str(attrs.get("method", "fv"))})
         if "pilot_t_end" in attrs:
             out = out.replace({"grid.pilot_t_end": float(attrs["pilot_t_end"])})
         return out
