@@ -57,7 +57,7 @@ class InitialLaw:
         def pdf(r):
             r = np.asarray(r, dtype=np.float64)
             z = r / s
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore"):
                 logp = (dof - 1) * np.log(z) - 0.5 * z * z - (a - 1) * math.log(2.0) - lgam
             return np.where(z > 0, np.exp(logp), 1.0 if dof == 1 else 0.0) / s
 

@@ -180,6 +180,20 @@ def test_from_file_of_a_lagrangian_result_keeps_the_cell_masses(tmp_path):
     assert p.risk(p.initial_state()) == pytest.approx(res["risk"][-1], abs=1e-3)
 
 
+def test_from_file_of_a_finite_volume_result_is_exact_per_cell(tmp_path):
+    """A piecewise-constant initial law: the cells take its jumps as edges, so the Lobatto rule
+    integrates r ρ̄_0 exactly — the initial mean equals the file's (midpoint-exact) mean."""
+    cfg = config("gaussians", "solver.method=fv", "grid.n=300", "grid.r_max=4", "time.t_end=1",
+                 "time.n_outputs=3")
+    solve(cfg, tmp_path / "fv.h5")
+    res = load(tmp_path / "fv.h5")
+    p = GaussiansProblem(config("gaussians", "init.kind=from_file", "time.t_end=1",
+                                f"init.file='{tmp_path / 'fv.h5'}'", "grid.mass_cells=20"))
+    x = p.initial_state()
+    assert abs(np.sum(p.lagrangian.cells.masses) - 1.0) <= 2 * EPS
+    assert p.lagrangian.mean_r(x) == pytest.approx(res["mean_r"][-1], rel=1e-13)
+
+
 def test_mass_at_the_wall_stops_a_lagrangian_run(tmp_path):
     cfg = config("gaussians", "grid.r_max=2.5", "grid.n=200", "grid.mass_cells=20")
     with pytest.raises(SolverError, match=r"reached the wall grid\.r_max = 2\.5"):
