@@ -543,24 +543,28 @@ class GaussiansProblem(Problem):
     # ------------------------------------------------------------ the error estimate
     @property
     def error_order(self) -> float:  # type: ignore[override]
-        """The order p of the Richardson estimate |R − R_companion| / (2^p − 1); measured (see
-        :mod:`.gaussians_lagrangian` for the numbers)."""
-        from .gaussians_lagrangian import FV_ORDER, LAGRANGIAN_ORDER
+        """The order p of the Richardson estimate |R − R_companion| / (2^p − 1), measured (the
+        numbers are in :mod:`.gaussians_lagrangian`)."""
+        from .gaussians_lagrangian import FV_ORDER, LAGRANGIAN_ORDER, NOISY_ORDER
 
-        if self.noisy:
-            return 0.0
-        return LAGRANGIAN_ORDER if self.lagrangian is not None else FV_ORDER
+        if self.lagrangian is not None:
+            return LAGRANGIAN_ORDER
+        if self.noisy and self.config["solver.noisy_scheme"] == "semi-implicit":
+            return NOISY_ORDER
+        return FV_ORDER
 
     def companion_config(self) -> Config | None:
-        """The same run at half the resolution (half the mass cells, same grading and pilot;
-        or half the finite-volume cells between the same walls); None with noise."""
-        if self.noisy:
-            return None
+        """The same run at half the resolution between the same walls: half the mass cells
+        (same grading and pilot), or half the finite-volume cells — with noise and the
+        semi-implicit scheme also twice solver.dt_max (its first-order time error dominates)."""
         cfg = self.config.replace({"grid.r_max": self.r_max, "solver.method": self.method})
         if self.lagrangian is not None:
             return cfg.replace({"grid.mass_cells": max(2, self.config["grid.mass_cells"] // 2),
                                 "grid.pilot_t_end": self.lagrangian.pilot_t_end})
-        return cfg.replace({"grid.n": max(8, self.config["grid.n"] // 2)})
+        cfg = cfg.replace({"grid.n": max(8, self.config["grid.n"] // 2)})
+        if self.noisy and self.config["solver.noisy_scheme"] == "semi-implicit":
+            cfg = cfg.replace({"solver.dt_max": 2.0 * self.config["solver.dt_max"]})
+        return cfg
 
     def warnings(self) -> list[str]:
         k = self.lagrangian.kernel if self.lagrangian is not None else self.kernel

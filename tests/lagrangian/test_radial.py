@@ -149,8 +149,11 @@ def test_companions_and_orders():
     q = _problem("time.t_end=2", "solver.method=fv", "grid.n=200")
     c = q.companion_config()
     assert q.error_order > 0 and c["grid.n"] == 100 and c["grid.r_max"] == q.r_max
-    assert _problem("noise.beta=10", "noise.lam=0.1", "grid.n=64", "grid.r_max=4",
-                    "time.t_end=0.1").companion_config() is None
+    noisy = _problem("noise.beta=10", "noise.lam=0.1", "grid.n=64", "grid.r_max=4",
+                     "time.t_end=0.1")
+    c = noisy.companion_config()
+    assert noisy.error_order == 1.0 and c["grid.n"] == 32
+    assert c["solver.dt_max"] == 2 * noisy.config["solver.dt_max"]
 
 
 def test_resume_rebuilds_the_same_cells():
