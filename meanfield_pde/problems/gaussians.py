@@ -11,6 +11,16 @@ q = α_0 and μ_2j(d) the sphere moments,
 
 The series in j is truncated where the estimated tail falls below ``kernel.tol`` relative to the
 largest diagonal value max_r u_d(r, r) (see :func:`radial_kernel`).
+
+Two methods (``solver.method``; "auto" = Lagrangian without noise, finite volumes with noise):
+
+* finite volumes on the grid of ``grid.n`` cells on [0, r_max] (MATH.md §4), state = the cell
+  averages;
+* Lagrangian (noiseless only, MATH.md §6): ``grid.mass_cells`` cells of fixed mass whose edges and
+  Gauss–Lobatto nodes move with the flow (:mod:`.gaussians_lagrangian`), state = the node
+  positions; the density on the same output grid is the exact deposit of the cells.
+
+Both write the same fields; ``error_order`` and ``companion_config`` give the risk-error estimate.
 """
 
 from __future__ import annotations
