@@ -35,6 +35,7 @@ PILOT_RTOL = 1e-5  # tolerance of the pilot's time integration
 PILOT_TIMES = 21  # times at which the stretch is measured (uniform on [0, t_end])
 FLOOR = 0.05  # share of the resolution density spread uniformly over the labels
 FINE = 20001  # points of the label grid on which the resolution density is tabulated
+CACHE_SIZE = 16  # gradings kept (a run and its companion share one)
 
 _CACHE: dict[tuple, Grading] = {}
 
@@ -106,5 +107,7 @@ def pilot_grading(law: InitialLaw, make_flow: Callable[[MassCells], RadialFlow],
         edges = place_edges(law.lo, law.hi, PILOT_CELLS, g, grid)
     out = Grading(grid, g, reach, smax)
     if key is not None:
+        if len(_CACHE) >= CACHE_SIZE:  # forget the oldest
+            _CACHE.pop(next(iter(_CACHE)))
         _CACHE[(key, order, t_end)] = out
     return out
