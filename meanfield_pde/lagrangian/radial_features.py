@@ -87,8 +87,8 @@ def _pl_even_alphas(t, pl, kinks, jumps, kmax, out):
     n = t.size
     nk = kinks.size
     x = np.empty((nk, _BLOCK))
-    g0 = np.empty((nk, _BLOCK))
-    g1 = np.empty((nk, _BLOCK))
+    ge = np.empty((nk, _BLOCK))  # exp(−x²/4) h_n(x) of the latest even n
+    go = np.empty((nk, _BLOCK))  # ... and of the latest odd n
     f = np.empty((nk, _BLOCK))
     for i0 in range(0, n, _BLOCK):
         nb = min(_BLOCK, n - i0)
@@ -101,38 +101,34 @@ def _pl_even_alphas(t, pl, kinks, jumps, kmax, out):
             for ii in range(nb):
                 ti = t[i0 + ii]
                 xm = kinks[m] / ti if ti > 0.0 else 100.0
+                e = 0.0 if abs(xm) > 50.0 else math.exp(-0.25 * xm * xm)
                 if abs(xm) <= 40.0:
                     tail = 0.5 * math.erfc(xm * 0.7071067811865476)
-                    pdf = _INV_SQRT_2PI * math.exp(-0.5 * xm * xm)
-                    out[0, i0 + ii] += jumps[m] * ti * (pdf - xm * tail)
+                    out[0, i0 + ii] += jumps[m] * ti * (_INV_SQRT_2PI * e * e - xm * tail)
                 elif xm < 0.0:
                     out[0, i0 + ii] -= jumps[m] * kinks[m]
                 if abs(xm) > 50.0:  # |φ h_n| < 1e-271: no contribution (and no inf * 0)
                     xm = 0.0
-                    e = 0.0
-                else:
-                    e = math.exp(-0.25 * xm * xm)
                 x[m, ii] = xm
-                g0[m, ii] = e
-                g1[m, ii] = xm * e
+                ge[m, ii] = e
+                go[m, ii] = xm * e
                 f[m, ii] = ti * jumps[m] * e * _INV_SQRT_2PI
         for k in range(2, kmax + 1):
-            deg = k - 2
+            deg = k - 2  # α_k needs h_deg: ge holds it for even deg, go for odd
             if deg >= 2:
                 a = math.sqrt(deg - 1.0)
                 ij = 1.0 / math.sqrt(float(deg))
                 for m in range(nk):
-                    xm_, g0m, g1m = x[m], g0[m], g1[m]
-                    for ii in range(nb):
-                        g2 = (xm_[ii] * g1m[ii] - a * g0m[ii]) * ij
-                        g0m[ii] = g1m[ii]
-                        g1m[ii] = g2
+                    xm_ = x[m]
+                    new, prev = (ge[m], go[m]) if deg % 2 == 0 else (go[m], ge[m])
+                    for ii in range(nb):  # h_deg = (x h_{deg−1} − √(deg−1) h_{deg−2})/√deg
+                        new[ii] = (xm_[ii] * prev[ii] - a * new[ii]) * ij
             if k % 2 == 1:
                 continue
             c = 1.0 / math.sqrt(k * (k - 1.0))
             row = out[k // 2]
             for m in range(nk):
-                gj = g0[m] if deg == 0 else g1[m]
+                gj = ge[m]
                 fm = f[m]
                 for ii in range(nb):
                     row[i0 + ii] += c * fm[ii] * gj[ii]

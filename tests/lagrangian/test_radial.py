@@ -14,7 +14,7 @@ from meanfield_pde.errors import SolverError
 from meanfield_pde.lagrangian import radial_pilot
 from meanfield_pde.lagrangian.radial import InitialLaw
 from meanfield_pde.lagrangian.radial_cells import MassCells, lobatto
-from meanfield_pde.lagrangian.radial_features import RadialFeatures
+from meanfield_pde.lagrangian.radial_features import RadialFeatures, _pl_even_alphas
 from meanfield_pde.problems.gaussians import GaussiansProblem, radial_kernel
 
 EPS = np.finfo(float).eps
@@ -58,6 +58,21 @@ def test_stein_derivative_matches_finite_differences(name, d):
     # ψ depends on r through r²: the slope vanishes exactly at 0 and is odd
     s0, _ = f.slope_and_risk(np.array([0.0, 0.4, -0.4]), np.array([0.0, 1.0, 0.0]))
     assert s0[0] == 0.0 and s0[1] == -s0[2]
+
+
+@pytest.mark.parametrize("name,params", [("ramp", {}), ("relu", {}),
+                                         ("ramp", {"s1": 0, "s2": 1, "t1": -1, "t2": 0.3})])
+def test_even_rows_kernel_equals_the_activations_hermite(name, params):
+    """The compiled even-row kernel of the solver reproduces Activation.hermite (the same closed
+    form, φ as exp(−x²/4)²): ~1e-14 relative to the largest coefficient, t = 0 included."""
+    act = get_activation(name, params)
+    f = RadialFeatures(act, 0.8, 19, np.ones(38))
+    t = np.concatenate([[0.0], np.geomspace(1e-3, 30, 2000)])
+    out = np.empty((20, t.size))
+    _pl_even_alphas(t, *f._closed, 38, out)
+    ref = act.hermite(t, 38)[0::2]
+    scale = np.maximum(np.max(np.abs(ref), axis=0), 1e-300)  # relu: all zero at t = 0
+    assert np.max(np.abs(out - ref) / scale) <= 1e-13
 
 
 # ------------------------------------------------------------------------------ quadrature
