@@ -216,3 +216,16 @@ def test_mass_at_the_wall_stops_a_lagrangian_run(tmp_path):
     cfg = config("gaussians", "grid.r_max=2.5", "grid.n=200", "grid.mass_cells=20")
     with pytest.raises(SolverError, match=r"reached the wall grid\.r_max = 2\.5"):
         solve(cfg, tmp_path / "w.h5")
+
+
+def test_finite_volumes_converge_to_the_lagrangian_risk_on_a_smooth_activation():
+    """Independent cross-check (softplus: the quadrature route of the Hermite coefficients,
+    t <= 2): the second-order finite-volume risk approaches the Lagrangian one 4× per doubling
+    of n (measured 7.97e-9, 1.99e-9, 4.98e-10 for n = 600, 1200, 2400)."""
+    base = ("model.activation=softplus", "time.t_end=2", "time.n_outputs=5")
+    times = np.linspace(0, 2, 5)
+    lag, _ = _advance(_problem(*base, "grid.mass_cells=20"), times)
+    fv600 = _problem(*base, "solver.method=fv", "grid.n=600")
+    errs = [np.max(np.abs(_advance(p, times)[0] - lag)) for p in (
+        fv600, _problem(*base, "solver.method=fv", "grid.n=1200", f"grid.r_max={fv600.r_max}"))]
+    assert 1.8 <= np.log2(errs[0] / errs[1]) <= 2.2, errs
