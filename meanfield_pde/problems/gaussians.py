@@ -11,6 +11,16 @@ q = α_0 and μ_2j(d) the sphere moments,
 
 The series in j is truncated where the estimated tail falls below ``kernel.tol`` relative to the
 largest diagonal value max_r u_d(r, r) (see :func:`radial_kernel`).
+
+Two methods (``solver.method``; "auto" = Lagrangian without noise, finite volumes with noise):
+
+* finite volumes on the grid of ``grid.n`` cells on [0, r_max] (MATH.md §4), state = the cell
+  averages;
+* Lagrangian (noiseless only, MATH.md §6): ``grid.mass_cells`` cells of fixed mass whose edges and
+  Gauss–Lobatto nodes move with the flow (:mod:`.gaussians_lagrangian`), state = the node
+  positions; the density on the same output grid is the exact deposit of the cells.
+
+Both write the same fields; ``error_order`` and ``companion_config`` give the risk-error estimate.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from ..fv.lowrank import risk as lowrank_risk
 from ..quadrature import sphere_moments
 from ..schedule import Schedule, stop_times
 from . import gaussians_plots
-from .base import WARMUP_RESET, CarriesDt, Problem, Stepper, StepReport
+from .base import WARMUP_RESET, CarriesDt, Problem, Stepper, StepReport, resolve_method
 from .gaussians_particles import GaussiansParticles
 from .gaussians_schema import SCHEMA
 from .registry import register
@@ -230,7 +240,8 @@ class NoisyRadialStepper(CarriesDt):
 
 def read_radial_density(file: str, time: float | str) -> tuple[np.ndarray, np.ndarray]:
     """(r_edges, density) of the radial PDE result ``file`` at ``time`` (or "last") — the
-    initial law ``init.kind = "from_file"`` of the PDE and of particle SGD."""
+    initial law ``init.kind = "from_file"`` of the PDE and of particle SGD.  For a Lagrangian
+    result: its cell edges and exact cell averages Δm_i / (X_{i+1} − X_i)."""
     from .. import io as storage
 
     if not file:
@@ -244,6 +255,10 @@ def read_radial_density(file: str, time: float | str) -> tuple[np.ndarray, np.nd
     if res.n_snapshots == 0:
         raise DataError(f"init.file {file} has no snapshot yet")
     idx = res.n_snapshots - 1 if time == "last" else res.index_of_time(time)
+    if "cell_edges" in res.fields and "cell_masses" in res.grid:  # a Lagrangian result:
+        edges = np.asarray(res.fields["cell_edges"][idx])  # its cells hold exact masses
+        if np.all(np.diff(edges) > 0):
+            return edges, np.asarray(res.grid["cell_masses"]) / np.diff(edges)
     return np.asarray(res.grid["r_edges"]), np.asarray(res.fields["density"][idx])
 
 
@@ -268,6 +283,7 @@ class GaussiansProblem(Problem):
         if cfg.problem != self.name:
             raise ConfigError(f"configuration is for {cfg.problem!r}, not {self.name!r}")
         self.config = cfg
+        self.method = resolve_method(cfg)
         m = cfg.section("model")
         self.delta, self.d = m["delta"], m["d"]
         self.activation = get_activation(m["activation"], m["activation_params"])
@@ -286,20 +302,34 @@ class GaussiansProblem(Problem):
             )
         ini, grid = cfg.section("init"), cfg.section("grid")
         self._source = self._read_source(ini) if ini["kind"] == "from_file" else None
+        self.lagrangian = None
+        if self.method == "lagrangian":
+            from .gaussians_lagrangian import build_lagrangian
+
+            self.lagrangian = build_lagrangian(self, ini, grid)
         self.r_max = self._choose_r_max(ini, grid)
         n = grid["n"]
         self.edges = np.linspace(0.0, self.r_max, n + 1)
         self.centers = 0.5 * (self.edges[:-1] + self.edges[1:])
         self.h = self.r_max / n
-        kc = cfg.section("kernel")
-        self.kernel = radial_kernel(self.activation, self.delta, self.d, self.centers,
-                                    kc["tol"], kc["max_terms"])
+        self._kernel: RadialKernel | None = None
+
+    @property
+    def kernel(self) -> RadialKernel:
+        """v and the low-rank kernel at the output grid's centres (built on first use: the
+        Lagrangian method evaluates its own features at the moving nodes)."""
+        if self._kernel is None:
+            kc = self.config.section("kernel")
+            self._kernel = radial_kernel(self.activation, self.delta, self.d, self.centers,
+                                         kc["tol"], kc["max_terms"])
+        return self._kernel
 
     @classmethod
     def warmup(cls, cfg: Config) -> None:
         """Compile (or load from the on-disk cache) every kernel ``cfg`` uses, on a tiny grid."""
         tiny = cfg.replace({"grid.n": 8, "grid.r_max": 4.0, "init.kind": "gaussian",
-                            "init.mean": 1.0, "init.std": 0.2, "time.t_end": 1e-3},
+                            "init.mean": 1.0, "init.std": 0.2, "time.t_end": 1e-3,
+                            "grid.mass_cells": 4, "grid.pilot_t_end": "auto"},
                            reset=WARMUP_RESET)
         p = cls(tiny)
         p.make_stepper().advance(p.initial_state(), 0.0, 1e-3, 1)
@@ -334,6 +364,8 @@ class GaussiansProblem(Problem):
         if grid["r_max"] == "auto":
             if self._pilot:
                 return float(self._pilot)
+            if self.lagrangian is not None:  # the Lagrangian pilot knows the reach
+                return float(1.5 * max(self.lagrangian.reach, r_hi))
             return self._pilot_reach(r_hi)
         r_max = float(grid["r_max"])
         if r_max <= r_hi:
@@ -357,7 +389,8 @@ class GaussiansProblem(Problem):
         t_end = self.config["time.t_end"]
         for _ in range(6):
             pilot = GaussiansProblem(self.config.replace(
-                {"grid.n": PILOT_CELLS, "grid.r_max": "auto"}), pilot_r_max=big)
+                {"grid.n": PILOT_CELLS, "grid.r_max": "auto", "solver.method": "fv"}),
+                pilot_r_max=big)
             found = [r_hi]
 
             def track(rho: np.ndarray, t: float, pilot=pilot, found=found) -> None:
@@ -385,6 +418,8 @@ class GaussiansProblem(Problem):
         )
 
     def initial_state(self) -> np.ndarray:
+        if self.lagrangian is not None:
+            return self.lagrangian.initial_state()
         ini = self.config.section("init")
         if ini["kind"] == "chi":
             rho = chi_law(self.edges, ini["kappa"], self._chi_dof(ini))
@@ -397,14 +432,21 @@ class GaussiansProblem(Problem):
     # ---------------------------------------------------------------- per-snapshot output
     @property
     def grid(self) -> dict[str, np.ndarray]:
-        return {"r_edges": self.edges, "r_centers": self.centers}
+        out = {"r_edges": self.edges, "r_centers": self.centers}
+        if self.lagrangian is not None:
+            out.update(self.lagrangian.grid)
+        return out
 
     @property
     def fields(self) -> dict[str, tuple[int, ...]]:
         extra = {"free_energy": ()} if self.noisy else {}
-        return {"risk": (), "mass": (), "mean_r": (), **extra, "density": (self.centers.size,)}
+        lagr = self.lagrangian.fields if self.lagrangian is not None else {}
+        return {"risk": (), "mass": (), "mean_r": (), **extra, "density": (self.centers.size,),
+                **lagr}
 
     def snapshot(self, state: np.ndarray) -> dict[str, float | np.ndarray]:
+        if self.lagrangian is not None:
+            return self.lagrangian.snapshot(state, self.edges)
         mass = float(np.sum(state) * self.h)
         return {
             "risk": self.risk(state),
@@ -422,16 +464,22 @@ class GaussiansProblem(Problem):
         return float(h * density @ u_diag - np.dot(k.lam, m * m))
 
     def risk(self, state: np.ndarray) -> float:
-        """R(ρ̄) of the cell-average density (MATH.md §2)."""
+        """R(ρ̄) of the state: the cell-average density (MATH.md §2), or the Lagrangian nodes."""
+        if self.lagrangian is not None:
+            return self.lagrangian.risk(state)
         k = self.kernel
         return float(lowrank_risk(state, self.h, k.v, k.feats, k.lam, R_SHARP))
 
     def potential(self, state: np.ndarray) -> np.ndarray:
         """ψ(r_i; ρ̄) at the cell centres."""
+        if self.lagrangian is not None:
+            return self.lagrangian.potential(state, self.centers)
         return self.kernel.potential(state, self.h)
 
     def make_stepper(self) -> Stepper:
         s = self.config.section("solver")
+        if self.lagrangian is not None:
+            return self.lagrangian.stepper(s["rtol"])
         if self.noisy:
             return NoisyRadialStepper(self, s["noisy_scheme"], s["dt_max"], s["cfl"])
         kernel = self.kernel
@@ -464,22 +512,72 @@ class GaussiansProblem(Problem):
 
     def check_walls(self, state: np.ndarray, t: float) -> None:
         g = self.config.section("grid")
-        near = float(np.sum(state[-g["wall_cells"] :]) * self.h)
+        if self.lagrangian is not None:
+            near = self.lagrangian.mass_beyond(state, float(self.edges[-1 - g["wall_cells"]]))
+        else:
+            near = float(np.sum(state[-g["wall_cells"] :]) * self.h)
         if near > g["wall_tol"]:
             raise WallReached("r_max", self.r_max, near, t, g["wall_cells"], g["wall_tol"],
                               2 * self.r_max)
 
     def attrs(self) -> dict[str, object]:
+        if self.lagrangian is not None:
+            return {"r_max": self.r_max, "method": "lagrangian", **self.lagrangian.attrs()}
         k = self.kernel
         return {
             "r_max": self.r_max,
+            "method": "fv",
             "kernel_terms": k.n_terms,
             "kernel_rank": int(k.feats.shape[0]),
             "kernel_truncation_error": k.truncation_error,
         }
 
+    @classmethod
+    def with_walls(cls, cfg: Config, attrs: dict) -> Config:
+        """``cfg`` with the wall a run chose, its method (a file without a "method" attribute was
+        written by finite volumes) and, for a Lagrangian run, its pilot's horizon (the cells are
+        graded by a pilot to that time: a resume rebuilds the same cells)."""
+        out = super().with_walls(cfg, attrs)
+        # the method that wrote the file (files from before the Lagrangian method: finite volumes)
+        out = out.replace({"solver.method": str(attrs.get("method", "fv"))})
+        if "pilot_t_end" in attrs:
+            out = out.replace({"grid.pilot_t_end": float(attrs["pilot_t_end"])})
+        return out
+
+    def min_density(self, state: np.ndarray) -> float:
+        """The smallest cell average (negative if two Lagrangian cell edges crossed)."""
+        if self.lagrangian is not None:
+            return float(np.min(self.lagrangian.densities(state)))
+        return float(np.min(state))
+
+    # ------------------------------------------------------------ the error estimate
+    @property
+    def error_order(self) -> float:  # type: ignore[override]
+        """The order p of the Richardson estimate |R − R_companion| / (2^p − 1), measured (the
+        numbers are in :mod:`.gaussians_lagrangian`)."""
+        from .gaussians_lagrangian import FV_ORDER, LAGRANGIAN_ORDER, NOISY_ORDER
+
+        if self.lagrangian is not None:
+            return LAGRANGIAN_ORDER
+        if self.noisy and self.config["solver.noisy_scheme"] == "semi-implicit":
+            return NOISY_ORDER
+        return FV_ORDER
+
+    def companion_config(self) -> Config | None:
+        """The same run at half the resolution between the same walls: half the mass cells
+        (same grading and pilot), or half the finite-volume cells — with noise and the
+        semi-implicit scheme also twice solver.dt_max (its first-order time error dominates)."""
+        cfg = self.config.replace({"grid.r_max": self.r_max, "solver.method": self.method})
+        if self.lagrangian is not None:
+            return cfg.replace({"grid.mass_cells": max(2, self.config["grid.mass_cells"] // 2),
+                                "grid.pilot_t_end": self.lagrangian.pilot_t_end})
+        cfg = cfg.replace({"grid.n": max(8, self.config["grid.n"] // 2)})
+        if self.noisy and self.config["solver.noisy_scheme"] == "semi-implicit":
+            cfg = cfg.replace({"solver.dt_max": 2.0 * self.config["solver.dt_max"]})
+        return cfg
+
     def warnings(self) -> list[str]:
-        k = self.kernel
+        k = self.lagrangian.kernel if self.lagrangian is not None else self.kernel
         if k.converged:
             return []
         tol = self.config["kernel.tol"]

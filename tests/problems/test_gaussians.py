@@ -17,6 +17,9 @@ from meanfield_pde.fv import lowrank, transport
 from meanfield_pde.problems.gaussians import R_SHARP, GaussiansProblem, chi_law, radial_kernel
 
 _problem = partial(make_problem, "gaussians")
+#: the finite-volume method: the tests below check its grid, its cell averages and its stepper
+#: (the noiseless default is the Lagrangian method, tested in tests/lagrangian/test_radial*.py)
+FV = "solver.method=fv"
 
 
 def _run(problem, t_end):
@@ -55,7 +58,7 @@ def test_rank_grows_as_d_falls_and_d_inf_is_rank_two():
 
 def test_cap_on_terms_is_reported():
     p = _problem("model.d=3", "kernel.max_terms=50", "grid.n=64", "grid.r_max=4",
-                 "time.t_end=0.1")
+                 "time.t_end=0.1", FV)
     assert not p.kernel.converged and p.kernel.n_terms == 50
     assert p.kernel.truncation_error > 1e-12
     assert "kernel.max_terms" in p.warnings()[0]
@@ -84,13 +87,13 @@ def test_chi_cell_averages_are_exact():
 def test_chi_with_infinite_d_is_refused():
     with pytest.raises(ConfigError, match="point mass"):
         _problem("model.d=inf")
-    p = _problem("model.d=inf", "init.d=40", "time.t_end=1")
+    p = _problem("model.d=inf", "init.d=40", "time.t_end=1", FV)
     assert p.initial_state().sum() * p.h == pytest.approx(1.0, abs=1e-13)
 
 
 # ------------------------------------------------------------------------------ solver
 def test_numba_rhs_matches_numpy_on_the_problem():
-    p = _problem("grid.n=300", "grid.r_max=5", "time.t_end=1")
+    p = _problem("grid.n=300", "grid.r_max=5", "time.t_end=1", FV)
     rho = _run(p, 0.5)
     psi, mom, out = np.empty_like(rho), np.empty(p.kernel.lam.size), np.empty_like(rho)
     lowrank.potential(rho, p.h, p.kernel.v, p.kernel.feats, p.kernel.lam, psi, mom)
@@ -104,7 +107,7 @@ def test_numba_rhs_matches_numpy_on_the_problem():
 def test_second_order_in_l1_on_a_smooth_problem():
     """L1 error against the 4× finer grid (averaged to the coarse cells) halves ~4× per level."""
     base = ["grid.r_max=3", "init.kind=gaussian", "init.mean=1.0", "init.std=0.15",
-            "time.t_end=0.5"]
+            "time.t_end=0.5", FV]
     errs = []
     for n in (200, 400, 800):
         coarse = _run(_problem(*base, f"grid.n={n}"), 0.5)
@@ -116,7 +119,7 @@ def test_second_order_in_l1_on_a_smooth_problem():
 
 def test_default_run_conserves_mass_stays_positive_and_dissipates(tmp_path):
     """The MMN18 Fig. 1 setting on the built-in default grid."""
-    cfg = default_config("gaussians")
+    cfg = default_config("gaussians").with_overrides([FV])
     summary = solve(cfg, tmp_path / "run.h5")
     res = load(tmp_path / "run.h5")
     assert res.complete and res.t[-1] == 20.0
@@ -156,7 +159,7 @@ def test_default_run_conserves_mass_stays_positive_and_dissipates(tmp_path):
 
 def test_restart_from_file_and_remap(tmp_path):
     cfg = default_config("gaussians").with_overrides(
-        ["grid.n=300", "grid.r_max=4", "time.t_end=1", "time.n_outputs=3"])
+        ["grid.n=300", "grid.r_max=4", "time.t_end=1", "time.n_outputs=3", FV])
     solve(cfg, tmp_path / "a.h5")
     res = load(tmp_path / "a.h5")
     same = GaussiansProblem(cfg.with_overrides(
@@ -172,7 +175,7 @@ def test_restart_from_file_and_remap(tmp_path):
 
 
 def test_mass_at_the_wall_stops_the_run(tmp_path):
-    cfg = default_config("gaussians").with_overrides(["grid.r_max=2.5", "grid.n=200"])
+    cfg = default_config("gaussians").with_overrides(["grid.r_max=2.5", "grid.n=200", FV])
     with pytest.raises(SolverError, match=r"reached the wall grid\.r_max = 2\.5 .* raise it, "
                        r"e\.g\. cfg\.replace\(\{\"grid\.r_max\": 5\}\)"):
         solve(cfg, tmp_path / "w.h5")
