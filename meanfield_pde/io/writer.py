@@ -335,8 +335,8 @@ class ResultWriter:
             raise
         except FileNotFoundError as exc:
             raise vanished_error(p) from exc
-        except (OSError, RuntimeError, KeyError) as exc:
-            raise write_error(p, exc) from exc
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:  # h5py: ValueError for
+            raise write_error(p, exc) from exc  # damaged metadata (e.g. a slot's symbol table)
 
     def set_attrs(self, **attrs: Any) -> None:
         """Set extra root attributes (open, write, close); reserved names are refused."""
