@@ -165,7 +165,7 @@ def _resume_pde(path: Path, cfg: Config, new_cfg: Config, res, ck, extended: boo
     names = ("risk", "mass", problem.energy_field,
              *(("risk_error",) if "risk_error" in res.fields else ()))
     if isinstance(problem, PairedProblem):
-        problem.restore_previous(abs(float(res["risk"][k - 1] - res["risk_companion"][k - 1])))
+        problem.restore_previous(np.abs(res["risk"][:k] - res["risk_companion"][:k]).tolist())
     start = PdeStart(
         state=state, t=float(meta["t"]),
         plan=_resumed_plan(cfg, new_cfg, problem.schedule, meta, extended),
