@@ -16,8 +16,8 @@ Two methods (``solver.method``; "auto" = Lagrangian without noise, finite volume
 
 * finite volumes on the grid of ``grid.n`` cells on [0, r_max] (MATH.md §4), state = the cell
   averages;
-* Lagrangian (noiseless only, MATH.md §6): ``grid.mass_cells`` cells of fixed mass whose edges and
-  Gauss–Lobatto nodes move with the flow (:mod:`.gaussians_lagrangian`), state = the node
+* Lagrangian (noiseless only, MATH.md §6): ``lagrangian.mass_cells`` cells of fixed mass whose
+  edges and Gauss–Lobatto nodes move with the flow (:mod:`.gaussians_lagrangian`), state = the node
   positions; the density on the same output grid is the exact deposit of the cells.
 
 Both write the same fields; ``error_order`` and ``companion_config`` give the risk-error estimate.
@@ -306,7 +306,7 @@ class GaussiansProblem(Problem):
         if self.method == "lagrangian":
             from .gaussians_lagrangian import build_lagrangian
 
-            self.lagrangian = build_lagrangian(self, ini, grid)
+            self.lagrangian = build_lagrangian(self, ini, cfg.section("lagrangian"))
         self.r_max = self._choose_r_max(ini, grid)
         n = grid["n"]
         self.edges = np.linspace(0.0, self.r_max, n + 1)
@@ -329,7 +329,7 @@ class GaussiansProblem(Problem):
         """Compile (or load from the on-disk cache) every kernel ``cfg`` uses, on a tiny grid."""
         tiny = cfg.replace({"grid.n": 8, "grid.r_max": 4.0, "init.kind": "gaussian",
                             "init.mean": 1.0, "init.std": 0.2, "time.t_end": 1e-3,
-                            "grid.mass_cells": 4, "grid.pilot_t_end": "auto"},
+                            "lagrangian.mass_cells": 4, "lagrangian.pilot_t_end": "auto"},
                            reset=WARMUP_RESET)
         p = cls(tiny)
         p.make_stepper().advance(p.initial_state(), 0.0, 1e-3, 1)
@@ -541,7 +541,7 @@ class GaussiansProblem(Problem):
         # the method that wrote the file (files from before the Lagrangian method: finite volumes)
         out = out.replace({"solver.method": str(attrs.get("method", "fv"))})
         if "pilot_t_end" in attrs:
-            out = out.replace({"grid.pilot_t_end": float(attrs["pilot_t_end"])})
+            out = out.replace({"lagrangian.pilot_t_end": float(attrs["pilot_t_end"])})
         return out
 
     def min_density(self, state: np.ndarray) -> float:
@@ -576,8 +576,9 @@ class GaussiansProblem(Problem):
         semi-implicit scheme also twice solver.dt_max (its first-order time error dominates)."""
         cfg = self.config.replace({"grid.r_max": self.r_max, "solver.method": self.method})
         if self.lagrangian is not None:
-            return cfg.replace({"grid.mass_cells": max(2, self.config["grid.mass_cells"] // 2),
-                                "grid.pilot_t_end": self.lagrangian.pilot_t_end})
+            cells = max(2, self.config["lagrangian.mass_cells"] // 2)
+            return cfg.replace({"lagrangian.mass_cells": cells,
+                                "lagrangian.pilot_t_end": self.lagrangian.pilot_t_end})
         cfg = cfg.replace({"grid.n": max(8, self.config["grid.n"] // 2)})
         if self.noisy and self.config["solver.noisy_scheme"] == "semi-implicit":
             cfg = cfg.replace({"solver.dt_max": 2.0 * self.config["solver.dt_max"]})

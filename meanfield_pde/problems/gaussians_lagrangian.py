@@ -1,9 +1,9 @@
 """The Lagrangian method of the problem "gaussians" (MATH.md §6): mass cells, as the problem
 class and the result file see them.
 
-State: the positions of the Gauss–Lobatto nodes of ``grid.mass_cells`` fixed-mass cells
-(``grid.cell_order`` nodes per cell, edges shared), graded by a pilot run to
-``grid.pilot_t_end`` (:mod:`meanfield_pde.lagrangian.radial_pilot`).
+State: the positions of the Gauss–Lobatto nodes of ``lagrangian.mass_cells`` fixed-mass cells
+(``lagrangian.cell_order`` nodes per cell, edges shared), graded by a pilot run to
+``lagrangian.pilot_t_end`` (:mod:`meanfield_pde.lagrangian.radial_pilot`).
 
 Result file (in addition to the finite-volume fields, which are deposited from the cells):
 
@@ -121,7 +121,7 @@ class GaussiansLagrangian(RadialLagrangian):
                 "kernel_truncation_error": self.kernel.truncation_error}
 
 
-def build_lagrangian(problem: GaussiansProblem, ini: dict, grid: dict) -> GaussiansLagrangian:
+def build_lagrangian(problem: GaussiansProblem, ini: dict, lag: dict) -> GaussiansLagrangian:
     """The Lagrangian method for ``problem``'s configuration (pilot run included)."""
     from .gaussians import radial_kernel
 
@@ -133,11 +133,11 @@ def build_lagrangian(problem: GaussiansProblem, ini: dict, grid: dict) -> Gaussi
                          np.linspace(0.0, big, KERNEL_POINTS), kc["tol"], kc["max_terms"])
     setup = RadialSetup(problem.activation, problem.delta, kern.n_terms, kern.lam,
                         problem.lam, problem.schedule)
-    t_end = grid["pilot_t_end"]
+    t_end = lag["pilot_t_end"]
     t_end = cfg["time.t_end"] if t_end == "auto" else float(t_end)
     if not math.isfinite(t_end):
-        raise ConfigError(f"grid.pilot_t_end = {t_end} is not finite")
-    out = GaussiansLagrangian(law, setup, grid["mass_cells"], grid["cell_order"], t_end,
+        raise ConfigError(f"lagrangian.pilot_t_end = {t_end} is not finite")
+    out = GaussiansLagrangian(law, setup, lag["mass_cells"], lag["cell_order"], t_end,
                               None if key is None else (key, problem.d))
     out.pilot_t_end = t_end
     out.kernel = kern

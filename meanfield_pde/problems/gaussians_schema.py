@@ -53,12 +53,14 @@ SCHEMA: Schema = {
                          doc='outer wall, or "auto"'),
         "wall_cells": Int(4, lo=1, doc="cells next to the outer wall that must stay empty"),
         "wall_tol": Float(1e-9, lo=0.0, hi=1.0, doc="mass allowed in those cells"),
+    },
+    "lagrangian": {  # solver.method = "lagrangian" (MATH.md §6)
         "mass_cells": Int(100, lo=2, hi=1_000_000,
-                          doc="Lagrangian: cells of fixed mass (graded by a pilot run)"),
+                          doc="cells of fixed mass (graded by a pilot run)"),
         "cell_order": Int(8, lo=3, hi=16,
-                          doc="Lagrangian: Gauss-Lobatto nodes per mass cell (edges included)"),
+                          doc="Gauss-Lobatto nodes per mass cell (edges included)"),
         "pilot_t_end": FloatOr("auto", keywords=("auto",), number=Float(0.0, lo=0.0),
-                               doc='Lagrangian: horizon of the pilot run that grades the mass '
+                               doc='horizon of the pilot run that grades the mass '
                                    'cells, "auto" = time.t_end (a resume keeps the original)'),
     },
     **shared_sections(),

@@ -52,7 +52,7 @@ CASES = {
     # the Lagrangian cells are graded for the pilot's horizon: pinned, so that a run extended
     # past its t_end and a run solved to the later t_end have the same cells
     "radial": ("gaussians", ["grid.n=300", "grid.r_max=6", "time.t_end=1",
-                             "time.n_outputs=11", "grid.pilot_t_end=1"], solve),
+                             "time.n_outputs=11", "lagrangian.pilot_t_end=1"], solve),
     "radial-fv": ("gaussians", ["grid.n=300", "grid.r_max=6", "time.t_end=1",
                                 "time.n_outputs=11", "solver.method='fv'"], solve),
     "radial-noisy": ("gaussians", ["grid.n=300", "grid.r_max=9", "time.t_end=1",

@@ -112,7 +112,7 @@ def test_mass_positivity_and_monotone_risk_through_the_split(tmp_path):
     the cell masses (1 to 1e-14), the edges stay ordered (every cell average > 0), and the risk
     of the node measure — the energy of the discrete gradient flow — never increases beyond the
     round-off of two evaluations: P terms summed, each of size <= 1 + 2|v| + Σλ M²."""
-    cfg = config("gaussians", "time.t_end=8", "time.n_outputs=81", "grid.mass_cells=40")
+    cfg = config("gaussians", "time.t_end=8", "time.n_outputs=81", "lagrangian.mass_cells=40")
     solve(cfg, tmp_path / "l.h5")
     res = load(tmp_path / "l.h5")
     assert res.attrs["method"] == "lagrangian"
@@ -134,11 +134,11 @@ def test_order_in_the_mass_cells_before_the_split():
     """Before the law splits (t <= 3) X is smooth in the label: the Lobatto rule with 4 nodes
     per cell (degree 5) has error O(h^6); the risk error halves >= 2^5 per doubling."""
     times = np.linspace(0, 3, 7)
-    base = ("time.t_end=3", "time.n_outputs=7", "grid.cell_order=4")
-    ref, _ = _advance(_problem(*base, "grid.mass_cells=160", "grid.cell_order=8",
-                               "grid.pilot_t_end=3"), times)
-    errs = [np.max(np.abs(_advance(_problem(*base, f"grid.mass_cells={n}",
-                                            "grid.pilot_t_end=3"), times)[0] - ref))
+    base = ("time.t_end=3", "time.n_outputs=7", "lagrangian.cell_order=4")
+    ref, _ = _advance(_problem(*base, "lagrangian.mass_cells=160", "lagrangian.cell_order=8",
+                               "lagrangian.pilot_t_end=3"), times)
+    errs = [np.max(np.abs(_advance(_problem(*base, f"lagrangian.mass_cells={n}",
+                                            "lagrangian.pilot_t_end=3"), times)[0] - ref))
             for n in (8, 16, 32)]
     orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
     assert np.all(orders >= 5.0), (errs, orders)
@@ -148,7 +148,7 @@ def test_time_integration_error_is_negligible():
     """solver.rtol = 1e-10 against 1e-12 through the split: the risks agree to 1e-9 (1000× below
     the 1e-6 target)."""
     times = np.linspace(0, 6, 13)
-    runs = [_advance(_problem("time.t_end=6", "grid.mass_cells=40", f"solver.rtol={tol}"),
+    runs = [_advance(_problem("time.t_end=6", "lagrangian.mass_cells=40", f"solver.rtol={tol}"),
                      times)[0] for tol in (1e-10, 1e-12)]
     assert np.max(np.abs(runs[0] - runs[1])) <= 1e-9
 
@@ -158,8 +158,8 @@ def test_companions_and_orders():
     p = _problem("time.t_end=2")
     c = p.companion_config()
     assert p.method == "lagrangian" and p.error_order == 6.0
-    assert c["grid.mass_cells"] == p.config["grid.mass_cells"] // 2
-    assert c["grid.r_max"] == p.r_max and c["grid.pilot_t_end"] == 2.0
+    assert c["lagrangian.mass_cells"] == p.config["lagrangian.mass_cells"] // 2
+    assert c["grid.r_max"] == p.r_max and c["lagrangian.pilot_t_end"] == 2.0
     assert c["solver.method"] == "lagrangian"
     q = _problem("time.t_end=2", "solver.method=fv", "grid.n=200")
     c = q.companion_config()
@@ -172,8 +172,8 @@ def test_companions_and_orders():
 
 
 def test_resume_rebuilds_the_same_cells():
-    """The cells come from a deterministic pilot to grid.pilot_t_end, recorded in the attributes:
-    a rebuild with a later t_end (resume --t-end) gives bitwise the same cells."""
+    """The cells come from a deterministic pilot to lagrangian.pilot_t_end, recorded in the
+    attributes: a rebuild with a later t_end (resume --t-end) gives bitwise the same cells."""
     cfg = config("gaussians", "time.t_end=3")
     p = GaussiansProblem(cfg)
     radial_pilot._CACHE.clear()
@@ -184,7 +184,7 @@ def test_resume_rebuilds_the_same_cells():
 
 
 def test_from_file_of_a_lagrangian_result_keeps_the_cell_masses(tmp_path):
-    cfg = config("gaussians", "time.t_end=1", "time.n_outputs=3", "grid.mass_cells=20")
+    cfg = config("gaussians", "time.t_end=1", "time.n_outputs=3", "lagrangian.mass_cells=20")
     solve(cfg, tmp_path / "a.h5")
     res = load(tmp_path / "a.h5")
     p = GaussiansProblem(cfg.with_overrides(["init.kind=from_file",
@@ -206,14 +206,14 @@ def test_from_file_of_a_finite_volume_result_is_exact_per_cell(tmp_path):
     solve(cfg, tmp_path / "fv.h5")
     res = load(tmp_path / "fv.h5")
     p = GaussiansProblem(config("gaussians", "init.kind=from_file", "time.t_end=1",
-                                f"init.file='{tmp_path / 'fv.h5'}'", "grid.mass_cells=20"))
+                                f"init.file='{tmp_path / 'fv.h5'}'", "lagrangian.mass_cells=20"))
     x = p.initial_state()
     assert abs(np.sum(p.lagrangian.cells.masses) - 1.0) <= 2 * EPS
     assert p.lagrangian.mean_r(x) == pytest.approx(res["mean_r"][-1], rel=1e-13)
 
 
 def test_mass_at_the_wall_stops_a_lagrangian_run(tmp_path):
-    cfg = config("gaussians", "grid.r_max=2.5", "grid.n=200", "grid.mass_cells=20")
+    cfg = config("gaussians", "grid.r_max=2.5", "grid.n=200", "lagrangian.mass_cells=20")
     with pytest.raises(SolverError, match=r"reached the wall grid\.r_max = 2\.5"):
         solve(cfg, tmp_path / "w.h5")
 
@@ -224,7 +224,7 @@ def test_finite_volumes_converge_to_the_lagrangian_risk_on_a_smooth_activation()
     of n (measured 7.97e-9, 1.99e-9, 4.98e-10 for n = 600, 1200, 2400)."""
     base = ("model.activation=softplus", "time.t_end=2", "time.n_outputs=5")
     times = np.linspace(0, 2, 5)
-    lag, _ = _advance(_problem(*base, "grid.mass_cells=20"), times)
+    lag, _ = _advance(_problem(*base, "lagrangian.mass_cells=20"), times)
     fv600 = _problem(*base, "solver.method=fv", "grid.n=600")
     errs = [np.max(np.abs(_advance(p, times)[0] - lag)) for p in (
         fv600, _problem(*base, "solver.method=fv", "grid.n=1200", f"grid.r_max={fv600.r_max}"))]

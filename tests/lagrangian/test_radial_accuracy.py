@@ -16,7 +16,7 @@ from helpers import make_problem
 
 _problem = partial(make_problem, "gaussians")
 LEVELS = np.array([0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99])
-REFERENCE = ("grid.mass_cells=480", "grid.cell_order=8", "solver.rtol=1e-13")
+REFERENCE = ("lagrangian.mass_cells=480", "lagrangian.cell_order=8", "solver.rtol=1e-13")
 SETTINGS = {
     "default": (),
     "delta0.6-d20-kappa0.5": ("model.delta=0.6", "model.d=20", "init.kappa=0.5"),
@@ -72,7 +72,8 @@ def test_the_error_estimate_is_honest_over_the_run(name):
     p, r_ref, _ = _reference(name)
     main, r, _ = _trajectory(*SETTINGS[name])
     comp = main.companion_config()
-    _, rc, _ = _trajectory(*SETTINGS[name], f"grid.mass_cells={comp['grid.mass_cells']}")
+    cells = comp["lagrangian.mass_cells"]
+    _, rc, _ = _trajectory(*SETTINGS[name], f"lagrangian.mass_cells={cells}")
     est = np.abs(r - rc) / (2**main.error_order - 1)
     err = np.abs(r - r_ref)
     assert 1 / 3 <= est.max() / err.max() <= 100
@@ -84,7 +85,8 @@ def test_order_in_the_mass_cells_over_the_whole_run():
     """Default setting, t <= 20: the max-norm risk error falls >= 2^6 per doubling of the
     cells from 50 on (measured 4.6e-6, 2.5e-8, 1.8e-11 for 50, 100, 200 cells)."""
     _, r_ref, _ = _reference("default")
-    errs = [np.max(np.abs(_trajectory(f"grid.mass_cells={n}")[1] - r_ref)) for n in (50, 100, 200)]
+    errs = [np.max(np.abs(_trajectory(f"lagrangian.mass_cells={n}")[1] - r_ref))
+            for n in (50, 100, 200)]
     orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
     assert np.all(orders >= 6.0), (errs, orders)
 
