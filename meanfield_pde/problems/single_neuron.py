@@ -29,9 +29,11 @@ from ..fv import driftdiffusion3d as dd3
 from ..fv import stepper3d
 from ..fv.bundles import Grid3, Kernel3, Noise, StepSizes, Xi
 from ..fv.threads import ThreadChooser
+from ..lagrangian import neuron as ln
+from ..lagrangian import neuron_field as nf
 from ..schedule import Schedule, stop_times
 from . import single_neuron_plots
-from .base import WARMUP_RESET, CarriesDt, Problem, Stepper, StepReport
+from .base import WARMUP_RESET, CarriesDt, Problem, Stepper, StepReport, resolve_method
 from .gaussians import chi_law, chi_quantile
 from .neuron_kernel import neuron_kernel
 from .registry import register
@@ -42,6 +44,10 @@ WALLS = ("a_min", "a_max", "s_min", "s_max", "r_max")
 PILOT_CELLS = (16, 32, 32)  # (n_a, n_s, n_r) of the pilot run that sizes the automatic box
 PILOT_TAIL = 1e-4  # the pilot's reach: marginal mass beyond it < PILOT_TAIL
 PAD = 0.25  # automatic walls sit PAD × (reached span) beyond the reach
+PILOT_NODES = (4, 10, 10)  # particle pilot: at most this many nodes in a, s, r
+PILOT_TABLE = (24, 12)  # particle pilot: Chebyshev table nodes in s, r²
+PILOT_RTOL = 1e-6
+PARALLEL_PARTICLES = 4000  # the threaded particle kernels from this many particles on
 
 
 def _normal_law(edges: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -130,7 +136,8 @@ class SingleNeuronProblem(Problem):
         noise = cfg.section("noise")
         self.beta, self.lam = noise["beta"], noise["lam"]
         self.noisy = math.isfinite(self.beta)
-        if not self.noisy and self.lam > 0.0:
+        self.method = resolve_method(cfg)
+        if self.method == "fv" and not self.noisy and self.lam > 0.0:
             raise ConfigError("noise.lam > 0 without noise is not supported for single-neuron "
                               "(the noiseless 3-D stepper needs Psi linear in a); set noise.beta")
         if self.noisy:
@@ -148,12 +155,83 @@ class SingleNeuronProblem(Problem):
                                   "use 'semi-implicit' for single-neuron")
         ini, grid = cfg.section("init"), cfg.section("grid")
         self._dof = self._init_dof(ini)
-        box = pilot_box or self._choose_box(ini, grid)
-        self._build_grid(ini, grid, box)
-        kc = cfg.section("kernel")
-        self.kernel = neuron_kernel(self.sigma, self.target, self.label_noise, self.d,
-                                    self.s_centers, self.r_centers, kc["tol"], kc["max_terms"],
-                                    kc["max_nodes"])
+        self._kernel = None
+        self.lagrangian = None
+        if self.method == "lagrangian":
+            box = pilot_box or self._choose_box(ini, grid, self._lagrangian_reach)
+            self._build_grid(ini, grid, box)
+            self.lagrangian = self._characteristics(cfg.section("lagrangian"), self.box)
+        else:
+            box = pilot_box or self._choose_box(ini, grid, self._pilot_reach)
+            self._build_grid(ini, grid, box)
+
+    @property
+    def kernel(self):
+        """The separable kernel on the (s, r) cell centres of the grid (finite volumes; built on
+        first use by the Lagrangian method, e.g. for the self-interaction of a validation)."""
+        if self._kernel is None:
+            self._kernel = self._kernel_on(self.s_centers, self.r_centers)
+        return self._kernel
+
+    def _kernel_on(self, s: np.ndarray, r: np.ndarray):
+        kc = self.config.section("kernel")
+        return neuron_kernel(self.sigma, self.target, self.label_noise, self.d, s, r, kc["tol"],
+                             kc["max_terms"], kc["max_nodes"])
+
+    def _characteristics(self, lag: dict, box: tuple[float, ...], pilot: bool = False
+                         ) -> ln.NeuronCharacteristics:
+        """The particle system on the table box [s_min, s_max] × [0, r_max] of ``box``
+        (the pilot: a 4 × 10 × 10 rule, a 24 × 12 table, plus zero-weight tracers at the
+        extreme nodes of the main rule)."""
+        ini = self.config.section("init")
+        if pilot:
+            main = ln.initial_particles(ini, self._dof, lag["n_a"], lag["n_s"], lag["n_r"])
+            parts = ln.initial_particles(ini, self._dof, min(lag["n_a"], PILOT_NODES[0]),
+                                         *PILOT_NODES[1:])
+            tr = ln.extreme_tracers(main.z)
+            parts = ln.NeuronParticles(np.concatenate([parts.z, tr]),
+                                       np.concatenate([parts.w, np.zeros(len(tr))]))
+            sizes = PILOT_TABLE
+        else:
+            parts = ln.initial_particles(ini, self._dof, lag["n_a"], lag["n_s"], lag["n_r"])
+            sizes = (lag["table_s"], lag["table_r"])
+        table = nf.ChebTable.build(self._kernel_on, box[2], box[3], box[4], *sizes)
+        parallel = self.config["solver.parallel"] and parts.n >= PARALLEL_PARTICLES
+        return ln.NeuronCharacteristics(parts, table, self.schedule, self.lam, parallel)
+
+    def _lagrangian_reach(self, support: tuple[float, ...], fixed: dict[str, float]) -> dict:
+        """Automatic walls from a coarse particle pilot (:meth:`_characteristics`) on a wide
+        box: the walls go ``PAD`` × (reached span) beyond the reach of every pilot particle
+        (tracers included); a wall the pilot approaches is pushed out and the pilot repeated."""
+        a_lo, a_hi, s_lo, s_hi, r_hi = support
+        span_s = max(s_hi - s_lo, 1.0)
+        wide = [a_lo - 1.0, a_hi + 1.0, s_lo - 1.5 * span_s, s_hi + 1.5 * span_s,
+                max(3 * r_hi, 1.5)]
+        times = stop_times(self.config, self.schedule)[1:]
+        lag = self.config.section("lagrangian")
+        for _ in range(6):
+            box = tuple(fixed.get(k, w) for k, w in zip(WALLS, wide, strict=True))
+            system = self._characteristics(lag, box, pilot=True)
+            y = system.particles.z.ravel().copy()
+            reach = ln.pilot_reach(system, y, times, PILOT_RTOL)
+            near = [WALLS[i] not in fixed and i >= 2 and not (
+                abs(reach[i] - box[i]) >= 0.1 * (box[3] - box[2] if i < 4 else box[4]))
+                for i in range(5)]
+            near[4] = near[4] or not np.all(np.isfinite(y))
+            if not any(near):
+                break
+            for i, hit in enumerate(near):
+                if hit:  # double the box towards that wall
+                    span = wide[3] - wide[2] if i < 4 else wide[4]
+                    wide[i] += -span if i == 2 else span
+        else:
+            raise SolverError(
+                "particles keep moving towards the walls of the pilot box; set grid.s_min, "
+                "grid.s_max and grid.r_max explicitly or shorten time.t_end")
+        lo_a, hi_a, lo_s, hi_s, hi_r = reach
+        pad_a, pad_s = PAD * (hi_a - lo_a) + 1e-3, PAD * (hi_s - lo_s)
+        return {"a_min": lo_a - pad_a, "a_max": hi_a + pad_a, "s_min": lo_s - pad_s,
+                "s_max": hi_s + pad_s, "r_max": (1 + PAD) * hi_r}
 
     @classmethod
     def warmup(cls, cfg: Config) -> None:
@@ -163,10 +241,18 @@ class SingleNeuronProblem(Problem):
                             "grid.r_max": 1.5, "time.t_end": 1e-3, "init.a_law": "uniform",
                             "init.a": 1.0, "init.a_halfwidth": 0.5, "init.kappa": 0.3,
                             "init.d": 10}, reset=WARMUP_RESET)
+        if resolve_method(cfg) == "lagrangian":
+            tiny = tiny.replace({"lagrangian.n_a": 2, "lagrangian.n_s": 3, "lagrangian.n_r": 3,
+                                 "lagrangian.table_s": 6, "lagrangian.table_r": 4,
+                                 "noise.lam": 0.0})
         p = cls(tiny)
         rho = p.initial_state()
         p.make_stepper().advance(rho, 0.0, 1e-3, 1)
         p.risk(rho)
+        if p.lagrangian is not None:  # both variants of the particle kernels
+            sysm = p.lagrangian
+            sysm._vel = nf.velocity_par if sysm._vel is nf.velocity else nf.velocity
+            sysm.rhs(0.0, rho)
 
     # ---------------------------------------------------------------- initial law and domain
     def _init_dof(self, ini: dict) -> int:
@@ -196,11 +282,12 @@ class SingleNeuronProblem(Problem):
             (self._dof - 1) / self._dof)
         return a_lo, a_hi, ini["s0"] - s_half, ini["s0"] + s_half, r_hi
 
-    def _choose_box(self, ini: dict, grid: dict) -> tuple[float, ...]:
-        """(a_min, a_max, s_min, s_max, r_max): the keys set in [grid], the others from a pilot."""
+    def _choose_box(self, ini: dict, grid: dict, pilot) -> tuple[float, ...]:
+        """(a_min, a_max, s_min, s_max, r_max): the keys set in [grid], the others from
+        ``pilot(support, fixed)`` (finite volumes or particles)."""
         support = self._initial_support(ini)
         fixed = {k: float(grid[k]) for k in WALLS if grid[k] != "auto"}
-        reach = self._pilot_reach(support, fixed) if len(fixed) < len(WALLS) else {}
+        reach = pilot(support, fixed) if len(fixed) < len(WALLS) else {}
         box = tuple(fixed.get(k, reach.get(k)) for k in WALLS)
         for i, key in enumerate(WALLS):
             inside = box[i] < support[i] if i in (0, 2) else box[i] > support[i]
@@ -307,6 +394,9 @@ class SingleNeuronProblem(Problem):
         self.shape = (n_a, n_s, n_r)
 
     def initial_state(self) -> np.ndarray:
+        """Cell averages of ρ̄_0 (finite volumes) or the flat initial particle positions."""
+        if self.lagrangian is not None:
+            return self.lagrangian.particles.z.ravel().copy()
         ini = self.config.section("init")
         if ini["a_law"] == "point":
             pa = np.zeros(self.shape[0])
@@ -326,25 +416,42 @@ class SingleNeuronProblem(Problem):
     # ---------------------------------------------------------------- output
     @property
     def grid(self) -> dict[str, np.ndarray]:
-        return {"a_edges": self.a_edges, "s_edges": self.s_edges, "r_edges": self.r_edges,
-                "a_centers": self.a_centers, "s_centers": self.s_centers,
-                "r_centers": self.r_centers}
+        out = {"a_edges": self.a_edges, "s_edges": self.s_edges, "r_edges": self.r_edges,
+               "a_centers": self.a_centers, "s_centers": self.s_centers,
+               "r_centers": self.r_centers}
+        if self.lagrangian is not None:
+            out["particle_weights"] = self.lagrangian.w
+        return out
 
     @property
     def fields(self) -> dict[str, tuple[int, ...]]:
         n_a, n_s, n_r = self.shape
-        extra = {"free_energy": ()} if self.noisy else {}
+        extra = {"free_energy": ()} if self.noisy or self.lam > 0 else {}
+        parts = ({"particles": (self.lagrangian.w.size, 3)} if self.lagrangian is not None
+                 else {})
         return {"risk": (), "mass": (), **extra, "mean_a": (), "mean_s": (), "mean_r": (),
                 "marginal_a": (n_a,), "marginal_s": (n_s,), "marginal_r": (n_r,),
-                "density": self.shape}
+                "density": self.shape, **parts}
+
+    def density(self, state: np.ndarray) -> np.ndarray:
+        """Cell averages on the output grid: the state itself (finite volumes) or the exact
+        conservative deposit of the particle weights (each into the cell holding it)."""
+        if self.lagrangian is None:
+            return state
+        mass = ln.deposit(state.reshape(-1, 3), self.lagrangian.w,
+                          (self.a_edges, self.s_edges, self.r_edges))
+        return mass / (self.h_a * self.h_s * self.h_r)
 
     def marginals(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Densities of a, s and r (each integrates to the mass)."""
+        state = self.density(state)
         return (state.sum(axis=(1, 2)) * self.h_s * self.h_r,
                 state.sum(axis=(0, 2)) * self.h_a * self.h_r,
                 state.sum(axis=(0, 1)) * self.h_a * self.h_s)
 
     def snapshot(self, state: np.ndarray) -> dict[str, float | np.ndarray]:
+        if self.lagrangian is not None:
+            return self._particle_snapshot(state)
         ma, ms, mr = self.marginals(state)
         mass = float(ma.sum() * self.h_a)
         return {
@@ -355,6 +462,26 @@ class SingleNeuronProblem(Problem):
             "mean_r": float(np.dot(self.r_centers, mr) * self.h_r / mass),
             "marginal_a": ma, "marginal_s": ms, "marginal_r": mr, "density": state.copy(),
         }
+
+    def _particle_snapshot(self, state: np.ndarray) -> dict[str, float | np.ndarray]:
+        """Risk, mass and means from the particles; marginals and density deposited."""
+        sysm = self.lagrangian
+        z = state.reshape(-1, 3)
+        w = sysm.w
+        mass = math.fsum(w)
+        rho = self.density(state)
+        ma, ms, mr = (rho.sum(axis=(1, 2)) * self.h_s * self.h_r,
+                      rho.sum(axis=(0, 2)) * self.h_a * self.h_r,
+                      rho.sum(axis=(0, 1)) * self.h_a * self.h_s)
+        risk = sysm.risk(state)
+        extra = ({"free_energy": 0.5 * risk + 0.5 * self.lam * sysm.l2(state)}
+                 if self.lam > 0 else {})
+        means = {f"mean_{x}": float(np.dot(w, z[:, c]) / mass) for c, x in enumerate("asr")}
+        return {"risk": risk, "mass": mass, **extra, **means, "marginal_a": ma,
+                "marginal_s": ms, "marginal_r": mr, "density": rho, "particles": z.copy()}
+
+    def min_density(self, state: np.ndarray) -> float:
+        return float(np.min(self.density(state)))
 
     def self_interaction(self, density: np.ndarray, diag) -> float:
         """D = ∫a² E σ(|w| G)² ρ̄ − Σ_q w_q M_q², |w| = sqrt(s² + r²) (MATH.md §5)."""
@@ -368,7 +495,11 @@ class SingleNeuronProblem(Problem):
         return e_uu - float(np.dot(k.weights, m * m))
 
     def risk(self, state: np.ndarray) -> float:
-        """R(ρ̄) = R# + 2∫V dρ̄ + Σ_q w_q M_q² with midpoint moments (the discrete energy)."""
+        """R(ρ̄) = R# + 2∫V dρ̄ + Σ_q w_q M_q² with midpoint moments (the discrete energy); for
+        particles the risk of the tabulated kernel
+        (:func:`..lagrangian.neuron_field.table_risk`)."""
+        if self.lagrangian is not None:
+            return self.lagrangian.risk(state)
         grid, kern, _ = self.tables()
         return float(stepper3d.discrete_risk(state, grid, kern, self.kernel.r_sharp,
                                              np.empty(self.kernel.v.shape)))
@@ -392,6 +523,8 @@ class SingleNeuronProblem(Problem):
 
     def make_stepper(self) -> Stepper:
         s = self.config.section("solver")
+        if self.lagrangian is not None:
+            return self.lagrangian.stepper(s["rtol"])
         if self.noisy:
             return NoisyNeuronStepper(self, s["dt_max"], s["parallel"])
         return NeuronStepper(self, s["cfl"], s["theta"], s["parallel"])
@@ -439,14 +572,22 @@ class SingleNeuronProblem(Problem):
                 raise WallReached(key, value, mass, t, k, tol, new)
 
     def attrs(self) -> dict[str, object]:
-        k = self.kernel
-        return {**dict(zip(WALLS, self.box, strict=True)), "kernel_terms": k.n_terms,
+        k = self.kernel if self.lagrangian is None else self.lagrangian.table.kernel
+        extra = {}
+        if self.lagrangian is not None:
+            lag = self.config.section("lagrangian")
+            extra = {"particles": int(self.lagrangian.w.size),
+                     **{f"quadrature_{k}": int(lag[k]) for k in ("n_a", "n_s", "n_r")},
+                     **{k: int(lag[k]) for k in ("table_s", "table_r")},
+                     "table_rank": int(self.lagrangian.table.E.shape[1])}
+        return {**dict(zip(WALLS, self.box, strict=True)), "method": self.method, **extra,
+                "kernel_terms": k.n_terms,
                 "kernel_nodes": k.n_nodes,
                 "kernel_rank": int(k.feats.shape[0]),
                 "kernel_truncation_error": k.truncation_error}
 
     def warnings(self) -> list[str]:
-        k = self.kernel
+        k = self.kernel if self.lagrangian is None else self.lagrangian.table.kernel
         if k.converged:
             return []
         return [
