@@ -117,8 +117,10 @@ def deposit(z: np.ndarray, w: np.ndarray, edges: tuple[np.ndarray, np.ndarray, n
     return np.bincount(flat, weights=w, minlength=math.prod(shape)).reshape(shape)
 
 
-def extreme_tracers(z: np.ndarray) -> np.ndarray:
-    """The particles extreme in a, s, r, s + r and s − r (zero-weight tracers of a pilot run)."""
+def extreme_tracers(z: np.ndarray, w: np.ndarray, min_weight: float) -> np.ndarray:
+    """Among the particles of weight >= ``min_weight``, those extreme in a, s, r, s + r and
+    s − r (zero-weight tracers of a pilot run)."""
+    z = z[w >= min_weight]
     keys = (z[:, 0], z[:, 1], z[:, 2], z[:, 1] + z[:, 2], z[:, 1] - z[:, 2])
     idx = sorted({int(f(k)) for k in keys for f in (np.argmin, np.argmax)})
     return z[idx].copy()

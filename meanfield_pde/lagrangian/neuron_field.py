@@ -4,7 +4,8 @@
 
 **Table.**  On the box [s_lo, s_hi] × [0, R], v and the features F_q (even in r) are interpolated
 by tensor Chebyshev series in x = (2s − s_lo − s_hi)/(s_hi − s_lo) and y = 2(r/R)² − 1
-(polynomials in r², so even in r and ∂_rφ(s, 0) = 0 exactly: particles never cross r = 0):
+(polynomials in r², so even in r and ∂_rφ(s, 0) = 0 exactly: particles never cross r = 0;
+beyond the box the field is continued by its value at the nearest point of the box):
 
     F_q(s, r) ≈ Σ_{i<n_s, k<n_r} C^q_ik T_i(x) T_k(y),
 
@@ -109,9 +110,11 @@ def _cheb(x, n, t, dt):
 
 @numba.njit(cache=True, inline="always")
 def _basis(s, r, sc, sh, rmax, ts, dts, tr, dtr):
-    """Chebyshev values and d/ds, d/dr factors at (s, r); returns (ds/dx factor, dy/dr)."""
-    x = (s - sc) / sh
-    yr = r / rmax
+    """Chebyshev values and d/ds, d/dr factors at (s, r); returns (dx/ds, dy/dr).  A point
+    beyond the box is evaluated at the nearest point of the box (the field is continued
+    constantly: a polynomial would explode there; mass out there is a wall error anyway)."""
+    x = min(max((s - sc) / sh, -1.0), 1.0)
+    yr = min(abs(r) / rmax, 1.0)
     y = 2.0 * yr * yr - 1.0
     _cheb(x, ts.size, ts, dts)
     _cheb(y, tr.size, tr, dtr)

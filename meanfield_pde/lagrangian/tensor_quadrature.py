@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 from numpy.polynomial import hermite_e, legendre
-from scipy import special
+from scipy import linalg
 
 __all__ = ["WEIGHT_FLOOR", "rule_a", "rule_s", "rule_r", "product_rule"]
 
@@ -56,9 +56,13 @@ def rule_s(s0: float, kappa: float, dof: int, n: int) -> tuple[np.ndarray, np.nd
 def rule_r(kappa: float, dof: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Generalised Gauss–Laguerre rule of r = (κ/√dof) χ_{dof−1} (module docstring)."""
     alpha = 0.5 * (dof - 1) - 1.0
-    u, w = special.roots_genlaguerre(n, alpha)
-    w = w / math.exp(special.gammaln(alpha + 1.0))
-    return kappa * np.sqrt(2.0 * u / dof), w
+    # Golub–Welsch for the normalised weight u^α e^(−u)/Γ(α+1) (no Γ(α+1) to overflow)
+    k = np.arange(n, dtype=np.float64)
+    diag = 2.0 * k + alpha + 1.0
+    off = np.sqrt(k[1:] * (k[1:] + alpha))
+    u, vec = linalg.eigh_tridiagonal(diag, off)
+    w = vec[0] ** 2
+    return kappa * np.sqrt(2.0 * u / dof), w / math.fsum(w)
 
 
 def product_rule(rules: tuple[tuple[np.ndarray, np.ndarray], ...],

@@ -47,6 +47,8 @@ PAD = 0.25  # automatic walls sit PAD × (reached span) beyond the reach
 PILOT_NODES = (4, 10, 10)  # particle pilot: at most this many nodes in a, s, r
 PILOT_TABLE = (24, 12)  # particle pilot: Chebyshev table nodes in s, r²
 PILOT_RTOL = 1e-6
+PILOT_KERNEL_TOL = 1e-8  # the pilot's table needs the reach only
+TRACER_WEIGHT = 1e-8  # pilot tracers: the extreme main particles of at least this weight
 PARALLEL_PARTICLES = 4000  # the threaded particle kernels from this many particles on
 
 
@@ -173,9 +175,10 @@ class SingleNeuronProblem(Problem):
             self._kernel = self._kernel_on(self.s_centers, self.r_centers)
         return self._kernel
 
-    def _kernel_on(self, s: np.ndarray, r: np.ndarray):
+    def _kernel_on(self, s: np.ndarray, r: np.ndarray, tol: float | None = None):
         kc = self.config.section("kernel")
-        return neuron_kernel(self.sigma, self.target, self.label_noise, self.d, s, r, kc["tol"],
+        return neuron_kernel(self.sigma, self.target, self.label_noise, self.d, s, r,
+                             tol or kc["tol"],
                              kc["max_terms"], kc["max_nodes"])
 
     def _characteristics(self, lag: dict, box: tuple[float, ...], pilot: bool = False
@@ -188,14 +191,16 @@ class SingleNeuronProblem(Problem):
             main = ln.initial_particles(ini, self._dof, lag["n_a"], lag["n_s"], lag["n_r"])
             parts = ln.initial_particles(ini, self._dof, min(lag["n_a"], PILOT_NODES[0]),
                                          *PILOT_NODES[1:])
-            tr = ln.extreme_tracers(main.z)
+            tr = ln.extreme_tracers(main.z, main.w, TRACER_WEIGHT)
             parts = ln.NeuronParticles(np.concatenate([parts.z, tr]),
                                        np.concatenate([parts.w, np.zeros(len(tr))]))
             sizes = PILOT_TABLE
         else:
             parts = ln.initial_particles(ini, self._dof, lag["n_a"], lag["n_s"], lag["n_r"])
             sizes = (lag["table_s"], lag["table_r"])
-        table = nf.ChebTable.build(self._kernel_on, box[2], box[3], box[4], *sizes)
+        tol = max(self.config["kernel.tol"], PILOT_KERNEL_TOL) if pilot else None
+        table = nf.ChebTable.build(lambda s, r: self._kernel_on(s, r, tol), box[2], box[3],
+                                   box[4], *sizes)
         parallel = self.config["solver.parallel"] and parts.n >= PARALLEL_PARTICLES
         return ln.NeuronCharacteristics(parts, table, self.schedule, self.lam, parallel)
 
@@ -205,8 +210,8 @@ class SingleNeuronProblem(Problem):
         (tracers included); a wall the pilot approaches is pushed out and the pilot repeated."""
         a_lo, a_hi, s_lo, s_hi, r_hi = support
         span_s = max(s_hi - s_lo, 1.0)
-        wide = [a_lo - 1.0, a_hi + 1.0, s_lo - 1.5 * span_s, s_hi + 1.5 * span_s,
-                max(3 * r_hi, 1.5)]
+        wide = [a_lo - 1.0, a_hi + 1.0, s_lo - 0.25 * span_s, s_hi + 0.25 * span_s,
+                max(1.25 * r_hi, 1.0)]
         times = stop_times(self.config, self.schedule)[1:]
         lag = self.config.section("lagrangian")
         for _ in range(6):

@@ -64,8 +64,8 @@ SCHEMA: Schema = {
     "lagrangian": {
         "n_a": Int(8, lo=1, hi=256, doc="solver.method = lagrangian: quadrature nodes in a "
                                          "(Gauss-Hermite / Gauss-Legendre; 1 for a point mass)"),
-        "n_s": Int(24, lo=2, hi=512, doc="lagrangian: Gauss-Hermite nodes in s"),
-        "n_r": Int(24, lo=2, hi=512, doc="lagrangian: generalised Gauss-Laguerre nodes in r"),
+        "n_s": Int(32, lo=2, hi=512, doc="lagrangian: Gauss-Hermite nodes in s"),
+        "n_r": Int(32, lo=2, hi=512, doc="lagrangian: generalised Gauss-Laguerre nodes in r"),
         "table_s": Int(48, lo=4, hi=512, doc="lagrangian: Chebyshev nodes of the feature table "
                                               "in s"),
         "table_r": Int(24, lo=2, hi=512, doc="lagrangian: Chebyshev nodes of the feature table "
