@@ -153,3 +153,49 @@ def test_default_cli_run_writes_particles(tmp_path):
     assert res["mean_s"][-1] == pytest.approx(np.dot(w, parts[-1, :, 1]), abs=1e-15)
     h_a = np.diff(res.grid["a_edges"])[0]
     assert np.sum(res["marginal_a"][-1]) * h_a == pytest.approx(1.0, abs=1e-13)
+
+
+def _risks(p, times):
+    return np.array([p.risk(y) for y in _run(p, times)])
+
+
+def _honest(p, times, ref):
+    """|actual| <= 3 est and est <= 100 |actual| + 1e-10 at every output (issue 14)."""
+    r = _risks(p, times)
+    comp = SingleNeuronProblem(p.companion_config())
+    assert comp.box == p.box and comp.method == p.method
+    est = np.maximum(np.abs(r - _risks(comp, times)) / (2 ** p.error_order - 1),
+                     p.risk_error_floor)
+    act = np.abs(r - ref)
+    assert np.all(act <= 3 * est) and np.all(est <= 100 * act + 1e-10), (act, est)
+    return act / est
+
+
+def test_risk_error_estimate_is_honest_on_a_small_run():
+    """Main 8 × 8 nodes with a 24 × 12 table; companion 6 × 6 and 16 × 8; reference 24 × 24
+    nodes and a 48 × 24 table (its own error ~1e-13).  Measured act/est 0.03 .. 1."""
+    times = [0.5, 1.0, 2.0]
+    ref = _risks(_problem(["lagrangian.n_s=24", "lagrangian.n_r=24", "lagrangian.table_s=48",
+                           "lagrangian.table_r=24"]), times)
+    p = _problem()
+    assert p.error_order == pytest.approx(math.log2(11))
+    _honest(p, times, ref)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("over", [[], ["model.activation=erf", "model.target=tanh"],
+                                  ["init.s0=0.3", "init.a_law=gaussian", "init.a_std=0.1"],
+                                  ["noise.lam=0.05"], ["model.d=10", "init.kappa=0.8"],
+                                  ["model.activation=relu"]])
+def test_risk_error_estimate_is_honest_at_the_defaults(over):
+    """Default resolution on the automatic walls against 48 × 48 (16 in a) nodes, a 64 × 32
+    table and rtol 1e-12 on the same walls, t <= 8."""
+    times = [0.5, 1.0, 2.0, 4.0, 8.0]
+    cfg = default_config("single-neuron").with_overrides(["time.n_outputs=17", *over])
+    p = SingleNeuronProblem(cfg)
+    walls = {f"grid.{k}": float(v)
+             for k, v in zip(("a_min", "a_max", "s_min", "s_max", "r_max"), p.box, strict=True)}
+    ref = _risks(SingleNeuronProblem(cfg.replace({
+        **walls, "lagrangian.n_s": 48, "lagrangian.n_r": 48, "lagrangian.n_a": 16,
+        "lagrangian.table_s": 64, "lagrangian.table_r": 32, "solver.rtol": 1e-12})), times)
+    _honest(p, times, ref)
