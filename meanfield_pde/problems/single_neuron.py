@@ -39,7 +39,9 @@ companion is the same method on the same walls, coarser.  Finite volumes: half t
 p = 1 (measured act/est 0.7 .. 1.1 on the default, 0.12 .. 0.24 with a Gaussian a-law).
 Characteristics: 3/4 of the nodes per direction and a table with 8 × 4 nodes fewer; the table
 error dominates and converges spectrally for analytic σ and f_* (the companion's error is
-10 .. 1000× larger: p = log2(11), i.e. est = diff/10; measured act/est 0.02 .. 1.9), and
+3 .. 1000× larger: p = log2(7), i.e. est = diff/6; measured act/est 0.01 .. 1.6 over
+default, coarse (8 × 8 nodes, 24 × 12 table), mid (12 × 12, 32 × 16), erf/tanh, Gaussian a and
+s0 = 0.3, λ = 0.05, sigmoid d = 100, d = 10 κ = 0.8 (wide box: the slowest table), and
 algebraically for kinked ones (relu, ramp: p = 1).  Below ``RISK_ERROR_FLOOR`` both errors are
 round-off (a risk of ~1e-3 from terms of ~0.4), and the estimate is that floor.
 """
@@ -79,11 +81,12 @@ PILOT_RTOL = 1e-6
 PILOT_KERNEL_TOL = 1e-8  # the pilot's table needs the reach only
 RISK_ERROR_FLOOR = 1e-12  # round-off of the risk (terms ~R# cancel to ~1e-3): the smallest estimate
 FV_ORDER = 1.0  # error_order of the finite volumes (module docstring)
-LAGRANGIAN_ORDER_ANALYTIC = math.log2(11.0)
+LAGRANGIAN_ORDER_ANALYTIC = math.log2(7.0)
 LAGRANGIAN_ORDER_KINKED = 1.0
 COMPANION_TABLE_DROP = (8, 4)  # the companion's table: this many Chebyshev nodes fewer in s, r²
 TRACER_WEIGHT = 1e-8  # pilot tracers: the extreme main particles of at least this weight
-PARALLEL_PARTICLES = 4000  # the threaded particle kernels from this many particles on
+PARALLEL_PARTICLES = 20000  # threaded particle kernels from here (measured +10 % at 4000 on a
+# loaded 2-core machine, where a barrier can also cost several times: serial below)
 
 
 def _normal_law(edges: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -614,8 +617,8 @@ class SingleNeuronProblem(Problem):
     @property
     def error_order(self) -> float:
         """p of the estimate |R − R_companion| / (2^p − 1) (measured, see the module docstring):
-        finite volumes 1 (half the cells); characteristics of an analytic σ and f_* log2(11)
-        (the companion's table has 8 × 4 nodes fewer: the spectral error drops ~10–1000×);
+        finite volumes 1 (half the cells); characteristics of an analytic σ and f_* log2(7)
+        (the companion's table has 8 × 4 nodes fewer: the spectral error drops ~3–1000×);
         a kinked σ or f_* (relu, ramp: algebraic convergence of the table) 1."""
         if self.lagrangian is None:
             return FV_ORDER
