@@ -163,7 +163,7 @@ def _honest(p, times, ref):
     """|actual| <= 3 est and est <= 100 |actual| + 1e-10 at every output (issue 14)."""
     r = _risks(p, times)
     comp = SingleNeuronProblem(p.companion_config())
-    assert comp.box == p.box and comp.method == p.method
+    assert np.allclose(comp.box, p.box, rtol=1e-14, atol=1e-15) and comp.method == p.method
     est = np.maximum(np.abs(r - _risks(comp, times)) / (2 ** p.error_order - 1),
                      p.risk_error_floor)
     act = np.abs(r - ref)
