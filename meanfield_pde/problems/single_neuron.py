@@ -36,7 +36,10 @@ singularity of the features at s = r = 0): table 24×12 / 32×16 / 48×24 → 2e
 
 Error estimate (``risk_error`` = |R − R_companion| / (2^p − 1), :attr:`error_order`): the
 companion is the same method on the same walls, coarser.  Finite volumes: half the cells,
-p = 1 (measured act/est 0.7 .. 1.1 on the default, 0.12 .. 0.24 with a Gaussian a-law).
+p = 1 (measured act/est 0.7 .. 1.1 on the default, 0.12 .. 0.24 with a Gaussian a-law).  With
+noise the time error of the semi-implicit steps (first order in dt_max) dominates: the companion
+also doubles solver.dt_max and p = 0.5, est = 2.4 diff (β = 50, λ = 0.1, t <= 2 against
+48 × 96 × 96 cells at dt_max/4: act/est 1.8, 0.55, 0.44; with p = 1 it was 4.4).
 Characteristics: 3/4 of the nodes per direction and a table with 8 × 4 nodes fewer; the table
 error dominates and converges spectrally for analytic σ and f_* (the companion's error is
 3 .. 1000× larger: p = log2(7), i.e. est = diff/6; measured act/est 0.01 .. 1.6 over
@@ -82,6 +85,7 @@ PILOT_RTOL = 1e-6
 PILOT_KERNEL_TOL = 1e-8  # the pilot's table needs the reach only
 RISK_ERROR_FLOOR = 1e-12  # round-off of the risk (terms ~R# cancel to ~1e-3): the smallest estimate
 FV_ORDER = 1.0  # error_order of the finite volumes (module docstring)
+FV_ORDER_NOISY = 0.5  # with noise (companion: half the cells and twice solver.dt_max)
 LAGRANGIAN_ORDER_ANALYTIC = math.log2(7.0)
 LAGRANGIAN_ORDER_KINKED = 0.5
 COMPANION_TABLE_DROP = (8, 4)  # the companion's table: this many Chebyshev nodes fewer in s, r²
@@ -618,12 +622,13 @@ class SingleNeuronProblem(Problem):
     @property
     def error_order(self) -> float:
         """p of the estimate |R − R_companion| / (2^p − 1) (measured, see the module docstring):
-        finite volumes 1 (half the cells); characteristics of an analytic σ and f_* log2(7)
+        finite volumes 1 (half the cells), with noise 0.5 (half the cells and twice dt_max:
+        the semi-implicit steps' first-order time error dominates); characteristics of an analytic σ and f_* log2(7)
         (the companion's table has 8 × 4 nodes fewer: the spectral error drops ~3–1000×);
         a kinked σ or f_* (relu, ramp: irregular algebraic convergence of the table) 0.5
         (est = 2.4 × diff: relu default measured act/est 0.1 .. 1.9)."""
         if self.lagrangian is None:
-            return FV_ORDER
+            return FV_ORDER_NOISY if self.noisy else FV_ORDER
         smooth = not any(isinstance(f, PiecewiseLinearActivation)
                          for f in (self.sigma, self.target))
         return LAGRANGIAN_ORDER_ANALYTIC if smooth else LAGRANGIAN_ORDER_KINKED
@@ -642,9 +647,11 @@ class SingleNeuronProblem(Problem):
                                    for k, v in zip(WALLS, self.box, strict=True)})
         if self.lagrangian is None:
             g = self.config.section("grid")
-            return cfg.replace({"grid.n_a": max(4, g["n_a"] // 2),
-                                "grid.n_s": max(8, g["n_s"] // 2),
-                                "grid.n_r": max(8, g["n_r"] // 2)})
+            half = {"grid.n_a": max(4, g["n_a"] // 2), "grid.n_s": max(8, g["n_s"] // 2),
+                    "grid.n_r": max(8, g["n_r"] // 2)}
+            if self.noisy:  # the semi-implicit steps' first-order time error: twice dt_max
+                half["solver.dt_max"] = 2.0 * self.config["solver.dt_max"]
+            return cfg.replace(half)
         lag = self.config.section("lagrangian")
         coarse = {f"lagrangian.{k}": max(2, lag[k] - lag[k] // 4) for k in ("n_s", "n_r")}
         coarse["lagrangian.n_a"] = max(1, lag["n_a"] - lag["n_a"] // 4)
