@@ -623,7 +623,8 @@ class SingleNeuronProblem(Problem):
     def error_order(self) -> float:
         """p of the estimate |R − R_companion| / (2^p − 1) (measured, see the module docstring):
         finite volumes 1 (half the cells), with noise 0.5 (half the cells and twice dt_max:
-        the semi-implicit steps' first-order time error dominates); characteristics of an analytic σ and f_* log2(7)
+        the semi-implicit steps' first-order time error dominates); characteristics of an
+        analytic σ and f_* log2(7)
         (the companion's table has 8 × 4 nodes fewer: the spectral error drops ~3–1000×);
         a kinked σ or f_* (relu, ramp: irregular algebraic convergence of the table) 0.5
         (est = 2.4 × diff: relu default measured act/est 0.1 .. 1.9)."""
