@@ -153,6 +153,11 @@ def test_default_cli_run_writes_particles(tmp_path):
     assert res["mean_s"][-1] == pytest.approx(np.dot(w, parts[-1, :, 1]), abs=1e-15)
     h_a = np.diff(res.grid["a_edges"])[0]
     assert np.sum(res["marginal_a"][-1]) * h_a == pytest.approx(1.0, abs=1e-13)
+    png = tmp_path / "sn.png"
+    pl = run_module("plot", out, "-o", png, timeout=300)
+    assert pl.returncode == 0 and png.stat().st_size > 20_000
+    info = run_module("info", out, timeout=300)
+    assert info.returncode == 0 and "lagrangian" in info.stdout
 
 
 def _risks(p, times):
