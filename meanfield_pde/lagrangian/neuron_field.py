@@ -12,8 +12,9 @@ beyond the box the field is continued by its value at the nearest point of the b
 from their values at the first-kind Chebyshev nodes (x_i = cos(π(i + ½)/n_s), likewise y_k),
 computed once by :func:`~meanfield_pde.problems.neuron_kernel.neuron_kernel`.  The kernel in
 coefficient space, K = Σ_q w_q vec C^q (vec C^q)ᵀ (N × N, N = n_s n_r, positive semi-definite),
-is factored by an SVD as K = E Eᵀ, E (N × k), dropping directions of K below ``RANK_TOL`` of its
-largest eigenvalue.  Then with the particle moments B_ik = Σ_p w_p a_p T_i(x_p) T_k(y_p):
+is factored as K = E Eᵀ, E = C V (N × k) from the eigenvectors V of the Q × Q Gram matrix
+Cᵀ C, dropping directions below ``RANK_TOL`` of its largest eigenvalue.  Then with the particle
+moments B_ik = Σ_p w_p a_p T_i(x_p) T_k(y_p):
 
     m = Eᵀ vec B (k,),   Φ = −C^v + E m  (coefficients of φ),   φ(z_p) = Σ_ik Φ_ik T_i T_k,
     R(ρ̂) = R# − 2⟨C^v, B⟩ + |m|²      (the risk of the interpolated kernel),
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..fv.variants import serial_and_parallel
 
@@ -89,10 +91,14 @@ class ChebTable:
         cv = ts @ k.v @ tr.T
         q = k.feats.shape[0]
         f = k.feats.reshape(q, n_s, n_r) * np.sqrt(k.weights)[:, None, None]
-        c = np.einsum("ai,qij,bj->abq", ts, f, tr).reshape(n_s * n_r, q)
-        u, sv, _ = np.linalg.svd(c, full_matrices=False)
-        keep = sv * sv > RANK_TOL * sv[0] ** 2 if sv.size and sv[0] > 0 else sv > 0
-        e = np.ascontiguousarray(u[:, keep] * sv[keep])
+        # one BLAS thread: OpenBLAS' spinning threads cost up to 40x on a loaded machine
+        with threadpool_limits(limits=1, user_api="blas"):
+            c = np.ascontiguousarray(((ts @ f) @ tr.T).transpose(1, 2, 0)).reshape(n_s * n_r, q)
+            # K = C Cᵀ = (C V)(C V)ᵀ with Cᵀ C = V Λ Vᵀ (Q × Q: cheaper than an SVD of C)
+            lam, vec = np.linalg.eigh(c.T @ c)
+            top = float(lam[-1]) if lam.size else 0.0
+            keep = lam > RANK_TOL * top if top > 0 else lam > 0
+            e = np.ascontiguousarray(c @ vec[:, keep])
         table = cls(float(s_lo), float(s_hi), float(r_max), np.ascontiguousarray(cv), e,
                     float(k.r_sharp))
         table.kernel = k
