@@ -27,12 +27,7 @@ Two methods (``solver.method``; "auto" = characteristics without noise, finite v
   and means, the deposited density / marginals (each weight in the cell holding its particle:
   exact cell masses of the particle measure) and ``particles``; ``grid/particle_weights``.
 
-Accuracy of the characteristics (default, tanh, d = 30, κ = 0.5, a = 1, t <= 8, on the same
-walls against 48 × 48 (16 in a) nodes, a 64 × 32 table and rtol 1e-12): quadrature errors in
-the risk 1.3e-9 / 4.7e-10 / 5e-12 / 1e-13 at 6 / 8 / 12 / 16 nodes per direction; table errors
-7e-6 / 2.6e-6 / 4e-8 / 7e-11 / 1.2e-13 at 12×6 / 16×8 / 24×12 / 32×16 / 48×24 nodes; time
-error (rtol 1e-6 .. 1e-10) <= 1e-13 (the steps are set by the output times).  relu (a corner
-singularity of the features at s = r = 0): table 24×12 / 32×16 / 48×24 → 2e-5 / 3.7e-6 / 9e-8.
+Accuracy, speed and the choice of a table: :mod:`..lagrangian.neuron`.
 
 Error estimate (``risk_error`` = |R − R_companion| / (2^p − 1), :attr:`error_order`): the
 companion is the same method on the same walls, coarser.  Finite volumes: half the cells,
@@ -66,6 +61,7 @@ from ..fv.bundles import Grid3, Kernel3, Noise, StepSizes, Xi
 from ..fv.threads import ThreadChooser
 from ..lagrangian import neuron as ln
 from ..lagrangian import neuron_field as nf
+from ..lagrangian import neuron_setup as setup
 from ..schedule import Schedule, stop_times
 from . import single_neuron_plots
 from .base import WARMUP_RESET, CarriesDt, Problem, Stepper, StepReport, resolve_method
@@ -79,19 +75,12 @@ WALLS = ("a_min", "a_max", "s_min", "s_max", "r_max")
 PILOT_CELLS = (16, 32, 32)  # (n_a, n_s, n_r) of the pilot run that sizes the automatic box
 PILOT_TAIL = 1e-4  # the pilot's reach: marginal mass beyond it < PILOT_TAIL
 PAD = 0.25  # automatic walls sit PAD × (reached span) beyond the reach
-PILOT_NODES = (4, 10, 10)  # particle pilot: at most this many nodes in a, s, r
-PILOT_TABLE = (24, 12)  # particle pilot: Chebyshev table nodes in s, r²
-PILOT_RTOL = 1e-6
-PILOT_KERNEL_TOL = 1e-8  # the pilot's table needs the reach only
 RISK_ERROR_FLOOR = 1e-12  # round-off of the risk (terms ~R# cancel to ~1e-3): the smallest estimate
 FV_ORDER = 1.0  # error_order of the finite volumes (module docstring)
 FV_ORDER_NOISY = 0.5  # with noise (companion: half the cells and twice solver.dt_max)
 LAGRANGIAN_ORDER_ANALYTIC = math.log2(7.0)
 LAGRANGIAN_ORDER_KINKED = 0.5
 COMPANION_TABLE_DROP = (8, 4)  # the companion's table: this many Chebyshev nodes fewer in s, r²
-TRACER_WEIGHT = 1e-8  # pilot tracers: the extreme main particles of at least this weight
-PARALLEL_PARTICLES = 20000  # threaded particle kernels from here (measured +10 % at 4000 on a
-# loaded 2-core machine, where a barrier can also cost several times: serial below)
 
 
 def _normal_law(edges: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -204,15 +193,14 @@ class SingleNeuronProblem(Problem):
         if self.method == "lagrangian":
             box = pilot_box or self._choose_box(ini, grid, self._lagrangian_reach)
             self._build_grid(ini, grid, box)
-            self.lagrangian = self._characteristics(cfg.section("lagrangian"), self.box)
+            self.lagrangian = setup.characteristics(self, cfg.section("lagrangian"), self.box)
         else:
             box = pilot_box or self._choose_box(ini, grid, self._pilot_reach)
             self._build_grid(ini, grid, box)
 
     @property
     def kernel(self):
-        """The separable kernel on the (s, r) cell centres of the grid (finite volumes; built on
-        first use by the Lagrangian method, e.g. for the self-interaction of a validation)."""
+        """The separable kernel on the grid's (s, r) centres (characteristics: on first use)."""
         if self._kernel is None:
             self._kernel = self._kernel_on(self.s_centers, self.r_centers)
         return self._kernel
@@ -223,62 +211,9 @@ class SingleNeuronProblem(Problem):
                              tol or kc["tol"],
                              kc["max_terms"], kc["max_nodes"])
 
-    def _characteristics(self, lag: dict, box: tuple[float, ...], pilot: bool = False
-                         ) -> ln.NeuronCharacteristics:
-        """The particle system on the table box [s_min, s_max] × [0, r_max] of ``box``
-        (the pilot: a 4 × 10 × 10 rule, a 24 × 12 table, plus zero-weight tracers at the
-        extreme nodes of the main rule)."""
-        ini = self.config.section("init")
-        if pilot:
-            main = ln.initial_particles(ini, self._dof, lag["n_a"], lag["n_s"], lag["n_r"])
-            parts = ln.initial_particles(ini, self._dof, min(lag["n_a"], PILOT_NODES[0]),
-                                         *PILOT_NODES[1:])
-            tr = ln.extreme_tracers(main.z, main.w, TRACER_WEIGHT)
-            parts = ln.NeuronParticles(np.concatenate([parts.z, tr]),
-                                       np.concatenate([parts.w, np.zeros(len(tr))]))
-            sizes = PILOT_TABLE
-        else:
-            parts = ln.initial_particles(ini, self._dof, lag["n_a"], lag["n_s"], lag["n_r"])
-            sizes = (lag["table_s"], lag["table_r"])
-        tol = max(self.config["kernel.tol"], PILOT_KERNEL_TOL) if pilot else None
-        table = nf.ChebTable.build(lambda s, r: self._kernel_on(s, r, tol), box[2], box[3],
-                                   box[4], *sizes)
-        parallel = self.config["solver.parallel"] and parts.n >= PARALLEL_PARTICLES
-        return ln.NeuronCharacteristics(parts, table, self.schedule, self.lam, parallel)
-
     def _lagrangian_reach(self, support: tuple[float, ...], fixed: dict[str, float]) -> dict:
-        """Automatic walls from a coarse particle pilot (:meth:`_characteristics`) on a wide
-        box: the walls go ``PAD`` × (reached span) beyond the reach of every pilot particle
-        (tracers included); a wall the pilot approaches is pushed out and the pilot repeated."""
-        a_lo, a_hi, s_lo, s_hi, r_hi = support
-        span_s = max(s_hi - s_lo, 1.0)
-        wide = [a_lo - 1.0, a_hi + 1.0, s_lo - 0.25 * span_s, s_hi + 0.25 * span_s,
-                max(1.25 * r_hi, 1.0)]
-        times = stop_times(self.config, self.schedule)[1:]
-        lag = self.config.section("lagrangian")
-        for _ in range(6):
-            box = tuple(fixed.get(k, w) for k, w in zip(WALLS, wide, strict=True))
-            system = self._characteristics(lag, box, pilot=True)
-            y = system.particles.z.ravel().copy()
-            reach = ln.pilot_reach(system, y, times, PILOT_RTOL)
-            near = [WALLS[i] not in fixed and i >= 2 and not (
-                abs(reach[i] - box[i]) >= 0.1 * (box[3] - box[2] if i < 4 else box[4]))
-                for i in range(5)]
-            near[4] = near[4] or not np.all(np.isfinite(y))
-            if not any(near):
-                break
-            for i, hit in enumerate(near):
-                if hit:  # double the box towards that wall
-                    span = wide[3] - wide[2] if i < 4 else wide[4]
-                    wide[i] += -span if i == 2 else span
-        else:
-            raise SolverError(
-                "particles keep moving towards the walls of the pilot box; set grid.s_min, "
-                "grid.s_max and grid.r_max explicitly or shorten time.t_end")
-        lo_a, hi_a, lo_s, hi_s, hi_r = reach
-        pad_a, pad_s = PAD * (hi_a - lo_a) + 1e-3, PAD * (hi_s - lo_s)
-        return {"a_min": lo_a - pad_a, "a_max": hi_a + pad_a, "s_min": lo_s - pad_s,
-                "s_max": hi_s + pad_s, "r_max": (1 + PAD) * hi_r}
+        """Automatic walls from a particle pilot (:mod:`..lagrangian.neuron_setup`)."""
+        return setup.pilot_walls(self, support, fixed, WALLS, PAD)
 
     @classmethod
     def warmup(cls, cfg: Config) -> None:
@@ -498,7 +433,7 @@ class SingleNeuronProblem(Problem):
 
     def snapshot(self, state: np.ndarray) -> dict[str, float | np.ndarray]:
         if self.lagrangian is not None:
-            return self._particle_snapshot(state)
+            return setup.particle_snapshot(self, state)
         ma, ms, mr = self.marginals(state)
         mass = float(ma.sum() * self.h_a)
         return {
@@ -509,23 +444,6 @@ class SingleNeuronProblem(Problem):
             "mean_r": float(np.dot(self.r_centers, mr) * self.h_r / mass),
             "marginal_a": ma, "marginal_s": ms, "marginal_r": mr, "density": state.copy(),
         }
-
-    def _particle_snapshot(self, state: np.ndarray) -> dict[str, float | np.ndarray]:
-        """Risk, mass and means from the particles; marginals and density deposited."""
-        sysm = self.lagrangian
-        z = state.reshape(-1, 3)
-        w = sysm.w
-        mass = math.fsum(w)
-        rho = self.density(state)
-        ma, ms, mr = (rho.sum(axis=(1, 2)) * self.h_s * self.h_r,
-                      rho.sum(axis=(0, 2)) * self.h_a * self.h_r,
-                      rho.sum(axis=(0, 1)) * self.h_a * self.h_s)
-        risk = sysm.risk(state)
-        extra = ({"free_energy": 0.5 * risk + 0.5 * self.lam * sysm.l2(state)}
-                 if self.lam > 0 else {})
-        means = {f"mean_{x}": float(np.dot(w, z[:, c]) / mass) for c, x in enumerate("asr")}
-        return {"risk": risk, "mass": mass, **extra, **means, "marginal_a": ma,
-                "marginal_s": ms, "marginal_r": mr, "density": rho, "particles": z.copy()}
 
     def min_density(self, state: np.ndarray) -> float:
         return float(np.min(self.density(state)))
@@ -621,13 +539,8 @@ class SingleNeuronProblem(Problem):
     # ------------------------------------------------------------ the a-posteriori estimate
     @property
     def error_order(self) -> float:
-        """p of the estimate |R − R_companion| / (2^p − 1) (measured, see the module docstring):
-        finite volumes 1 (half the cells), with noise 0.5 (half the cells and twice dt_max:
-        the semi-implicit steps' first-order time error dominates); characteristics of an
-        analytic σ and f_* log2(7)
-        (the companion's table has 8 × 4 nodes fewer: the spectral error drops ~3–1000×);
-        a kinked σ or f_* (relu, ramp: irregular algebraic convergence of the table) 0.5
-        (est = 2.4 × diff: relu default measured act/est 0.1 .. 1.9)."""
+        """p of the estimate |R − R_companion| / (2^p − 1), measured (module docstring): FV 1,
+        with noise 0.5; characteristics log2(7), with a kinked σ or f_* 0.5."""
         if self.lagrangian is None:
             return FV_ORDER_NOISY if self.noisy else FV_ORDER
         smooth = not any(isinstance(f, PiecewiseLinearActivation)
