@@ -32,17 +32,19 @@ Accuracy, speed and the choice of a table: :mod:`..lagrangian.neuron`.
 Error estimate (``risk_error`` = |R − R_companion| / (2^p − 1), :attr:`error_order`): the
 companion is the same method on the same walls, coarser.  Finite volumes: half the cells,
 p = 1 (measured act/est 0.7 .. 1.1 on the default, 0.12 .. 0.24 with a Gaussian a-law).  With
-noise the time error of the semi-implicit steps (first order in dt_max) dominates: the companion
-also doubles solver.dt_max and p = 0.5, est = 2.4 diff (β = 50, λ = 0.1, t <= 2 against
-48 × 96 × 96 cells at dt_max/4: act/est 1.8, 0.55, 0.44; with p = 1 it was 4.4).
+noise the semi-implicit steps' first-order time error dominates: the companion also doubles
+dt_max, p = 0.5 (β = 50, λ = 0.1, t <= 2: act/est 1.8, 0.55, 0.44; with p = 1 it was 4.4).
 Characteristics: 3/4 of the nodes per direction and a table with 8 × 4 nodes fewer; the table
-error dominates and converges spectrally for analytic σ and f_* (the companion's error is
-3 .. 1000× larger: p = log2(7), i.e. est = diff/6; measured act/est 0.01 .. 1.6 over
-default, coarse (8 × 8 nodes, 24 × 12 table), mid (12 × 12, 32 × 16), erf/tanh, Gaussian a and
-s0 = 0.3, λ = 0.05, sigmoid d = 100, d = 10 κ = 0.8 (wide box: the slowest table), and
+error dominates, spectral for analytic σ and f_* (the companion's 3 .. 1000× larger: p =
+log2(7), est = diff/6; act/est 0.01 .. 1.6 over default, coarse (8 × 8 nodes, 24 × 12 table),
+mid (12 × 12, 32 × 16), erf/tanh, Gaussian a with s0 = 0.3, λ = 0.05, sigmoid d = 100,
+d = 10 κ = 0.8), and
 irregularly (algebraically) for kinked ones (relu, ramp: p = 0.5, est = 2.4 diff; relu
-default: act/est 0.1 .. 1.9).  Below ``RISK_ERROR_FLOOR`` both errors are
-round-off (a risk of ~1e-3 from terms of ~0.4), and the estimate is that floor.
+default: act/est 0.1 .. 1.9, uniform a: 0.05 .. 0.09).  Known misses: on a very wide box the
+table is pre-asymptotic and the estimate low (softplus student, tanh teacher: s in [−10, 5.8],
+error 4e-6, act/est up to 35: raise lagrangian.table_s there); an error passing through zero
+makes it high (relu, s0 = 0.3, d = 10 at t = 0.5: est/act 590).  Below ``RISK_ERROR_FLOOR``
+both are round-off (a risk of ~1e-3 from terms of ~0.4): the estimate is that floor.
 """
 
 from __future__ import annotations
