@@ -26,8 +26,7 @@ Two methods (``solver.method``; "auto" = characteristics without noise, finite v
   tracers at the extreme main particles of weight >= 1e-8); snapshots carry the particle risk
   and means, the deposited density / marginals (each weight in the cell holding its particle:
   exact cell masses of the particle measure) and ``particles``; ``grid/particle_weights``.
-
-Accuracy, speed and the choice of a table: :mod:`..lagrangian.neuron`.
+  Accuracy, speed and the choice of a table: :mod:`..lagrangian.neuron`.
 
 Error estimate (``risk_error`` = |R − R_companion| / (2^p − 1), :attr:`error_order`): the
 companion is the same method on the same walls, coarser.  Finite volumes: half the cells,
@@ -78,10 +77,10 @@ PILOT_CELLS = (16, 32, 32)  # (n_a, n_s, n_r) of the pilot run that sizes the au
 PILOT_TAIL = 1e-4  # the pilot's reach: marginal mass beyond it < PILOT_TAIL
 PAD = 0.25  # automatic walls sit PAD × (reached span) beyond the reach
 RISK_ERROR_FLOOR = 1e-12  # round-off of the risk (terms ~R# cancel to ~1e-3): the smallest estimate
-FV_ORDER = 1.0  # error_order of the finite volumes (module docstring)
-FV_ORDER_NOISY = 0.5  # with noise (companion: half the cells and twice solver.dt_max)
-LAGRANGIAN_ORDER_ANALYTIC = math.log2(7.0)
-LAGRANGIAN_ORDER_KINKED = 0.5
+# error_order (module docstring): finite volumes without / with noise, characteristics of an
+# analytic / a kinked σ or f_*
+FV_ORDER, FV_ORDER_NOISY, LAGRANGIAN_ORDER_ANALYTIC, LAGRANGIAN_ORDER_KINKED = (
+    1.0, 0.5, math.log2(7.0), 0.5)
 COMPANION_TABLE_DROP = (8, 4)  # the companion's table: this many Chebyshev nodes fewer in s, r²
 
 
@@ -541,8 +540,7 @@ class SingleNeuronProblem(Problem):
     # ------------------------------------------------------------ the a-posteriori estimate
     @property
     def error_order(self) -> float:
-        """p of the estimate |R − R_companion| / (2^p − 1), measured (module docstring): FV 1,
-        with noise 0.5; characteristics log2(7), with a kinked σ or f_* 0.5."""
+        """p of the estimate |R − R_companion| / (2^p − 1), measured (module docstring)."""
         if self.lagrangian is None:
             return FV_ORDER_NOISY if self.noisy else FV_ORDER
         smooth = not any(isinstance(f, PiecewiseLinearActivation)
