@@ -13,6 +13,37 @@ potential is linear in a, Ψ(z; ρ̄) = a φ(s, r; ρ̄), with
 on a box [a_min, a_max] × [−s_max, s_max] × [0, r_max] with no-flux walls (∂_rΨ = 0 at r = 0 by
 symmetry).  Initial law: a ~ P_A, s ~ N(0, κ²/d), r ~ (κ/√d) χ_{d−1}, independent, as exact cell
 averages (a point mass in a sits in one cell); ``init.s0`` shifts the mean of s.
+
+Two methods (``solver.method``; "auto" = characteristics without noise, finite volumes with):
+
+* **fv** — the finite volumes above (:mod:`..fv.stepper3d`, :mod:`..fv.driftdiffusion3d`).
+* **lagrangian** (noiseless only, with or without the ℓ2 term λ) — weighted characteristics
+  (:mod:`..lagrangian.neuron`): particles from the tensor Gauss rule of ρ̄_0
+  (``[lagrangian] n_a, n_s, n_r``), moved by dz/dt = −2ξ∇Ψ_λ with φ from a Chebyshev table on
+  [s_min, s_max] × [0, r_max] (``table_s, table_r``), DOP853 at ``solver.rtol``.  The state is
+  the flat (P, 3) positions; the output grid is the finite-volume grid of the config, its
+  automatic walls from a particle pilot (4 × 10 × 10 nodes, a 24 × 12 table, zero-weight
+  tracers at the extreme main particles of weight >= 1e-8); snapshots carry the particle risk
+  and means, the deposited density / marginals (each weight in the cell holding its particle:
+  exact cell masses of the particle measure) and ``particles``; ``grid/particle_weights``.
+  Accuracy, speed and the choice of a table: :mod:`..lagrangian.neuron`.
+
+Error estimate (``risk_error`` = |R − R_companion| / (2^p − 1), :attr:`error_order`): the
+companion is the same method on the same walls, coarser.  Finite volumes: half the cells,
+p = 1 (measured act/est 0.7 .. 1.1 on the default, 0.12 .. 0.24 with a Gaussian a-law).  With
+noise the semi-implicit steps' first-order time error dominates: the companion also doubles
+dt_max, p = 0.5 (β = 50, λ = 0.1, t <= 2: act/est 1.8, 0.55, 0.44; with p = 1 it was 4.4).
+Characteristics: 3/4 of the nodes per direction and a table with 8 × 4 nodes fewer; the table
+error dominates, spectral for analytic σ and f_* (the companion's 3 .. 1000× larger: p =
+log2(7), est = diff/6; act/est 0.01 .. 1.6 over default, coarse (8 × 8 nodes, 24 × 12 table),
+mid (12 × 12, 32 × 16), erf/tanh, Gaussian a with s0 = 0.3, λ = 0.05, sigmoid d = 100,
+d = 10 κ = 0.8), and
+irregularly (algebraically) for kinked ones (relu, ramp: p = 0.5, est = 2.4 diff; relu
+default: act/est 0.1 .. 1.9, uniform a: 0.05 .. 0.09).  Known misses: on a very wide box the
+table is pre-asymptotic and the estimate low (softplus student, tanh teacher: s in [−10, 5.8],
+error 4e-6, act/est up to 35: raise lagrangian.table_s there); an error passing through zero
+makes it high (relu, s0 = 0.3, d = 10 at t = 0.5: est/act 590).  Below ``RISK_ERROR_FLOOR``
+both are round-off (a risk of ~1e-3 from terms of ~0.4): the estimate is that floor.
 """
 
 from __future__ import annotations
@@ -22,18 +53,21 @@ import math
 import numpy as np
 from scipy import special
 
-from ..activations import get_activation
+from ..activations import PiecewiseLinearActivation, get_activation
 from ..config import Config
 from ..errors import ConfigError, SolverError, WallReached
 from ..fv import driftdiffusion3d as dd3
 from ..fv import stepper3d
 from ..fv.bundles import Grid3, Kernel3, Noise, StepSizes, Xi
 from ..fv.threads import ThreadChooser
+from ..lagrangian import neuron as ln
+from ..lagrangian import neuron_field as nf
+from ..lagrangian import neuron_setup as setup
 from ..schedule import Schedule, stop_times
 from . import single_neuron_plots
-from .base import WARMUP_RESET, CarriesDt, Problem, Stepper, StepReport
+from .base import WARMUP_RESET, CarriesDt, Problem, Stepper, StepReport, resolve_method
 from .gaussians import chi_law, chi_quantile
-from .neuron_kernel import neuron_kernel
+from .neuron_kernel import neuron_kernel, r_sharp
 from .registry import register
 from .single_neuron_particles import SingleNeuronParticles
 from .single_neuron_schema import SCHEMA
@@ -42,6 +76,12 @@ WALLS = ("a_min", "a_max", "s_min", "s_max", "r_max")
 PILOT_CELLS = (16, 32, 32)  # (n_a, n_s, n_r) of the pilot run that sizes the automatic box
 PILOT_TAIL = 1e-4  # the pilot's reach: marginal mass beyond it < PILOT_TAIL
 PAD = 0.25  # automatic walls sit PAD × (reached span) beyond the reach
+RISK_ERROR_FLOOR = 1e-12  # round-off of the risk (terms ~R# cancel to ~1e-3): the smallest estimate
+# error_order (module docstring): finite volumes without / with noise, characteristics of an
+# analytic / a kinked σ or f_*
+FV_ORDER, FV_ORDER_NOISY, LAGRANGIAN_ORDER_ANALYTIC, LAGRANGIAN_ORDER_KINKED = (
+    1.0, 0.5, math.log2(7.0), 0.5)
+COMPANION_TABLE_DROP = (8, 4)  # the companion's table: this many Chebyshev nodes fewer in s, r²
 
 
 def _normal_law(edges: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -130,7 +170,8 @@ class SingleNeuronProblem(Problem):
         noise = cfg.section("noise")
         self.beta, self.lam = noise["beta"], noise["lam"]
         self.noisy = math.isfinite(self.beta)
-        if not self.noisy and self.lam > 0.0:
+        self.method = resolve_method(cfg)
+        if self.method == "fv" and not self.noisy and self.lam > 0.0:
             raise ConfigError("noise.lam > 0 without noise is not supported for single-neuron "
                               "(the noiseless 3-D stepper needs Psi linear in a); set noise.beta")
         if self.noisy:
@@ -148,12 +189,32 @@ class SingleNeuronProblem(Problem):
                                   "use 'semi-implicit' for single-neuron")
         ini, grid = cfg.section("init"), cfg.section("grid")
         self._dof = self._init_dof(ini)
-        box = pilot_box or self._choose_box(ini, grid)
-        self._build_grid(ini, grid, box)
-        kc = cfg.section("kernel")
-        self.kernel = neuron_kernel(self.sigma, self.target, self.label_noise, self.d,
-                                    self.s_centers, self.r_centers, kc["tol"], kc["max_terms"],
-                                    kc["max_nodes"])
+        self._kernel = None
+        self.lagrangian = None
+        if self.method == "lagrangian":
+            box = pilot_box or self._choose_box(ini, grid, self._lagrangian_reach)
+            self._build_grid(ini, grid, box)
+            self.lagrangian = setup.characteristics(self, cfg.section("lagrangian"), self.box)
+        else:
+            box = pilot_box or self._choose_box(ini, grid, self._pilot_reach)
+            self._build_grid(ini, grid, box)
+
+    @property
+    def kernel(self):
+        """The separable kernel on the grid's (s, r) centres (characteristics: on first use)."""
+        if self._kernel is None:
+            self._kernel = self._kernel_on(self.s_centers, self.r_centers)
+        return self._kernel
+
+    def _kernel_on(self, s: np.ndarray, r: np.ndarray, tol: float | None = None):
+        kc = self.config.section("kernel")
+        return neuron_kernel(self.sigma, self.target, self.label_noise, self.d, s, r,
+                             tol or kc["tol"],
+                             kc["max_terms"], kc["max_nodes"])
+
+    def _lagrangian_reach(self, support: tuple[float, ...], fixed: dict[str, float]) -> dict:
+        """Automatic walls from a particle pilot (:mod:`..lagrangian.neuron_setup`)."""
+        return setup.pilot_walls(self, support, fixed, WALLS, PAD)
 
     @classmethod
     def warmup(cls, cfg: Config) -> None:
@@ -163,10 +224,18 @@ class SingleNeuronProblem(Problem):
                             "grid.r_max": 1.5, "time.t_end": 1e-3, "init.a_law": "uniform",
                             "init.a": 1.0, "init.a_halfwidth": 0.5, "init.kappa": 0.3,
                             "init.d": 10}, reset=WARMUP_RESET)
+        if resolve_method(cfg) == "lagrangian":
+            tiny = tiny.replace({"lagrangian.n_a": 2, "lagrangian.n_s": 3, "lagrangian.n_r": 3,
+                                 "lagrangian.table_s": 6, "lagrangian.table_r": 4,
+                                 "noise.lam": 0.0})
         p = cls(tiny)
         rho = p.initial_state()
         p.make_stepper().advance(rho, 0.0, 1e-3, 1)
         p.risk(rho)
+        if p.lagrangian is not None:  # both variants of the particle kernels
+            sysm = p.lagrangian
+            sysm._vel = nf.velocity_par if sysm._vel is nf.velocity else nf.velocity
+            sysm.rhs(0.0, rho)
 
     # ---------------------------------------------------------------- initial law and domain
     def _init_dof(self, ini: dict) -> int:
@@ -196,11 +265,12 @@ class SingleNeuronProblem(Problem):
             (self._dof - 1) / self._dof)
         return a_lo, a_hi, ini["s0"] - s_half, ini["s0"] + s_half, r_hi
 
-    def _choose_box(self, ini: dict, grid: dict) -> tuple[float, ...]:
-        """(a_min, a_max, s_min, s_max, r_max): the keys set in [grid], the others from a pilot."""
+    def _choose_box(self, ini: dict, grid: dict, pilot) -> tuple[float, ...]:
+        """(a_min, a_max, s_min, s_max, r_max): the keys set in [grid], the others from
+        ``pilot(support, fixed)`` (finite volumes or particles)."""
         support = self._initial_support(ini)
         fixed = {k: float(grid[k]) for k in WALLS if grid[k] != "auto"}
-        reach = self._pilot_reach(support, fixed) if len(fixed) < len(WALLS) else {}
+        reach = pilot(support, fixed) if len(fixed) < len(WALLS) else {}
         box = tuple(fixed.get(k, reach.get(k)) for k in WALLS)
         for i, key in enumerate(WALLS):
             inside = box[i] < support[i] if i in (0, 2) else box[i] > support[i]
@@ -307,6 +377,9 @@ class SingleNeuronProblem(Problem):
         self.shape = (n_a, n_s, n_r)
 
     def initial_state(self) -> np.ndarray:
+        """Cell averages of ρ̄_0 (finite volumes) or the flat initial particle positions."""
+        if self.lagrangian is not None:
+            return self.lagrangian.particles.z.ravel().copy()
         ini = self.config.section("init")
         if ini["a_law"] == "point":
             pa = np.zeros(self.shape[0])
@@ -326,25 +399,42 @@ class SingleNeuronProblem(Problem):
     # ---------------------------------------------------------------- output
     @property
     def grid(self) -> dict[str, np.ndarray]:
-        return {"a_edges": self.a_edges, "s_edges": self.s_edges, "r_edges": self.r_edges,
-                "a_centers": self.a_centers, "s_centers": self.s_centers,
-                "r_centers": self.r_centers}
+        out = {"a_edges": self.a_edges, "s_edges": self.s_edges, "r_edges": self.r_edges,
+               "a_centers": self.a_centers, "s_centers": self.s_centers,
+               "r_centers": self.r_centers}
+        if self.lagrangian is not None:
+            out["particle_weights"] = self.lagrangian.w
+        return out
 
     @property
     def fields(self) -> dict[str, tuple[int, ...]]:
         n_a, n_s, n_r = self.shape
-        extra = {"free_energy": ()} if self.noisy else {}
+        extra = {"free_energy": ()} if self.noisy or self.lam > 0 else {}
+        parts = ({"particles": (self.lagrangian.w.size, 3)} if self.lagrangian is not None
+                 else {})
         return {"risk": (), "mass": (), **extra, "mean_a": (), "mean_s": (), "mean_r": (),
                 "marginal_a": (n_a,), "marginal_s": (n_s,), "marginal_r": (n_r,),
-                "density": self.shape}
+                "density": self.shape, **parts}
+
+    def density(self, state: np.ndarray) -> np.ndarray:
+        """Cell averages on the output grid: the state itself (finite volumes) or the exact
+        conservative deposit of the particle weights (each into the cell holding it)."""
+        if self.lagrangian is None:
+            return state
+        mass = ln.deposit(state.reshape(-1, 3), self.lagrangian.w,
+                          (self.a_edges, self.s_edges, self.r_edges))
+        return mass / (self.h_a * self.h_s * self.h_r)
 
     def marginals(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Densities of a, s and r (each integrates to the mass)."""
+        state = self.density(state)
         return (state.sum(axis=(1, 2)) * self.h_s * self.h_r,
                 state.sum(axis=(0, 2)) * self.h_a * self.h_r,
                 state.sum(axis=(0, 1)) * self.h_a * self.h_s)
 
     def snapshot(self, state: np.ndarray) -> dict[str, float | np.ndarray]:
+        if self.lagrangian is not None:
+            return setup.particle_snapshot(self, state)
         ma, ms, mr = self.marginals(state)
         mass = float(ma.sum() * self.h_a)
         return {
@@ -355,6 +445,9 @@ class SingleNeuronProblem(Problem):
             "mean_r": float(np.dot(self.r_centers, mr) * self.h_r / mass),
             "marginal_a": ma, "marginal_s": ms, "marginal_r": mr, "density": state.copy(),
         }
+
+    def min_density(self, state: np.ndarray) -> float:
+        return float(np.min(self.density(state)))
 
     def self_interaction(self, density: np.ndarray, diag) -> float:
         """D = ∫a² E σ(|w| G)² ρ̄ − Σ_q w_q M_q², |w| = sqrt(s² + r²) (MATH.md §5)."""
@@ -368,7 +461,11 @@ class SingleNeuronProblem(Problem):
         return e_uu - float(np.dot(k.weights, m * m))
 
     def risk(self, state: np.ndarray) -> float:
-        """R(ρ̄) = R# + 2∫V dρ̄ + Σ_q w_q M_q² with midpoint moments (the discrete energy)."""
+        """R(ρ̄) = R# + 2∫V dρ̄ + Σ_q w_q M_q² with midpoint moments (the discrete energy); for
+        particles the risk of the tabulated kernel
+        (:func:`..lagrangian.neuron_field.table_risk`)."""
+        if self.lagrangian is not None:
+            return self.lagrangian.risk(state)
         grid, kern, _ = self.tables()
         return float(stepper3d.discrete_risk(state, grid, kern, self.kernel.r_sharp,
                                              np.empty(self.kernel.v.shape)))
@@ -392,6 +489,8 @@ class SingleNeuronProblem(Problem):
 
     def make_stepper(self) -> Stepper:
         s = self.config.section("solver")
+        if self.lagrangian is not None:
+            return self.lagrangian.stepper(s["rtol"])
         if self.noisy:
             return NoisyNeuronStepper(self, s["dt_max"], s["parallel"])
         return NeuronStepper(self, s["cfl"], s["theta"], s["parallel"])
@@ -438,15 +537,59 @@ class SingleNeuronProblem(Problem):
                 new = value - abs(value) - 1.0 if verb == "lower" else 2 * abs(value) + 0.5
                 raise WallReached(key, value, mass, t, k, tol, new)
 
+    # ------------------------------------------------------------ the a-posteriori estimate
+    @property
+    def error_order(self) -> float:
+        """p of the estimate |R − R_companion| / (2^p − 1), measured (module docstring)."""
+        if self.lagrangian is None:
+            return FV_ORDER_NOISY if self.noisy else FV_ORDER
+        smooth = not any(isinstance(f, PiecewiseLinearActivation)
+                         for f in (self.sigma, self.target))
+        return LAGRANGIAN_ORDER_ANALYTIC if smooth else LAGRANGIAN_ORDER_KINKED
+
+    @property
+    def risk_error_floor(self) -> float:
+        """The smallest meaningful risk_error: round-off of a risk evaluation (the runner reports
+        max(|R − R_c| / (2^p − 1), this))."""
+        return RISK_ERROR_FLOOR * max(1.0, r_sharp(self.target, self.label_noise))
+
+    def companion_config(self) -> Config:
+        """The same problem on the same walls at a coarser resolution: half the cells in every
+        direction (finite volumes), or 3/4 of the quadrature nodes per direction and a table
+        with ``COMPANION_TABLE_DROP`` fewer Chebyshev nodes (characteristics)."""
+        cfg = self.config.replace({f"grid.{k}": float(v)
+                                   for k, v in zip(WALLS, self.box, strict=True)})
+        if self.lagrangian is None:
+            g = self.config.section("grid")
+            half = {"grid.n_a": max(4, g["n_a"] // 2), "grid.n_s": max(8, g["n_s"] // 2),
+                    "grid.n_r": max(8, g["n_r"] // 2)}
+            if self.noisy:  # the semi-implicit steps' first-order time error: twice dt_max
+                half["solver.dt_max"] = 2.0 * self.config["solver.dt_max"]
+            return cfg.replace(half)
+        lag = self.config.section("lagrangian")
+        coarse = {f"lagrangian.{k}": max(2, lag[k] - lag[k] // 4) for k in ("n_s", "n_r")}
+        coarse["lagrangian.n_a"] = max(1, lag["n_a"] - lag["n_a"] // 4)
+        coarse["lagrangian.table_s"] = max(4, lag["table_s"] - COMPANION_TABLE_DROP[0])
+        coarse["lagrangian.table_r"] = max(2, lag["table_r"] - COMPANION_TABLE_DROP[1])
+        return cfg.replace(coarse)
+
     def attrs(self) -> dict[str, object]:
-        k = self.kernel
-        return {**dict(zip(WALLS, self.box, strict=True)), "kernel_terms": k.n_terms,
+        k = self.kernel if self.lagrangian is None else self.lagrangian.table.kernel
+        extra = {}
+        if self.lagrangian is not None:
+            lag = self.config.section("lagrangian")
+            extra = {"particles": int(self.lagrangian.w.size),
+                     **{f"quadrature_{k}": int(lag[k]) for k in ("n_a", "n_s", "n_r")},
+                     **{k: int(lag[k]) for k in ("table_s", "table_r")},
+                     "table_rank": int(self.lagrangian.table.E.shape[1])}
+        return {**dict(zip(WALLS, self.box, strict=True)), "method": self.method, **extra,
+                "kernel_terms": k.n_terms,
                 "kernel_nodes": k.n_nodes,
                 "kernel_rank": int(k.feats.shape[0]),
                 "kernel_truncation_error": k.truncation_error}
 
     def warnings(self) -> list[str]:
-        k = self.kernel
+        k = self.kernel if self.lagrangian is None else self.lagrangian.table.kernel
         if k.converged:
             return []
         return [

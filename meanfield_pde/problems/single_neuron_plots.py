@@ -62,8 +62,30 @@ def plot_run(result: Result, fig: Figure) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
     indices = profile_indices(t, 4)
+    particles = "particles" in result.fields and "particle_weights" in result.grid
     for ax, k in zip(lower.subplots(1, len(indices)), indices, strict=True):
-        _sr_marginal(lower, ax, result, k, f"(s, r) marginal at t = {t[k]:.3g}")
+        if particles:
+            _sr_particles(lower, ax, result, k, f"(s, r) of the particles at t = {t[k]:.3g}")
+        else:
+            _sr_marginal(lower, ax, result, k, f"(s, r) marginal at t = {t[k]:.3g}")
+
+
+def _sr_particles(fig: Figure, ax: Axes, result: Result, k: int, title: str) -> None:
+    """The weighted particles of a characteristic run at snapshot k: (s, r) positions, area
+    proportional to the weight, colour = a (the deposited (s, r) histogram of a tensor Gauss
+    rule is striped: the particles are the solution)."""
+    z = np.asarray(result["particles"][k], dtype=float)
+    w = np.asarray(result.grid["particle_weights"], dtype=float)
+    order = np.argsort(w)
+    size = 40.0 * w[order] / max(float(w.max()), 1e-300)
+    pts = ax.scatter(z[order, 1], z[order, 2], s=size, c=z[order, 0], cmap="viridis",
+                     linewidths=0, rasterized=True)
+    fig.colorbar(pts, ax=ax, label="a")
+    ax.set_xlim(float(result.grid["s_edges"][0]), float(result.grid["s_edges"][-1]))
+    ax.set_ylim(float(result.grid["r_edges"][0]), float(result.grid["r_edges"][-1]))
+    ax.set_xlabel("s = <w, w*>")
+    ax.set_ylabel("r = |P w|")
+    ax.set_title(title)
 
 
 def _sr_marginal(fig: Figure, ax: Axes, result: Result, k: int, title: str) -> None:

@@ -61,6 +61,16 @@ SCHEMA: Schema = {
         "wall_cells": Int(2, lo=1, doc="cells next to each wall that must stay empty"),
         "wall_tol": Float(1e-6, lo=0.0, hi=1.0, doc="mass allowed in those cells"),
     },
+    "lagrangian": {
+        "n_a": Int(8, lo=1, hi=256, doc="solver.method = lagrangian: quadrature nodes in a "
+                                         "(Gauss-Hermite / Gauss-Legendre; 1 for a point mass)"),
+        "n_s": Int(32, lo=2, hi=512, doc="lagrangian: Gauss-Hermite nodes in s"),
+        "n_r": Int(32, lo=2, hi=512, doc="lagrangian: generalised Gauss-Laguerre nodes in r"),
+        "table_s": Int(48, lo=4, hi=512, doc="lagrangian: Chebyshev nodes of the feature table "
+                                              "in s"),
+        "table_r": Int(24, lo=2, hi=512, doc="lagrangian: Chebyshev nodes of the feature table "
+                                              "in r^2"),
+    },
     **shared_sections(
         time={"t_end": Float(8.0, lo=0.0, doc="final time of the run"),
               "n_outputs": Int(81, lo=2, hi=1_000_000,

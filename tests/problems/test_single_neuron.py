@@ -16,6 +16,9 @@ from meanfield_pde.errors import ConfigError, SolverError
 from meanfield_pde.problems.single_neuron import SingleNeuronProblem
 
 BOX = NEURON_TIGHT_BOX
+# these tests check the finite-volume method, which a noiseless run no longer uses by default
+# (solver.method = "auto" is Lagrangian without noise; tests/lagrangian/test_neuron*.py)
+FV = ["solver.method=fv"]
 
 
 def _gh(n):
@@ -32,7 +35,7 @@ def _sphere_moments(m, jmax):
 
 @pytest.fixture(scope="module")
 def default_problem():
-    return SingleNeuronProblem(default_config("single-neuron"))
+    return SingleNeuronProblem(default_config("single-neuron").with_overrides(FV))
 
 
 # ------------------------------------------------------------------------------ initial risk
@@ -84,7 +87,7 @@ def test_initial_risk_matches_independent_quadrature(default_problem):
 # ------------------------------------------------------------------------------ the solver
 def test_default_cli_run(tmp_path):
     out = tmp_path / "sn.h5"
-    proc = run_module("solve", "single-neuron", "-o", out)
+    proc = run_module("solve", "single-neuron", "-o", out, "--set", "solver.method=fv")
     assert proc.returncode == 0, proc.stderr
     res = load(out)
     assert res.complete and res.problem == "single-neuron"
@@ -119,7 +122,7 @@ def _smooth(n_a, n_s, n_r, t_end=0.25):
         ["grid.a_min=0.2", "grid.a_max=1.8", "grid.s_min=-1.2", "grid.s_max=1.6",
          "grid.r_max=1.6", f"grid.n_a={n_a}", f"grid.n_s={n_s}", f"grid.n_r={n_r}",
          "init.a_law=gaussian", "init.a_std=0.15", "init.kappa=0.8", "init.d=12",
-         "grid.wall_tol=1e-3", f"time.t_end={t_end}"])
+         "grid.wall_tol=1e-3", f"time.t_end={t_end}", *FV])
     p = SingleNeuronProblem(cfg)
     rho = p.initial_state()
     rep = p.make_stepper().advance(rho, 0.0, t_end, 10**7)
@@ -143,8 +146,8 @@ def test_second_order_in_l1_on_a_smooth_problem():
 
 
 def test_parallel_matches_serial_bit_for_bit(tmp_path):
-    base = default_config("single-neuron").with_overrides(BOX + ["time.t_end=0.5",
-                                                                "time.n_outputs=3"])
+    base = default_config("single-neuron").with_overrides(BOX + FV + ["time.t_end=0.5",
+                                                                     "time.n_outputs=3"])
     solve(base, tmp_path / "p.h5")
     solve(base.with_overrides(["solver.parallel=false"]), tmp_path / "s.h5")
     # exact by construction: the parallel kernels keep the serial summation order
@@ -188,7 +191,7 @@ def test_concentrated_law_follows_the_single_particle_ode():
     cfg = default_config("single-neuron").with_overrides(
         ["model.d=inf", "init.d=2000", "init.kappa=0.45", "init.s0=0.3", "grid.n_a=48",
          "grid.n_s=96", "grid.n_r=96", "grid.a_min=0.7", "grid.a_max=1.6", "grid.s_min=0.15",
-         "grid.s_max=0.85", "grid.r_max=0.7", "grid.wall_tol=1e-3", "time.t_end=1.0"])
+         "grid.s_max=0.85", "grid.r_max=0.7", "grid.wall_tol=1e-3", "time.t_end=1.0", *FV])
     p = SingleNeuronProblem(cfg)
     rho = p.initial_state()
     snap = p.snapshot(rho)
@@ -214,7 +217,7 @@ def test_errors(tmp_path):
             BOX[:3] + ["grid.s_max=0.1", "grid.r_max=1.1"]))
     cfg = default_config("single-neuron").with_overrides(
         ["grid.a_min=0.5", "grid.a_max=1.3", "grid.s_min=-0.6", "grid.s_max=0.55",
-         "grid.r_max=1.1", "grid.n_a=8", "grid.n_s=16", "grid.n_r=16"])
+         "grid.r_max=1.1", "grid.n_a=8", "grid.n_s=16", "grid.n_r=16", *FV])
     with pytest.raises(SolverError,
                        match=r"reached the wall grid\.(a|s)_max = .* cfg\.replace\(\{\"grid"):
         solve(cfg, tmp_path / "w.h5")
