@@ -29,7 +29,7 @@ from . import common
 LADDERS: dict[str, dict[str, list[tuple[str, dict]]]] = {
     "gaussians": {
         "fv": [(f"n = {n}", {"grid.n": n}) for n in (600, 1200, 2400, 4800, 9600)],
-        "lagrangian": [],  # filled below from the problem's Lagrangian keys
+        "lagrangian": [(f"{c} cells", {"lagrangian.mass_cells": c}) for c in (25, 50, 100, 200)],
     },
     "single-neuron": {
         "fv": [(f"{a}×{s}×{s}", {"grid.n_a": a, "grid.n_s": s, "grid.n_r": s})
@@ -39,7 +39,11 @@ LADDERS: dict[str, dict[str, list[tuple[str, dict]]]] = {
 }
 QUICK = {"gaussians": {"fv": 3, "lagrangian": 3}, "single-neuron": {"fv": 2, "lagrangian": 3}}
 #: the reference run of each problem (Lagrangian, beyond the ladder, tight tolerance)
-REFERENCE: dict[str, list[dict]] = {"gaussians": [], "single-neuron": []}
+REFERENCE: dict[str, list[dict]] = {
+    "gaussians": [{"solver.method": "lagrangian", "lagrangian.mass_cells": c,
+                   "solver.rtol": 1e-13} for c in (480, 640)],
+    "single-neuron": [],
+}
 
 
 def _solve(problem: str, overrides: dict, tmp: Path, name: str) -> dict:
