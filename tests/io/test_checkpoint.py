@@ -60,7 +60,7 @@ CASES = {
     "radial-noisy-explicit": ("gaussians", ["grid.n=200", "grid.r_max=9", "time.t_end=0.2",
                                             "time.n_outputs=5", "noise.beta=20", "noise.lam=0.1",
                                             "solver.noisy_scheme='explicit'"], solve),
-    "neuron": ("single-neuron", [*NEURON, *NEURON_BOX], solve),
+    "neuron": ("single-neuron", [*NEURON, *NEURON_BOX, "solver.method='fv'"], solve),
     # implicit steps give the noisy run exponential (numerical) tails: a looser wall tolerance
     "neuron-noisy": ("single-neuron", [*NEURON, "grid.a_min=-1", "grid.a_max=3", "grid.s_min=-1.5",
                                        "grid.s_max=2", "grid.r_max=2", "grid.wall_tol=1e-3",
