@@ -32,7 +32,6 @@ import numpy as np
 from scipy import integrate, special
 
 from meanfield_pde.activations import Activation, get_activation, hermite_plain_gh
-from meanfield_pde.config import default_config
 from meanfield_pde.problems.gaussians import GaussiansProblem, radial_kernel, remap
 from meanfield_pde.problems.single_neuron import SingleNeuronProblem
 from meanfield_pde.quadrature import (
@@ -43,6 +42,7 @@ from meanfield_pde.quadrature import (
 )
 
 from . import common
+from .common import fv_config
 
 RADIAL_TIMES = (5.0, 10.0, 20.0)
 NEURON_TIMES = (2.0, 4.0, 8.0)
@@ -90,7 +90,7 @@ def w1_cdf(edges_a: np.ndarray, dens_a: np.ndarray, edges_b: np.ndarray,
 # ------------------------------------------------------------------------------------------
 def _radial_states(n: int, r_max: float, times: tuple[float, ...],
                    over: tuple[str, ...] = ()) -> dict:
-    cfg = default_config("gaussians").with_overrides(
+    cfg = fv_config("gaussians").with_overrides(
         [f"grid.n={n}", f"grid.r_max={r_max}", *over])
     p = GaussiansProblem(cfg)
     st, rho, t = p.make_stepper(), p.initial_state(), 0.0
@@ -118,7 +118,7 @@ def _refinement_table(rows: list[dict], keys: tuple[str, ...]) -> dict:
 
 def radial_refinement(ns: tuple[int, ...]) -> dict:
     """L1, W1 and |ΔR| at t = 5, 10, 20 against the finest of ``ns`` on the default domain."""
-    r_max = GaussiansProblem(default_config("gaussians")).r_max
+    r_max = GaussiansProblem(fv_config("gaussians")).r_max
     runs = {n: _radial_states(n, r_max, RADIAL_TIMES) for n in ns}
     fine = runs[ns[-1]]
     rows = []
@@ -148,7 +148,7 @@ def neuron_refinement(grids: tuple[tuple[int, int, int], ...]) -> dict:
     box = list(common.neuron_box())
     runs = []
     for g in grids:
-        cfg = default_config("single-neuron").with_overrides(
+        cfg = fv_config("single-neuron").with_overrides(
             box + [f"grid.n_a={g[0]}", f"grid.n_s={g[1]}", f"grid.n_r={g[2]}",
                    "solver.parallel=false"])
         t0 = time.perf_counter()
@@ -339,7 +339,7 @@ def kernel_truncation(pairs: tuple[tuple[float, float], ...] = KERNEL_PAIRS) -> 
     r = np.unique(np.array(pairs, dtype=float))
     jmax = KERNEL_J[-1]
     alphas = [act.hermite(tau * r, 2 * jmax)[0::2] for tau in taus]  # α_2j, j = 0..jmax
-    p0 = GaussiansProblem(default_config("gaussians"))
+    p0 = GaussiansProblem(fv_config("gaussians"))
     out = {}
     for d in KERNEL_DS:
         nodes = 600 if d < 20 else 200  # Gauss–Jacobi nodes of the angle rule
@@ -374,7 +374,7 @@ def gibbs_vs_stepping(ns: tuple[int, ...], beta: float = 10.0, lam: float = 0.1)
     |R(ρ_step) − R(ρ*)| on the same grid, and |R(ρ*_n) − R(ρ*_finest)| across grids."""
     rows = []
     for n in ns:
-        p = GaussiansProblem(default_config("gaussians").with_overrides(
+        p = GaussiansProblem(fv_config("gaussians").with_overrides(
             [f"noise.beta={beta}", f"noise.lam={lam}", f"grid.n={n}", "grid.r_max=14",
              "solver.dt_max=1"]))
         t0 = time.perf_counter()
@@ -434,13 +434,13 @@ def long_runs(radial_n: int, neuron_grid: tuple[int, int, int], t_radial: float 
     rows = []
     for label, over in (("radial, noiseless", []),
                         ("radial, β = 100, λ = 0.01", ["noise.beta=100", "noise.lam=0.01"])):
-        p = GaussiansProblem(default_config("gaussians").with_overrides(
+        p = GaussiansProblem(fv_config("gaussians").with_overrides(
             [f"grid.n={radial_n}", f"time.t_end={t_radial}", *over]))
         energy = p.free_energy if p.noisy else p.risk
         rows.append({"case": label, "grid": str(radial_n), "r_max": p.r_max,
                      "energy": "F" if p.noisy else "R", **_long(p, t_radial, energy)})
     g = neuron_grid
-    p = SingleNeuronProblem(default_config("single-neuron").with_overrides(
+    p = SingleNeuronProblem(fv_config("single-neuron").with_overrides(
         [f"grid.n_a={g[0]}", f"grid.n_s={g[1]}", f"grid.n_r={g[2]}", f"time.t_end={t_neuron}",
          "solver.parallel=false"]))
     rows.append({"case": "single neuron, noiseless", "grid": "×".join(map(str, g)),
@@ -454,7 +454,7 @@ def long_runs(radial_n: int, neuron_grid: tuple[int, int, int], t_radial: float 
 def dt_refinement(n: int, cfls: tuple[float, ...], times: tuple[float, ...] = (5.0, 10.0)) -> dict:
     """R(t) at fixed n for solver.cfl = cfls (halving): successive differences
     δ_k = |R_cfl_k − R_cfl_k+1| and the temporal order log2(δ_k / δ_k+1)."""
-    r_max = GaussiansProblem(default_config("gaussians")).r_max
+    r_max = GaussiansProblem(fv_config("gaussians")).r_max
     runs = [_radial_states(n, r_max, times, (f"solver.cfl={c}",)) for c in cfls]
     risks = np.array([r["risk"] for r in runs])  # (cfl, times)
     diffs = np.abs(np.diff(risks, axis=0))

@@ -201,9 +201,16 @@ def figure(name: str) -> tuple[Any, Path]:
 def neuron_box() -> tuple[str, ...]:
     """``grid.*`` overrides that pin the automatic box of the default single-neuron problem
     (its pilot run is done once per process)."""
-    from meanfield_pde.config import default_config
     from meanfield_pde.problems.single_neuron import WALLS, SingleNeuronProblem
 
-    p = SingleNeuronProblem(default_config("single-neuron").with_overrides(
+    p = SingleNeuronProblem(fv_config("single-neuron").with_overrides(
         ["solver.parallel=false"]))  # the same box; serial is robust to a busy machine
     return tuple(f"grid.{k}={float(v)!r}" for k, v in zip(WALLS, p.box, strict=True))
+
+
+def fv_config(problem: str):
+    """The default configuration of ``problem`` solved by finite volumes (the suites that measure
+    the finite-volume kernels; without noise the default method is Lagrangian)."""
+    from meanfield_pde.config import default_config
+
+    return default_config(problem).replace({"solver.method": "fv"})

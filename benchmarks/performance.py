@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from meanfield_pde.config import default_config
 from meanfield_pde.fv import lowrank, stepper1d, stepper3d, transport
 from meanfield_pde.fv.bundles import LowRank, Xi
 from meanfield_pde.io import ResultWriter
@@ -41,16 +40,17 @@ from meanfield_pde.problems.gaussians import GaussiansProblem, remap
 from meanfield_pde.problems.single_neuron import SingleNeuronProblem
 
 from . import common
+from .common import fv_config
 
 
 def _radial(n: int, r_max: float, *over: str) -> GaussiansProblem:
-    return GaussiansProblem(default_config("gaussians").with_overrides(
+    return GaussiansProblem(fv_config("gaussians").with_overrides(
         [f"grid.n={n}", f"grid.r_max={r_max}", *over]))
 
 
 @functools.cache
 def _default_r_max() -> float:
-    return GaussiansProblem(default_config("gaussians")).r_max
+    return GaussiansProblem(fv_config("gaussians")).r_max
 
 
 @functools.cache
@@ -192,7 +192,7 @@ def numba_vs_numpy(ns: tuple[int, ...], grid3: tuple[int, int, int], box: list[s
                      "ratio": ts / tf,
                      "max_rel_diff": float(np.max(np.abs(out - ref)) / np.max(np.abs(ref)))})
     g = grid3
-    p3 = SingleNeuronProblem(default_config("single-neuron").with_overrides(
+    p3 = SingleNeuronProblem(fv_config("single-neuron").with_overrides(
         box + [f"grid.n_a={g[0]}", f"grid.n_s={g[1]}", f"grid.n_r={g[2]}",
                "solver.parallel=false"]))
     rho = p3.initial_state()
@@ -309,7 +309,7 @@ def mol_baseline(t_ends: tuple[float, ...], ref_ns: tuple[int, int],
     most per run), min density, max TV over 21 outputs; the cheapest run reaching the target
     gives the time ratio."""
     r_max = _default_r_max()
-    n0 = default_config("gaussians")["grid.n"]
+    n0 = fv_config("gaussians")["grid.n"]
     out = {"r_max": r_max, "default_n": n0, "reference_ns": list(ref_ns), "cases": []}
     for t_end in t_ends:
         coarse, fine = (_fv_run(_radial(n, r_max), t_end)["risk"] for n in ref_ns)

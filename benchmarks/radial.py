@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from meanfield_pde.config import default_config
+from benchmarks.common import fv_config
 from meanfield_pde.problems.gaussians import GaussiansProblem
 
 TIMES = (5.0, 10.0, 20.0)
@@ -51,7 +51,7 @@ def default_run() -> dict:
 
 
 def _risks(n: int, r_max: float) -> tuple[list[float], int, float]:
-    cfg = default_config("gaussians").with_overrides([f"grid.n={n}", f"grid.r_max={r_max}"])
+    cfg = fv_config("gaussians").with_overrides([f"grid.n={n}", f"grid.r_max={r_max}"])
     p = GaussiansProblem(cfg)
     stepper, rho = p.make_stepper(), p.initial_state()
     stepper.advance(rho.copy(), 0.0, 0.0, 0)
@@ -65,7 +65,7 @@ def _risks(n: int, r_max: float) -> tuple[list[float], int, float]:
 
 
 def convergence(ns: tuple[int, ...]) -> dict:
-    r_max = GaussiansProblem(default_config("gaussians")).r_max
+    r_max = GaussiansProblem(fv_config("gaussians")).r_max
     rows = []
     for n in ns:
         risks, steps, wall = _risks(n, r_max)
@@ -88,11 +88,11 @@ def convergence(ns: tuple[int, ...]) -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    n0 = default_config("gaussians")["grid.n"]
+    n0 = fv_config("gaussians")["grid.n"]
     ns = (250, 500, 1000, 2000, 4000) if quick else (250, 500, 1000, 2000, 4000, 8000)
     ns = tuple(sorted(set(ns) | {n0}))
     return {"default_run": default_run(), "convergence": convergence(ns),
-            "default_n": default_config("gaussians")["grid.n"]}
+            "default_n": fv_config("gaussians")["grid.n"]}
 
 
 def render(data: dict) -> str:

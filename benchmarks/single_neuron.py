@@ -12,20 +12,21 @@ import time
 
 import numpy as np
 
-from meanfield_pde import default_config, load, solve
+from benchmarks.common import fv_config
+from meanfield_pde import load, solve
 from meanfield_pde.fv.threads import FixedThreads
 from meanfield_pde.problems.single_neuron import WALLS, SingleNeuronProblem
 
 
 def _box() -> list[str]:
-    p = SingleNeuronProblem(default_config("single-neuron"))
+    p = SingleNeuronProblem(fv_config("single-neuron"))
     return [f"grid.{k}={float(v)!r}" for k, v in zip(WALLS, p.box, strict=True)]
 
 
 def cost(ns: tuple[int, ...], box: list[str]) -> dict:
     rows = []
     for n in ns:
-        cfg = default_config("single-neuron").with_overrides(
+        cfg = fv_config("single-neuron").with_overrides(
             box + [f"grid.n_a={n}", f"grid.n_s={n}", f"grid.n_r={n}"])
         p = SingleNeuronProblem(cfg)
         row = {"n": n, "cells": n**3, "Q": int(p.kernel.feats.shape[0])}
@@ -53,7 +54,7 @@ def accuracy(tmp: str, grids: tuple[tuple[int, int, int], ...] = (
         (24, 48, 48), (36, 72, 72), (54, 108, 108))) -> dict:
     res, walls = [], []
     for g in grids:
-        cfg = default_config("single-neuron").with_overrides(
+        cfg = fv_config("single-neuron").with_overrides(
             [f"grid.n_a={g[0]}", f"grid.n_s={g[1]}", f"grid.n_r={g[2]}"])
         s = solve(cfg, f"{tmp}/sn_{g[0]}.h5", overwrite=True)
         res.append(load(s.path)["risk"])

@@ -14,8 +14,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import accuracy, common, performance  # noqa: E402
 from benchmarks.__main__ import headline_markdown  # noqa: E402
+from benchmarks.common import fv_config  # noqa: E402
 from meanfield_pde.activations import get_activation  # noqa: E402
-from meanfield_pde.config import default_config  # noqa: E402
 from meanfield_pde.fv import lowrank, stepper1d  # noqa: E402
 from meanfield_pde.fv.bundles import LowRank, Xi  # noqa: E402
 from meanfield_pde.problems.gaussians import GaussiansProblem, radial_kernel, remap  # noqa: E402
@@ -102,7 +102,7 @@ def test_centred_divergence_is_second_order():
 
 
 def _smooth_problem(n):
-    return GaussiansProblem(default_config("gaussians").with_overrides(
+    return GaussiansProblem(fv_config("gaussians").with_overrides(
         [f"grid.n={n}", "grid.r_max=4", "init.kind='gaussian'", "init.mean=1.5",
          "init.std=0.3"]))
 

@@ -20,6 +20,7 @@ against converged references).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -41,19 +42,22 @@ def richardson_factor(order: float) -> float:
 
 
 class PairedStepper(Stepper):
-    """Advances the main state ``state[:n]`` by up to ``max_steps`` steps, then the companion's
-    ``state[n:]`` to the same time (in as many calls as it needs)."""
+    """Advances the main part of the state (views from ``split``, each in its problem's shape) by
+    up to ``max_steps`` steps, then the companion's part to the same time (in as many calls as
+    it needs)."""
 
-    def __init__(self, main: Stepper, companion: Stepper, n: int):
-        self.main, self.companion, self.n = main, companion, int(n)
+    def __init__(self, main: Stepper, companion: Stepper,
+                 split: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]):
+        self.main, self.companion, self.split = main, companion, split
 
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
-        rep = self.main.advance(state[: self.n], t, t_stop, max_steps)
+        main, comp = self.split(state)
+        rep = self.main.advance(main, t, t_stop, max_steps)
         if rep.status not in (REACHED, 1) or rep.t <= t:
             return rep
         tc, steps, rejected = t, 0, 0
         while tc < rep.t:
-            crep = self.companion.advance(state[self.n :], tc, rep.t, max(max_steps, 1))
+            crep = self.companion.advance(comp, tc, rep.t, max(max_steps, 1))
             steps, rejected = steps + crep.steps, rejected + crep.rejected
             if crep.status not in (REACHED, 1):
                 return StepReport(crep.t, rep.steps + steps, rep.rejected + rejected,
@@ -81,7 +85,8 @@ class PairedProblem:
     def __init__(self, main: Problem, companion: Problem):
         self.main, self.companion = main, companion
         self.factor = richardson_factor(main.error_order)
-        self.n = int(np.asarray(main.initial_state()).size)
+        self.shapes = (np.shape(main.initial_state()), np.shape(companion.initial_state()))
+        self.n = int(np.prod(self.shapes[0]))
         self._previous: list[float] = []  # |R − R̃| at the last WINDOW − 1 snapshots
 
     def __getattr__(self, name: str) -> Any:
@@ -97,11 +102,10 @@ class PairedProblem:
 
     def split(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Views of the main and the companion state (each in its problem's shape)."""
-        main_shape = np.shape(self.main.initial_state())
-        return state[: self.n].reshape(main_shape), state[self.n :]
+        return state[: self.n].reshape(self.shapes[0]), state[self.n :].reshape(self.shapes[1])
 
     def make_stepper(self) -> PairedStepper:
-        return PairedStepper(self.main.make_stepper(), self.companion.make_stepper(), self.n)
+        return PairedStepper(self.main.make_stepper(), self.companion.make_stepper(), self.split)
 
     def restore_previous(self, differences: list[float]) -> None:
         """Continue a resumed run: ``differences`` = |R − R̃| at its snapshots so far."""
@@ -118,9 +122,10 @@ class PairedProblem:
         return {**snap, "risk_error": error, "risk_companion": risk_c}
 
     def check_walls(self, state: np.ndarray, t: float) -> None:
-        main, comp = self.split(state)
-        self.main.check_walls(main, t)
-        self.companion.check_walls(comp, t)
+        """The run's own walls only: the companion shares them, but its coarser cells put its
+        numerical tails (and its "near the wall" band of ``grid.wall_cells`` cells) further out;
+        mass it loses there only enlarges the estimate, it never stops the run."""
+        self.main.check_walls(self.split(state)[0], t)
 
     def min_density(self, state: np.ndarray) -> float:
         return self.main.min_density(self.split(state)[0])

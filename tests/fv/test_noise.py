@@ -147,7 +147,7 @@ def test_single_neuron_long_time_state_equals_the_direct_fixed_point(tmp_path):
 
 @pytest.mark.parametrize("overrides, fragment", [
     (["noise.beta=10"], "set noise.lam > 0"),
-    (["noise.lam=0.1"], "without noise is not supported for single-neuron"),
+    (["noise.lam=0.1", "solver.method=fv"], "without noise is not supported for single-neuron"),
     (["noise.beta=10", "noise.lam=0.1", "model.d=inf", "init.d=30"], "model.d = inf"),
 ])
 def test_single_neuron_noise_configuration_errors(overrides, fragment):

@@ -137,7 +137,8 @@ def test_passive_wait_default_keeps_the_users_choice():
 
 
 # ------------------------------------------------------------------------------ bit identity
-NEURON = ["grid.n_a=6", "grid.n_s=10", "grid.n_r=10", *NEURON_TIGHT_BOX, "time.t_end=0.4"]
+NEURON = ["grid.n_a=6", "grid.n_s=10", "grid.n_r=10", *NEURON_TIGHT_BOX, "time.t_end=0.4",
+          "solver.method=fv"]  # the finite-volume kernels are what switches threads
 NOISY = ["noise.beta=200", "noise.lam=0.05"]
 
 
