@@ -12,10 +12,11 @@ import argparse
 import time
 from pathlib import Path
 
-from . import accuracy, common, noise, performance, radial, sgd, single_neuron, threads
+from . import accuracy, common, frontier, noise, performance, radial, sgd, single_neuron, threads
 
 SUITES = {"radial": radial, "single_neuron": single_neuron, "noise": noise, "sgd": sgd,
-          "accuracy": accuracy, "performance": performance, "threads": threads}
+          "accuracy": accuracy, "performance": performance, "threads": threads,
+          "frontier": frontier}
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"  # the committed one
 
 

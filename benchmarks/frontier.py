@@ -34,7 +34,10 @@ LADDERS: dict[str, dict[str, list[tuple[str, dict]]]] = {
     "single-neuron": {
         "fv": [(f"{a}×{s}×{s}", {"grid.n_a": a, "grid.n_s": s, "grid.n_r": s})
                for a, s in ((12, 24), (24, 48), (36, 72))],
-        "lagrangian": [],
+        "lagrangian": [(f"{n}×{n} nodes, table {ts}×{tr}",
+                        {"lagrangian.n_s": n, "lagrangian.n_r": n, "lagrangian.table_s": ts,
+                         "lagrangian.table_r": tr})
+                       for n, ts, tr in ((8, 16, 8), (12, 24, 12), (16, 32, 16), (32, 48, 24))],
     },
 }
 QUICK = {"gaussians": {"fv": 3, "lagrangian": 3}, "single-neuron": {"fv": 2, "lagrangian": 3}}
@@ -42,7 +45,9 @@ QUICK = {"gaussians": {"fv": 3, "lagrangian": 3}, "single-neuron": {"fv": 2, "la
 REFERENCE: dict[str, list[dict]] = {
     "gaussians": [{"solver.method": "lagrangian", "lagrangian.mass_cells": c,
                    "solver.rtol": 1e-13} for c in (480, 640)],
-    "single-neuron": [],
+    "single-neuron": [{"solver.method": "lagrangian", "lagrangian.n_s": n, "lagrangian.n_r": n,
+                       "lagrangian.table_s": 2 * n, "lagrangian.table_r": n, "solver.rtol": 1e-12}
+                      for n in (48, 64)],
 }
 
 
