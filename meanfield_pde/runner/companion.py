@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fv.rk import REACHED
+from ..fv.rk import MAX_STEPS, REACHED
 from ..problems.base import Problem, Stepper, StepReport
 
 __all__ = ["PairedProblem", "PairedStepper", "richardson_factor", "with_companion"]
@@ -53,13 +53,13 @@ class PairedStepper(Stepper):
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
         main, comp = self.split(state)
         rep = self.main.advance(main, t, t_stop, max_steps)
-        if rep.status not in (REACHED, 1) or rep.t <= t:
+        if rep.status not in (REACHED, MAX_STEPS) or rep.t <= t:
             return rep
         tc, steps, rejected = t, 0, 0
         while tc < rep.t:
             crep = self.companion.advance(comp, tc, rep.t, max(max_steps, 1))
             steps, rejected = steps + crep.steps, rejected + crep.rejected
-            if crep.status not in (REACHED, 1):
+            if crep.status not in (REACHED, MAX_STEPS):
                 return StepReport(crep.t, rep.steps + steps, rep.rejected + rejected,
                                   crep.status, crep.dt, crep.umax)
             if crep.t <= tc and crep.steps == 0:
