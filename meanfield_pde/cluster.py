@@ -1,0 +1,85 @@
+"""Where many runs execute: a Dask (``dask.distributed``) client, local or on a cluster.
+
+Sweeps and the SGD ensemble of ``validate`` are sets of independent tasks.  They run on Dask's
+distributed scheduler rather than a home-made process pool: the same code then runs on a laptop
+(a ``LocalCluster``) and on any cluster started with ``dask scheduler`` / ``dask worker``, and
+Dask retries a task whose worker died.
+
+* ``scheduler=None``: a ``LocalCluster`` of ``workers`` (default: the number of cores) worker
+  *processes* with one thread each, and the kernels' and BLAS' own thread pools set to one thread
+  inside them (:data:`SINGLE_THREAD_ENV`): n tasks on n cores, no oversubscription.  No
+  dashboard, loopback only.
+* ``scheduler="tcp://HOST:PORT"``: the running cluster at that address.  Tasks must then be able
+  to read and write the paths they are given (a shared file system); the client checks nothing
+  about the workers' machines.
+
+A scheduler that cannot be reached is a one-line :class:`~meanfield_pde.errors.ConfigError`
+naming the address and how to start one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError
+from .io.layout import one_line
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = ["CONNECT_TIMEOUT", "SINGLE_THREAD_ENV", "open_client"]
+
+#: seconds the client waits for a scheduler given by address
+CONNECT_TIMEOUT = 20.0
+#: environment of the local worker processes: one thread per worker in every thread pool
+SINGLE_THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                     "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def default_workers() -> int:
+    """The number of local worker processes when none is asked for: the cores we may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def open_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
+    """A ``distributed.Client`` for the duration of the ``with`` block (module docstring).
+
+    Args:
+        scheduler: Address of a running scheduler (``tcp://HOST:PORT``); None for a local
+            cluster.
+        workers: Local worker processes (None: one per core); refused with ``scheduler``.
+
+    Raises:
+        ConfigError: ``workers`` < 1, both arguments given, or the scheduler cannot be reached.
+    """
+    from distributed import Client, LocalCluster
+
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers = {workers}: give at least 1 worker process")
+    if scheduler is not None:
+        if workers is not None:
+            raise ConfigError("--workers applies to the local cluster only; with --scheduler "
+                              "start workers with `dask worker ADDRESS` on the cluster")
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot reach the Dask scheduler at {scheduler!r} ({one_line(exc)}); start one "
+                "with `dask scheduler` and give its tcp://HOST:PORT address") from exc
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers or default_workers()
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, env=dict(SINGLE_THREAD_ENV)) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        yield client
