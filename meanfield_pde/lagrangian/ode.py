@@ -29,8 +29,8 @@ class OdeStepper(CarriesDt):
     """Advances ``y`` (the state, changed in place) by ``dy/dt = rhs(t, y)``.
 
     ``rhs(t, y)`` returns a new array of ``y``'s shape; ``rtol`` and ``atol`` are DOP853's
-    tolerances (``atol`` scalar or per component).  ``speed(y)``, if given, is reported as the
-    step report's ``umax`` (e.g. the largest velocity)."""
+    tolerances (``atol`` scalar or per component).  The step report's ``umax`` is ``speed(y)``
+    if given, else max |dy/dt| at the end of the call (the derivative DOP853 holds anyway)."""
 
     def __init__(self, rhs: Callable[[float, np.ndarray], np.ndarray], rtol: float,
                  atol: float | np.ndarray, speed: Callable[[np.ndarray], float] | None = None):
@@ -61,5 +61,6 @@ class OdeStepper(CarriesDt):
         state[:] = solver.y
         # the proposal for the next step (the last step was shortened to land on t_stop)
         self.dt = float(getattr(solver, "h_abs", 0.0) or solver.step_size or self.dt)
-        umax = float(self.speed(state)) if self.speed is not None else 0.0
+        umax = (float(self.speed(state)) if self.speed is not None
+                else float(np.max(np.abs(solver.f), initial=0.0)))
         return StepReport(float(solver.t), steps, 0, status, self.dt, umax)

@@ -161,5 +161,8 @@ class RadialFlow:
         return self.features.risk(x, self.weights)
 
     def stepper(self, rtol: float, atol: float) -> OdeStepper:
-        """The DOP853 stepper of the nodes (its ``umax``: the largest node speed)."""
-        return OdeStepper(self.velocity, rtol, atol)
+        """The DOP853 stepper of the nodes (its ``umax``: the largest node speed); serial
+        kernels that release the GIL, so it may run beside another stepper."""
+        stepper = OdeStepper(self.velocity, rtol, atol)
+        stepper.concurrent = True
+        return stepper

@@ -29,7 +29,7 @@ from ..activations import Activation, PiecewiseLinearActivation
 __all__ = ["RadialFeatures"]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _moments(alpha, off, w, n_terms, out, offset):
     """out[offset + j] = Σ_p w_p α_2j(t_p) for j < n_terms; α_2j(t_p) = alpha[j, off + p]."""
     n = w.size
@@ -41,7 +41,7 @@ def _moments(alpha, off, w, n_terms, out, offset):
         out[offset + j] = s
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _add_slope(alpha, off, t, tau, coef, sign_v, n_terms, out):
     """out[p] += τ [ sign_v α_0'(t_p) + Σ_j coef_j α_2j'(t_p) ] for the points p < out.size
     whose α_2j(t_p) are alpha[j, off + p]; α_k' from the Stein identity (module docstring),
@@ -63,7 +63,7 @@ def _add_slope(alpha, off, t, tau, coef, sign_v, n_terms, out):
             out[p] += tau * acc[p] / t[p]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _dot_v(alpha, w):
     """Σ_p w_p v(X_p), v = −½ (α_0(τ_+ X) − α_0(τ_− X)), alpha[0] = α_0 at (τ_+ X, τ_− X)."""
     s = 0.0
@@ -77,7 +77,7 @@ _BLOCK = 256  # t values per cache block of the piecewise-linear kernel
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _pl_even_alphas(t, pl, kinks, jumps, kmax, out):
     """out[j, i] = α_2j(t_i), 2j <= kmax, of σ(u) = A + B u + Σ_m D_m (u − κ_m)_+ at t_i >= 0
     (pl = [A, B, σ(0)]): the closed form of :mod:`meanfield_pde.hermite_kernels` (b = 0) —
@@ -137,7 +137,7 @@ def _pl_even_alphas(t, pl, kinks, jumps, kmax, out):
                 out[0, i0 + ii] = pl[2]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _slope_risk(alpha, x, w, taus, lam, n_terms, l2, out, moments):
     """out[p] = ∂_rψ_λ(X_p; ρ̂) and the returned R(ρ̂), from alpha[j, s P + p] = α_2j(τ_s |X_p|)."""
     n = x.size
@@ -158,6 +158,20 @@ def _slope_risk(alpha, x, w, taus, lam, n_terms, l2, out, moments):
     for k in range(2 * n_terms):
         risk += lam[k] * moments[k] * moments[k]
     return risk
+
+
+@numba.njit(cache=True, nogil=True)
+def _pl_slope_risk(x, w, taus, lam, n_terms, l2, pl, kinks, jumps, kmax, alpha, out, moments):
+    """:func:`_slope_risk` with the α of a piecewise-linear σ from :func:`_pl_even_alphas` (one
+    compiled call per evaluation; alpha (n_terms + 1, 2P) is scratch)."""
+    n = x.size
+    t = np.empty(2 * n)
+    for p in range(n):
+        ax = abs(x[p])
+        t[p] = taus[0] * ax
+        t[n + p] = taus[1] * ax
+    _pl_even_alphas(t, pl, kinks, jumps, kmax, alpha)
+    return _slope_risk(alpha, x, w, taus, lam, n_terms, l2, out, moments)
 
 
 class RadialFeatures:
@@ -198,8 +212,14 @@ class RadialFeatures:
         (ψ is even in r: a negative X_p gets −∂_rψ_λ(|X_p|))."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         out = np.empty(x.size)
-        risk = _slope_risk(self.alphas(x), x, w, self._taus, self.lam, self.n_terms, self.l2,
-                           out, self.moments)
+        if self._closed is not None:
+            if self._buf is None or self._buf.shape[1] != 2 * x.size:
+                self._buf = np.empty((self.n_terms + 1, 2 * x.size))
+            risk = _pl_slope_risk(x, w, self._taus, self.lam, self.n_terms, self.l2,
+                                  *self._closed, self.kmax, self._buf, out, self.moments)
+        else:
+            risk = _slope_risk(self.alphas(x), x, w, self._taus, self.lam, self.n_terms,
+                               self.l2, out, self.moments)
         return out, float(risk)
 
     def risk(self, x: np.ndarray, w: np.ndarray) -> float:

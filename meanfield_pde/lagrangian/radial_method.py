@@ -70,12 +70,8 @@ class RadialLagrangian:
         return self.cells.nodes.copy()
 
     def stepper(self, rtol: float) -> OdeStepper:
-        return OdeStepper(self.flow.velocity, rtol, rtol * ATOL_SCALE * self.law.hi,
-                          speed=self.speed)
-
-    def speed(self, x: np.ndarray) -> float:
-        """The largest node speed |dX/dt| at t = 0's schedule value (diagnostic)."""
-        return float(np.max(np.abs(self.flow.velocity(0.0, x))))
+        """DOP853 on the nodes (:meth:`RadialFlow.stepper`), atol relative to ρ̄_0's reach."""
+        return self.flow.stepper(rtol, rtol * ATOL_SCALE * self.law.hi)
 
     def edges(self, x: np.ndarray) -> np.ndarray:
         """Cell edges X(e_i, t)."""

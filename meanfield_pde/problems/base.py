@@ -50,7 +50,13 @@ class GibbsSolution(Protocol):
 
 
 class Stepper(ABC):
-    """Advances the state in place; compiled kernels underneath."""
+    """Advances the state in place; compiled kernels underneath.
+
+    ``concurrent``: the stepper may run in a second thread while another one runs (its kernels
+    release the GIL and start no thread pool of their own: Numba's ``workqueue`` layer aborts on
+    ``prange`` kernels launched from two threads at once)."""
+
+    concurrent: bool = False
 
     @abstractmethod
     def advance(self, state: np.ndarray, t: float, t_stop: float, max_steps: int) -> StepReport:
@@ -178,8 +184,11 @@ class Problem(ABC):
     # ---- the a-posteriori error estimate (``risk_error`` in every result; runner/companion.py)
     #: the order p the risk error of this problem's discretisation is assumed to converge with
     #: when the resolution of :meth:`companion_config` is refined to this one's: the estimate is
-    #: |R − R_companion| / (2^p − 1) (Richardson); 0 = no estimate (no companion is run)
+    #: |R − R_companion| / (q^p − 1) (Richardson, q = :attr:`companion_ratio`); 0 = no estimate
+    #: (no companion is run)
     error_order: float = 0.0
+    #: q = the companion's mesh size over this run's (2: half the resolution)
+    companion_ratio: float = 2.0
 
     @property
     def risk_error_floor(self) -> float:

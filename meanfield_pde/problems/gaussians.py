@@ -262,6 +262,11 @@ def read_radial_density(file: str, time: float | str) -> tuple[np.ndarray, np.nd
     return np.asarray(res.grid["r_edges"]), np.asarray(res.fields["density"][idx])
 
 
+def _lagrangian_companion_cells(n: int) -> int:
+    """Mass cells of the Lagrangian companion: ⌊3n/4⌋ (at least 2)."""
+    return max(2, (3 * n) // 4)
+
+
 @register
 class GaussiansProblem(Problem):
     """The radial problem on a cell-centred grid of n cells on [0, r_max] with no-flux walls."""
@@ -553,7 +558,7 @@ class GaussiansProblem(Problem):
     # ------------------------------------------------------------ the error estimate
     @property
     def error_order(self) -> float:  # type: ignore[override]
-        """The order p of the Richardson estimate |R − R_companion| / (2^p − 1), measured (the
+        """The order p of the Richardson estimate |R − R_companion| / (q^p − 1), measured (the
         numbers are in :mod:`.gaussians_lagrangian`)."""
         from .gaussians_lagrangian import FV_ORDER, LAGRANGIAN_ORDER, NOISY_ORDER
 
@@ -564,6 +569,16 @@ class GaussiansProblem(Problem):
         return FV_ORDER
 
     @property
+    def companion_ratio(self) -> float:  # type: ignore[override]
+        """Mesh size of the companion over this run's: mass cells n / ⌊3n/4⌋ (Lagrangian), or
+        grid cells n / ⌊n/2⌋."""
+        if self.lagrangian is not None:
+            n = self.config["lagrangian.mass_cells"]
+            return n / _lagrangian_companion_cells(n)
+        n = self.config["grid.n"]
+        return n / max(8, n // 2)
+
+    @property
     def risk_error_floor(self) -> float:
         """The Lagrangian solver's time-integration error, which the companion (same
         solver.rtol) does not see: 0.1 × solver.rtol (measured: rtol 1e-10 against 1e-12 moves
@@ -571,12 +586,13 @@ class GaussiansProblem(Problem):
         return 0.1 * self.config["solver.rtol"] if self.lagrangian is not None else 0.0
 
     def companion_config(self) -> Config | None:
-        """The same run at half the resolution between the same walls: half the mass cells
-        (same grading and pilot), or half the finite-volume cells — with noise and the
-        semi-implicit scheme also twice solver.dt_max (its first-order time error dominates)."""
+        """The same run at a coarser resolution between the same walls: ¾ of the mass cells
+        (same grading and pilot; :mod:`.gaussians_lagrangian` says why not half), or half the
+        finite-volume cells — with noise and the semi-implicit scheme also twice solver.dt_max
+        (its first-order time error dominates)."""
         cfg = self.config.replace({"grid.r_max": self.r_max, "solver.method": self.method})
         if self.lagrangian is not None:
-            cells = max(2, self.config["lagrangian.mass_cells"] // 2)
+            cells = _lagrangian_companion_cells(self.config["lagrangian.mass_cells"])
             return cfg.replace({"lagrangian.mass_cells": cells,
                                 "lagrangian.pilot_t_end": self.lagrangian.pilot_t_end})
         cfg = cfg.replace({"grid.n": max(8, self.config["grid.n"] // 2)})

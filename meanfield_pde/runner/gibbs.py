@@ -43,7 +43,7 @@ def solve_gibbs(cfg: Config, output: str | Path | None = None, *,
     snap = problem.snapshot(state)
     if extra:  # the Richardson estimate of the fixed point's risk (runner/companion.py)
         extra["risk_error"] = max(abs(float(snap["risk"]) - extra["risk_companion"])
-                                  * richardson_factor(problem.error_order),
+                                  * richardson_factor(problem.error_order, problem.companion_ratio),
                                   float(problem.risk_error_floor))
     snap = {**snap, **extra}
     writer.append(0.0, snap)

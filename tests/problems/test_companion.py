@@ -12,7 +12,13 @@ import meanfield_pde
 from meanfield_pde.cli import main
 from meanfield_pde.io import load
 from meanfield_pde.problems import registry
-from meanfield_pde.runner.companion import PairedProblem, richardson_factor, with_companion
+from meanfield_pde.runner.companion import (
+    PairedProblem,
+    curve_error,
+    curve_estimate,
+    richardson_factor,
+    with_companion,
+)
 from meanfield_pde.runner.trackers import Interrupted
 
 NAME = "toy-companion"
@@ -57,22 +63,29 @@ def _cfg(n: int = 200, t_end: float = 1.0):
 def test_richardson_factor():
     assert richardson_factor(1.0) == 1.0
     assert richardson_factor(2.0) == pytest.approx(1.0 / 3.0, rel=1e-15)
+    assert richardson_factor(4.0, 4.0 / 3.0) == pytest.approx(81.0 / 175.0, rel=1e-14)
 
 
 @pytest.mark.parametrize("n", [100, 400])
 def test_estimate_is_honest_against_the_closed_form(toy, tmp_path, n):
-    """|E − E_exact| <= 3 × risk_error <= 300 × |E − E_exact| + 3e-10 at every output."""
+    """risk_error bounds the error of the curve so far: max_{j<=k} |E_j − E_exact(t_j)| <= 3 ×
+    risk_error_k <= 100 × max_{j<=k} |E_j − E_exact(t_j)| + 1e-10 at every output k."""
     cfg = _cfg(n)
     summary = meanfield_pde.solve(cfg, tmp_path / "r.h5")
     res = load(tmp_path / "r.h5")
     assert "risk_error" in res.fields and summary.risk_error_final == res["risk_error"][-1]
     exact = np.array([toy_problem.exact_energy(cfg, t) for t in res.t])
-    actual = np.abs(res["risk"] - exact)
+    pointwise = np.abs(res["risk"] - exact)
+    actual = curve_error(res["risk"], exact)
     est = res["risk_error"]
+    assert np.all(np.diff(est) >= 0.0)  # an error bar for the curve up to t_k
+    # the file's estimate is the formula applied to the two stored curves
+    np.testing.assert_allclose(est, curve_estimate(res["risk"], res["risk_companion"], 1.0),
+                               rtol=1e-15, atol=0)
     assert np.all(actual <= 3.0 * est), (actual, est)
     assert np.all(est <= 100.0 * actual + 1e-10), (actual, est)
     # the companion's own risk is stored and is the coarser (less accurate) one
-    assert np.all(np.abs(res["risk_companion"][1:] - exact[1:]) >= actual[1:])
+    assert np.all(np.abs(res["risk_companion"][1:] - exact[1:]) >= pointwise[1:])
 
 
 def test_paired_run_resumes_bit_for_bit(toy, tmp_path, capsys):
