@@ -178,6 +178,12 @@ class PiecewiseLinearActivation(Activation):
         self._kinks = np.ascontiguousarray(kinks, dtype=np.float64)
         self._jumps = np.ascontiguousarray(jumps, dtype=np.float64)
 
+    @property
+    def pieces(self) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """(A, B, kinks kappa_m, slope jumps D_m) of the representation above (read-only
+        copies): what compiled closed forms elsewhere need."""
+        return self._a, self._b, self._kinks.copy(), self._jumps.copy()
+
     def value(self, x: np.ndarray) -> np.ndarray:
         """``A + B x + sum_m D_m max(x - kappa_m, 0)``."""
         x = _as_float_array(x)

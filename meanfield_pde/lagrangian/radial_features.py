@@ -192,8 +192,9 @@ class RadialFeatures:
         self._buf: np.ndarray | None = None
         self._closed = None
         if isinstance(act, PiecewiseLinearActivation):
+            a, b, kinks, jumps = act.pieces
             sigma0 = float(act.value(np.zeros(1))[0])
-            self._closed = (np.array([act._a, act._b, sigma0]), act._kinks, act._jumps)
+            self._closed = (np.array([a, b, sigma0]), kinks, jumps)
 
     def alphas(self, x: np.ndarray) -> np.ndarray:
         """α_2j(τ_s |x_p|), j = 0..J+1, as alpha[j, s P + p] (τ_+ block first): compiled

@@ -28,9 +28,8 @@ def encode_activation(act: Activation) -> tuple[int, np.ndarray]:
     D_1..D_n]``; the smooth activations need no parameters.
     """
     if isinstance(act, PiecewiseLinearActivation):
-        kinks = np.asarray(act._kinks, dtype=np.float64)
-        jumps = np.asarray(act._jumps, dtype=np.float64)
-        params = np.concatenate([[act._a, act._b, float(kinks.size)], kinks, jumps])
+        a, b, kinks, jumps = act.pieces
+        params = np.concatenate([[a, b, float(kinks.size)], kinks, jumps])
         return ACT_PL, np.ascontiguousarray(params)
     if isinstance(act, Erf):
         return ACT_ERF, np.zeros(1)

@@ -100,7 +100,7 @@ def _closed_form(act: Activation) -> bool:
 
 
 def _kinks(act: Activation) -> np.ndarray:
-    return np.asarray(act._kinks, dtype=np.float64)  # piecewise-linear activations only
+    return act.pieces[2]  # piecewise-linear activations only
 
 
 def _value_centers(act: Activation, kappa: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:

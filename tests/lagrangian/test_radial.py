@@ -251,3 +251,27 @@ def test_finite_volumes_converge_to_the_lagrangian_risk_on_a_smooth_activation()
     errs = [np.max(np.abs(_advance(p, times)[0] - lag)) for p in (
         fv600, _problem(*base, "solver.method=fv", "grid.n=1200", f"grid.r_max={fv600.r_max}"))]
     assert 1.8 <= np.log2(errs[0] / errs[1]) <= 2.2, errs
+
+
+def test_the_companion_thread_changes_no_bit():
+    """The companion steps in a second thread (runner/companion.py): with budgets of 1 and 3
+    steps per call (the main part stops short of t_stop, so the companion is restored and re-run
+    to the main part's time) and unlimited, the paired state is bit-identical to the serial
+    order's with the same budget."""
+    from meanfield_pde.runner.companion import with_companion
+
+    paired = with_companion(_problem("time.t_end=2", "lagrangian.mass_cells=16"))
+    times = np.linspace(0.0, 2.0, 5)
+    for budget in (1, 3, 10**8):
+        finals = []
+        for threaded in (True, False):
+            st, y, t = paired.make_stepper(), paired.initial_state(), 0.0
+            assert st.concurrent_pair
+            st.concurrent_pair = threaded
+            for stop in times[1:]:
+                while t < stop:
+                    rep = st.advance(y, t, stop, budget)
+                    assert rep.steps <= budget and rep.t > t
+                    t = rep.t
+            finals.append(y)
+        np.testing.assert_array_equal(finals[0], finals[1])
