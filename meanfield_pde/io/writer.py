@@ -41,6 +41,7 @@ from .layout import (
     TIME_DATASET,
     check_name,
 )
+from .provenance import run_environment
 from .space import check_space
 
 __all__ = ["ResultWriter"]
@@ -123,7 +124,9 @@ class ResultWriter:
         config: Resolved config (JSON-serialisable, finite numbers only).
         grid: Fixed numeric arrays stored under ``grid/``.
         fields: Snapshot field name -> per-snapshot shape (``()`` for scalars).
-        attrs: Extra root attributes (bool/int/float/str; dicts and lists become JSON text).
+        attrs: Extra root attributes (bool/int/float/str; dicts and lists become JSON text),
+            added to the provenance attributes ``versions``, ``git_revision``, ``git_dirty``
+            (:func:`~meanfield_pde.io.provenance.run_environment`).
         overwrite: Replace an existing file instead of raising OutputExists.
 
     Raises:
@@ -154,7 +157,7 @@ class ResultWriter:
         config_json = to_json(config, "config")
         grid_arrays = _check_grid(grid)
         self._fields = _check_fields(fields)
-        extra = encode_attrs(attrs)
+        extra = encode_attrs({**run_environment(), **(attrs or {})})  # caller's attrs win
         self._n = 0
         self._last_t = -math.inf
         self._chain = [CHAIN_START]  # h_(K-1), h_K of the rows written (see rows_sha256)
