@@ -130,6 +130,9 @@ RESERVED_ATTRS = frozenset(
         "n_snapshots",
         "rows_sha256",
         "grid_sha256",
+        "versions",
+        "git_revision",
+        "git_dirty",
         JSON_ATTRS,
     }
 )

@@ -84,6 +84,20 @@ def _check_fields(fields: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     return out
 
 
+_JSON_HEAD = ("versions",)  # layout attributes stored as JSON text
+
+
+def _provenance() -> dict[str, Any]:
+    """The encoded layout attributes ``versions``, ``git_revision``, ``git_dirty``."""
+    env = run_environment()
+    out: dict[str, Any] = {"versions": str_attr(to_json(env["versions"], "versions"))}
+    if "git_revision" in env:
+        out["git_revision"] = str_attr(env["git_revision"])
+    if "git_dirty" in env:
+        out["git_dirty"] = np.bool_(env["git_dirty"])
+    return out
+
+
 def _write_layout(f: h5py.File, head: Mapping[str, Any], extra: Mapping[str, tuple[Any, bool]],
                   grid: Mapping[str, np.ndarray], fields: Mapping[str, tuple[int, ...]]) -> None:
     """Fill the new file ``f``: the layout attributes ``head`` (already encoded), the extra
@@ -92,7 +106,8 @@ def _write_layout(f: h5py.File, head: Mapping[str, Any], extra: Mapping[str, tup
         f.attrs[name] = value
     for name, (value, _) in extra.items():
         f.attrs[name] = value
-    f.attrs[JSON_ATTRS] = str_attr(json.dumps(sorted(n for n, (_, j) in extra.items() if j)))
+    as_json = [n for n, (_, j) in extra.items() if j] + [n for n in _JSON_HEAD if n in head]
+    f.attrs[JSON_ATTRS] = str_attr(json.dumps(sorted(as_json)))
     f.attrs["grid_sha256"] = str_attr(digest_arrays(grid))
     f.attrs["rows_sha256"] = rows_attr(0, [CHAIN_START])
     g = f.create_group(GRID_GROUP)
@@ -124,9 +139,9 @@ class ResultWriter:
         config: Resolved config (JSON-serialisable, finite numbers only).
         grid: Fixed numeric arrays stored under ``grid/``.
         fields: Snapshot field name -> per-snapshot shape (``()`` for scalars).
-        attrs: Extra root attributes (bool/int/float/str; dicts and lists become JSON text),
-            added to the provenance attributes ``versions``, ``git_revision``, ``git_dirty``
-            (:func:`~meanfield_pde.io.provenance.run_environment`).
+        attrs: Extra root attributes (bool/int/float/str; dicts and lists become JSON text).
+            The layout's own attributes include the provenance ``versions``, ``git_revision``
+            and ``git_dirty`` (:func:`~meanfield_pde.io.provenance.run_environment`).
         overwrite: Replace an existing file instead of raising OutputExists.
 
     Raises:
@@ -157,7 +172,7 @@ class ResultWriter:
         config_json = to_json(config, "config")
         grid_arrays = _check_grid(grid)
         self._fields = _check_fields(fields)
-        extra = encode_attrs({**run_environment(), **(attrs or {})})  # caller's attrs win
+        extra = encode_attrs(attrs)
         self._n = 0
         self._last_t = -math.inf
         self._chain = [CHAIN_START]  # h_(K-1), h_K of the rows written (see rows_sha256)
@@ -169,6 +184,7 @@ class ResultWriter:
             "config_sha256": str_attr(sha256_text(config_json)),
             "complete": np.bool_(False),
             "created_utc": str_attr(datetime.now(UTC).isoformat(timespec="seconds")),
+            **_provenance(),
         }
         # --- create the file ---------------------------------------------------------
         p = check_new_output(self._path, overwrite)
