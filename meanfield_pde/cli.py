@@ -186,6 +186,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
         if key in res.run_attrs:
             val = res.run_attrs[key]
             print(f"{key:<26}{val:.4g}" if isinstance(val, float) else f"{key:<26}{val}")
+    if res.attrs.get("versions"):
+        git = res.attrs.get("git_revision")
+        dirty = " (uncommitted changes)" if res.attrs.get("git_dirty") else ""
+        print("versions  " + ", ".join(f"{k} {v}" for k, v in res.attrs["versions"].items())
+              + (f"; git {git}{dirty}" if git else ""))
     print("\n# resolved configuration")
     print(cfg_text.to_toml(), end="")
     return 0

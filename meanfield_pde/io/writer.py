@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from ..errors import CorruptFile, DataError, OutputExists
+from ..provenance import run_environment
 from .attrs import encode_attrs, package_version, sha256_text, str_attr, to_json
 from .checkpoint import write_slot
 from .hdf5 import (
@@ -41,7 +42,6 @@ from .layout import (
     TIME_DATASET,
     check_name,
 )
-from .provenance import run_environment
 from .space import check_space
 
 __all__ = ["ResultWriter"]
@@ -90,7 +90,8 @@ _JSON_HEAD = ("versions",)  # layout attributes stored as JSON text
 def _provenance() -> dict[str, Any]:
     """The encoded layout attributes ``versions``, ``git_revision``, ``git_dirty``."""
     env = run_environment()
-    out: dict[str, Any] = {"versions": str_attr(to_json(env["versions"], "versions"))}
+    versions = {"meanfield-pde": package_version(), **env["versions"]}
+    out: dict[str, Any] = {"versions": str_attr(to_json(versions, "versions"))}
     if "git_revision" in env:
         out["git_revision"] = str_attr(env["git_revision"])
     if "git_dirty" in env:
@@ -141,7 +142,7 @@ class ResultWriter:
         fields: Snapshot field name -> per-snapshot shape (``()`` for scalars).
         attrs: Extra root attributes (bool/int/float/str; dicts and lists become JSON text).
             The layout's own attributes include the provenance ``versions``, ``git_revision``
-            and ``git_dirty`` (:func:`~meanfield_pde.io.provenance.run_environment`).
+            and ``git_dirty`` (:func:`~meanfield_pde.provenance.run_environment`).
         overwrite: Replace an existing file instead of raising OutputExists.
 
     Raises:

@@ -86,7 +86,7 @@ def _attr_value(value: Any) -> Any:
 def _dataset_attrs(res: Any) -> dict[str, Any]:
     """The Dataset's attributes: layout attributes, provenance, config as TOML, run attributes."""
     out: dict[str, Any] = {"Conventions": "CF-1.8",
-                           "title": f"meanfield-pde result: problem {res.problem}",
+                           "title": f"result of meanfield-pde, problem {res.problem}",
                            "source_file": str(res.path)}
     for name, value in res.attrs.items():
         if name in ("config", "config_sha256", "rows_sha256", "grid_sha256"):

@@ -1,6 +1,7 @@
 """What a result file records about the software that wrote it: library versions and, when the
 package runs from a git checkout, its revision and whether the work tree has uncommitted
-changes (the root attributes ``versions``, ``git_revision``, ``git_dirty``; see :mod:`.layout`).
+changes (the root attributes ``versions``, ``git_revision``, ``git_dirty``; see
+:mod:`meanfield_pde.io.layout`).  Imports nothing of the package: the io writer uses it.
 
 Git is asked with a short timeout; when git is missing, slow, or the package is not tracked by
 a git work tree (an installed package), the two git attributes are simply absent.
@@ -16,21 +17,19 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .attrs import package_version
-
 __all__ = ["LIBRARIES", "git_state", "library_versions", "run_environment"]
 
 #: the libraries whose versions every result file records (besides Python, meanfield-pde, HDF5)
 LIBRARIES = ("numpy", "numba", "scipy", "h5py")
 _GIT_TIMEOUT_SECONDS = 2.0
-_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+_PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 @functools.cache
 def library_versions() -> dict[str, str]:
-    """Versions of Python, meanfield-pde, the HDF5 library and :data:`LIBRARIES` (a library
-    that is not installed is left out)."""
-    out = {"python": platform.python_version(), "meanfield-pde": package_version()}
+    """Versions of Python, the HDF5 library and :data:`LIBRARIES` (a library that is not
+    installed is left out)."""
+    out = {"python": platform.python_version()}
     for name in LIBRARIES:
         try:
             out[name] = version(name)
@@ -77,6 +76,7 @@ def git_state(directory: str | os.PathLike | None = None) -> dict[str, Any]:
 
 
 def run_environment() -> dict[str, Any]:
-    """The provenance attributes of a new result file: ``versions`` (dict, stored as JSON) and,
-    from a git checkout, ``git_revision`` and ``git_dirty``."""
+    """The provenance attributes of a new result file: ``versions`` (dict, stored as JSON; the
+    writer adds meanfield-pde's own) and, from a git checkout, ``git_revision`` and
+    ``git_dirty``."""
     return {"versions": dict(library_versions()), **git_state()}
