@@ -79,11 +79,17 @@ class LazyFields(Mapping[str, np.ndarray]):
         out = {n: self._cache[n][row] for n in names if n in self._cache}
         missing = [n for n in names if n not in out]
         if missing:
-            out.update(self._read(missing, row))
+            out.update({n: v[0] for n, v in self._read(missing, (row, row + 1)).items()})
         return {n: out[n] for n in names}
 
-    def _read(self, names: list[str], row: int | None) -> dict[str, np.ndarray]:
-        """All K rows (``row`` None) or one row of the fields ``names``."""
+    def block(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` (0 <= start <= stop <= K) of field ``name`` (one open)."""
+        if name in self._cache:
+            return self._cache[name][start:stop]
+        return self._read([name], (start, stop))[name]
+
+    def _read(self, names: list[str], rows: tuple[int, int] | None) -> dict[str, np.ndarray]:
+        """All K rows (``rows`` None) or rows ``start:stop`` of the fields ``names``."""
         p = self.path
         try:
             with open_file(p, "r") as f:
@@ -92,7 +98,7 @@ class LazyFields(Mapping[str, np.ndarray]):
                 if stamp != self._stamp:
                     raise DataError(f"{p} was replaced since it was loaded (another run wrote "
                                     "it); load it again")
-                return {n: _rows(p, f, n, self.k, row) for n in names}
+                return {n: _rows(p, f, n, self.k, rows) for n in names}
         except DataError:
             raise
         except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
@@ -333,31 +339,32 @@ def _member(p: Path, parent: h5py.Group, name: str, kind: type) -> Any:
     return obj
 
 
-def _rows(p: Path, f: h5py.File, name: str, k: int, row: int | None = None) -> np.ndarray:
-    """The first ``k`` rows of dataset ``name`` (or only row ``row`` of them): all stored, all
-    finite."""
+def _rows(p: Path, f: h5py.File, name: str, k: int,
+          rows: tuple[int, int] | None = None) -> np.ndarray:
+    """The first ``k`` rows of dataset ``name`` (or rows ``start:stop`` of them): all stored,
+    all finite."""
     ds = _member(p, f, name, h5py.Dataset)
     if ds.ndim < 1 or ds.shape[0] < k:
         raise CorruptFile(
             p, f"cannot read {p}: dataset {name!r} has {ds.shape[0] if ds.ndim else 0} rows "
             f"but n_snapshots is {k}"
         )
-    if row is None:
+    if rows is None:
         missing = first_missing_row(ds, k, p.stat().st_size)
         if missing is not None:
             raise CorruptFile(
                 p, f"cannot read {p}: row {missing} of dataset {name!r} is not stored "
                 "(its chunk index is damaged)"
             )
-    data = np.asarray(ds[:k] if row is None else ds[row : row + 1])
+    start, stop = rows if rows is not None else (0, k)
+    data = np.asarray(ds[start:stop])
     if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
-        bad = int(np.argwhere(~np.isfinite(data.reshape(data.shape[0], -1)))[0][0])
-        bad += 0 if row is None else row
+        bad = start + int(np.argwhere(~np.isfinite(data.reshape(data.shape[0], -1)))[0][0])
         raise CorruptFile(
             p, f"cannot read {p}: row {bad} of dataset {name!r} is not finite (its chunk index "
             "is damaged: the solvers never store NaN or inf)"
         )
-    return data if row is None else data[0]
+    return data
 
 
 def _read(p: Path, f: h5py.File, lazy: bool = False) -> Result:

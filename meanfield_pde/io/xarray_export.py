@@ -36,11 +36,49 @@ from .layout import (
     Variable,
     one_line,
 )
+from .reader import LazyFields, load
 
 __all__ = ["export_netcdf", "to_xarray"]
 
 NETCDF_ENGINE = "h5netcdf"
 _BOUNDS_DIM = "nv"  # CF: the vertex dimension of a bounds variable
+_BLOCK_BYTES = 64 * 2**20  # rows per Dask block of a lazy result's field: about this many bytes
+VERIFY_BYTES = 2**30
+"""Result files up to this size are exported after reading them whole and checking them
+against their SHA-256 digests; larger ones are streamed (lazy load, one block of rows at a
+time, checked by HDF5's Fletcher-32 checksums and for finiteness)."""
+
+
+class _Rows:
+    """Field ``name`` of a lazy result as an array-like for ``dask.array.from_array``: indexing
+    reads just the rows asked for (:meth:`LazyFields.block`)."""
+
+    def __init__(self, fields: LazyFields, name: str):
+        self.fields, self.name = fields, name
+        self.shape = (fields.k, *fields.shapes[name])
+        self.dtype = np.dtype(np.float64)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key: tuple) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        start, stop, step = key[0].indices(self.shape[0]) if key else (0, self.shape[0], 1)
+        block = self.fields.block(self.name, start, max(start, stop))
+        return block[(slice(None, None, step), *key[1:])]
+
+
+def _field_array(res: Any, name: str) -> Any:
+    """Field ``name`` of ``res``: a numpy array, or for a lazy result a Dask array whose blocks
+    of rows are read when computed (so a Dataset of a large file is built without reading it)."""
+    fields = res.fields
+    if not isinstance(fields, LazyFields) or fields.k == 0:
+        return np.asarray(fields[name])
+    import dask.array as da
+
+    rows = _Rows(fields, name)
+    row_bytes = 8 * int(np.prod(rows.shape[1:], dtype=np.int64))
+    per_block = int(min(fields.k, max(1, _BLOCK_BYTES // max(row_bytes, 1))))
+    return da.from_array(rows, chunks=(per_block, *rows.shape[1:]), name=False, asarray=True,
+                         lock=False, meta=np.empty((0,) * rows.ndim))
 
 
 def _variable(res: Any, key: str) -> Variable | None:
@@ -119,7 +157,8 @@ def _coordinate_vars(res: Any, coords: tuple[str, ...]) -> tuple[dict, dict]:
 def to_xarray(res: Any):
     """``res`` (a :class:`~meanfield_pde.io.reader.Result`) as an ``xarray.Dataset``: every
     field on (t, ...), every grid array, CF coordinates with bounds, and the attributes the
-    module docstring lists.  A lazy result reads every field here."""
+    module docstring lists.  The fields of a lazy result (``load(path, lazy=True)``) become Dask
+    arrays, read block by block when computed or written."""
     import xarray as xr
 
     coords = coordinates(res)
@@ -135,7 +174,7 @@ def to_xarray(res: Any):
         uses_coord |= "coord" in dims
         dvars[name] = (dims, arr, _attrs(res, key))
     for name in res.fields:
-        arr = np.asarray(res.fields[name])
+        arr = _field_array(res, name)
         dims = (TIME_DATASET, *_dims(res, name, arr.shape[1:], coords))
         uses_coord |= "coord" in dims
         target = name if name not in cvars and name not in coords else f"{name}_field"
@@ -160,19 +199,18 @@ def export_netcdf(path: str | os.PathLike, netcdf: str | os.PathLike,
                   overwrite: bool = False) -> Path:
     """Write the result file ``path`` as the netCDF-4 file ``netcdf`` (engine h5netcdf, the
     Dataset of :func:`to_xarray`), atomically: into a temporary file beside it, then renamed.
+    Files larger than :data:`VERIFY_BYTES` are streamed (see there).
 
     Raises:
         DataError: ``netcdf`` is the input file, a directory, or cannot be written;
             :class:`~meanfield_pde.errors.OutputExists` if it exists and ``overwrite`` is false;
             the read errors of :func:`~meanfield_pde.io.reader.load`.
     """
-    from .reader import load
-
     src, out = Path(path), Path(netcdf)
     if _same_file(src, out):
         raise DataError(f"the netCDF output {out} is the input file; choose another path")
     check_new_output(out, overwrite)
-    ds = to_xarray(load(src))
+    ds = to_xarray(load(src, lazy=src.is_file() and src.stat().st_size > VERIFY_BYTES))
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
