@@ -61,6 +61,7 @@ def interpolate(res: Any, t: float) -> dict[str, np.ndarray]:
 
 
 def _no_density(res: Any, what: str) -> DataError:
+    """The one-line error of asking a file without a density grid (SGD) for ``what``."""
     kind = "an SGD result (its neurons are fields, see Result.moments())" \
         if res.attrs.get("kind") == "sgd" else "a result without a density grid"
     return DataError(f"{res.path} is {kind}: it has no {what}; pass a PDE or Gibbs result")
@@ -108,6 +109,7 @@ def marginal(res: Any, name: str):
 
 
 def _cf(name: str) -> dict[str, str]:
+    """CF ``units`` and ``long_name`` of dataset ``name`` from the table."""
     var = VARIABLES[name]
     return {"units": var.units, "long_name": var.long_name}
 

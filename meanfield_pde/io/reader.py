@@ -76,7 +76,7 @@ class LazyFields(Mapping[str, np.ndarray]):
 
     def rows(self, names: list[str], row: int) -> dict[str, np.ndarray]:
         """Row ``row`` (0 <= row < K) of each field in ``names`` (one open of the file)."""
-        out = {n: self._cache[n][row] for n in names if n in self._cache}
+        out = {n: np.array(self._cache[n][row]) for n in names if n in self._cache}
         missing = [n for n in names if n not in out]
         if missing:
             out.update({n: v[0] for n, v in self._read(missing, (row, row + 1)).items()})
@@ -201,7 +201,7 @@ class Result:
         k = int(k) % n
         if isinstance(self.fields, LazyFields):
             return self.fields.rows(list(self.fields), k)
-        return {name: np.asarray(arr[k]) for name, arr in self.fields.items()}
+        return {name: np.array(arr[k]) for name, arr in self.fields.items()}  # copies
 
     def at(self, t: float) -> dict[str, np.ndarray]:
         """Every field at time ``t``, linear in t between the two bracketing outputs (exactly

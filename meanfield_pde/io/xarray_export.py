@@ -28,6 +28,7 @@ from ..errors import DataError
 from .derived import coordinates
 from .hdf5 import check_new_output
 from .layout import (
+    COORDINATES,
     DENSITY_DIMS,
     GRID_GROUP,
     SGD_FIELDS,
@@ -103,6 +104,7 @@ def _dims(res: Any, key: str, shape: tuple[int, ...], coords: tuple[str, ...]) -
 
 
 def _attrs(res: Any, key: str) -> dict[str, str]:
+    """The attributes of the variable of dataset ``key``: units, long name, HDF5 path."""
     var = _variable(res, key)
     out = {"units": var.units, "long_name": var.long_name} if var is not None else \
         {"long_name": key}
@@ -127,7 +129,7 @@ def _dataset_attrs(res: Any) -> dict[str, Any]:
                            "title": f"result of meanfield-pde, problem {res.problem}",
                            "source_file": str(res.path)}
     for name, value in res.attrs.items():
-        if name in ("config", "config_sha256", "rows_sha256", "grid_sha256"):
+        if name in ("config", "rows_sha256", "grid_sha256"):  # digests of HDF5 bytes
             continue
         converted = _attr_value(value)
         if converted is not None:
@@ -181,7 +183,7 @@ def to_xarray(res: Any):
         dvars[target] = (dims, arr, _attrs(res, name))
     if uses_coord:
         n = next(v[1].shape[v[0].index("coord")] for v in dvars.values() if "coord" in v[0])
-        names = ("a", "s", "r") if n == 3 else tuple(f"c{i}" for i in range(n))
+        names = COORDINATES if n == len(COORDINATES) else tuple(f"c{i}" for i in range(n))
         cvars["coord"] = (("coord",), np.array(names),
                           {"long_name": "coordinate of a point: output weight a, alignment s, "
                                         "radius r"})
@@ -189,6 +191,7 @@ def to_xarray(res: Any):
 
 
 def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``b`` names the file ``a`` (same path after resolving links, or same inode)."""
     try:
         return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
     except OSError:
