@@ -14,6 +14,7 @@ import xarray as xr
 from helpers import NEURON_SMALL, NEURON_TIGHT_BOX, config, one_line_cli_error, quiet_main
 
 from meanfield_pde import DataError, load
+from meanfield_pde.cli import main
 from meanfield_pde.io.derived import coordinates
 from meanfield_pde.io.layout import VARIABLES
 from meanfield_pde.io.xarray_export import export_netcdf
@@ -93,9 +94,12 @@ def test_netcdf_round_trip(runs, tmp_path, name):
         assert ds.attrs["seed"] == res.attrs["seed"]
 
 
-def test_result_files_record_versions_and_git(runs):
-    """versions of numpy, numba, scipy, h5py; the git revision of this checkout."""
+def test_result_files_record_versions_and_git(runs, capsys):
+    """versions of numpy, numba, scipy, h5py; the git revision of this checkout; `info`
+    shows them."""
     attrs = load(runs["radial-fv"]).attrs
+    assert main(["info", str(runs["radial-fv"])]) == 0
+    assert f"numpy {np.__version__}" in capsys.readouterr().out
     assert set(attrs["versions"]) >= {"numpy", "numba", "scipy", "h5py", "python"}
     assert attrs["versions"]["numpy"] == np.__version__
     if (Path(__file__).resolve().parents[2] / ".git").exists():
@@ -221,3 +225,34 @@ def test_large_files_are_streamed_block_by_block(runs, tmp_path, monkeypatch):
         assert set(a.variables) == set(b.variables)
         for name in a.variables:
             np.testing.assert_array_equal(a[name].values, b[name].values)
+
+
+def test_sgd_results_export_their_neurons(tmp_path):
+    """An SGD file: neurons on dim `neuron`, moments averaged over them, no marginal."""
+    from meanfield_pde.runner.sgd import solve_sgd
+
+    path = tmp_path / "sgd.h5"
+    solve_sgd(config("gaussians", "sgd.n_neurons=40", "sgd.eps=1e-3", "time.t_end=0.05",
+                     "time.n_outputs=3"), path)
+    res = load(path)
+    ds = res.to_xarray()
+    assert ds["r"].dims == ("t", "neuron") and ds["r"].attrs["long_name"].startswith("radius")
+    np.testing.assert_array_equal(ds["r"].values, res["r"])
+    mom = res.moments()
+    np.testing.assert_allclose(mom["mean_r"].values, res["r"].mean(axis=1), rtol=ROUND_OFF)
+    with pytest.raises(DataError, match="SGD result"):
+        res.marginal("r")
+
+
+def test_the_layout_coordinates_are_the_problems():
+    """COORDINATES orders every registered problem's coordinates as its density axes, and each
+    marginal field is one the export knows."""
+    from meanfield_pde.io.layout import COORDINATES
+    from meanfield_pde.problems import registry
+
+    for name in registry.names():
+        cls = registry.get(name)
+        coords = tuple(cls.particle_coords)
+        assert coords == tuple(x for x in COORDINATES if x in coords), name
+        for field in cls.marginal_fields.values():
+            assert field in VARIABLES, (name, field)
