@@ -98,6 +98,10 @@ class LazyFields(Mapping[str, np.ndarray]):
                 if stamp != self._stamp:
                     raise DataError(f"{p} was replaced since it was loaded (another run wrote "
                                     "it); load it again")
+                now = decode_attr(f.attrs.get("n_snapshots"))
+                if not isinstance(now, int) or now < self.k:
+                    raise DataError(f"{p} now holds {now} snapshots, fewer than the {self.k} "
+                                    "it held when loaded (a resume dropped rows); load it again")
                 return {n: _rows(p, f, n, self.k, rows) for n in names}
         except DataError:
             raise
