@@ -6,6 +6,7 @@ Public API::
     cfg = default_config("gaussians").replace({"model.d": 80})
     summary = solve(cfg, "run.h5")   # also solve_gibbs, solve_sgd, validate
     result = load("run.h5")          # result.t, result["risk"], result["density"], result.grid
+    result.at(1.5), result.marginal("r"), result.moments(), result.to_xarray()
     resume("run.h5", t_end=40.0)     # continue (or extend) a run from its last checkpoint
 """
 
@@ -32,7 +33,7 @@ _LAZY = {
     "solve": "runner.pde", "solve_gibbs": "runner.gibbs", "solve_sgd": "runner.sgd",
     "resume": "runner.resume", "validate": "validation", "load": "io",
     "load_checkpoint": "io", "plot_result": "plotting", "register_problem": "problems.registry",
-    "problem_names": "problems.registry",
+    "problem_names": "problems.registry", "export_netcdf": "io",
 }
 _ALIASES = {"register_problem": "register", "problem_names": "names"}
 

@@ -8,6 +8,7 @@
                         [--workers P] [-o DIR] [--force]
     meanfield-pde gibbs PROBLEM|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
     meanfield-pde info FILE.h5
+    meanfield-pde export FILE.h5 --netcdf OUT.nc [--force]
     meanfield-pde plot FILE.h5 -o FIG.png|FIG.pdf|FIG.svg
     meanfield-pde config PROBLEM|CONFIG.toml [--set ...] [--keys [--markdown]]
 
@@ -185,8 +186,26 @@ def _cmd_info(args: argparse.Namespace) -> int:
         if key in res.run_attrs:
             val = res.run_attrs[key]
             print(f"{key:<26}{val:.4g}" if isinstance(val, float) else f"{key:<26}{val}")
+    if res.attrs.get("versions"):
+        git = res.attrs.get("git_revision")
+        dirty = " (uncommitted changes)" if res.attrs.get("git_dirty") else ""
+        print("versions  " + ", ".join(f"{k} {v}" for k, v in res.attrs["versions"].items())
+              + (f"; git {git}{dirty}" if git else ""))
     print("\n# resolved configuration")
     print(cfg_text.to_toml(), end="")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .errors import DataError
+    from .io.xarray_export import export_netcdf
+
+    try:
+        out = export_netcdf(args.file, args.netcdf, overwrite=args.force)
+    except OutputExists as exc:
+        raise DataError(f"netCDF output {exc.path} exists; pass --force to overwrite it or "
+                        "choose another path with --netcdf") from exc
+    print(f"wrote {out}")
     return 0
 
 
@@ -299,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="show the configuration and summary of a result file")
     i.add_argument("file", metavar="FILE.h5")
     i.set_defaults(func=_cmd_info)
+
+    ex = sub.add_parser("export", help="write a result file as netCDF-4 (xarray, CF attributes)")
+    ex.add_argument("file", metavar="FILE.h5")
+    ex.add_argument("--netcdf", required=True, metavar="OUT.nc",
+                    help="netCDF-4 file to write (dims t and r or a, s, r; CF units)")
+    ex.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    ex.set_defaults(func=_cmd_export)
 
     pl = sub.add_parser("plot", help="plot a result file (a Gibbs fixed point as an equilibrium)")
     pl.add_argument("file", metavar="FILE.h5")

@@ -7,7 +7,9 @@ Modules, bottom up (each imports only those above it in this list):
 * :mod:`.integrity`  SHA-256 digests of the grid and checkpoint slots, the row hash chain
 * :mod:`.hdf5`       create/open with lock retries, row writes, :func:`check_new_output`
 * :mod:`.space`      the disk guard
-* :mod:`.reader`     :class:`Result`, :func:`load`, :func:`read_attrs`
+* :mod:`.derived`    ``Result.at``, ``Result.marginal``, ``Result.moments``
+* :mod:`.reader`     :class:`Result`, :func:`load` (``lazy=True``: on demand), :func:`read_attrs`
+* :mod:`.xarray_export` ``Result.to_xarray``, :func:`export_netcdf` (imports xarray on use)
 * :mod:`.checkpoint` the two checkpoint slots, :class:`Checkpoint`, :func:`load_checkpoint`
 * :mod:`.writer`     :class:`ResultWriter`
 
@@ -23,6 +25,8 @@ from .layout import FORMAT_VERSION
 from .reader import Result, load, read_attrs
 from .space import DISK_RESERVE_BYTES
 from .writer import ResultWriter
+from .xarray_export import export_netcdf
 
 __all__ = ["DISK_RESERVE_BYTES", "FORMAT_VERSION", "Checkpoint", "Result", "ResultWriter",
-           "check_new_output", "load", "load_checkpoint", "package_version", "read_attrs"]
+           "check_new_output", "export_netcdf", "load", "load_checkpoint", "package_version",
+           "read_attrs"]

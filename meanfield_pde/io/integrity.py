@@ -74,9 +74,10 @@ def parse_rows_attr(value: Any) -> tuple[int, str, str]:
 
 
 def check_digests(p: Path, raw: Mapping[str, Any], t: np.ndarray,
-                  fields: dict[str, np.ndarray], grid: dict[str, np.ndarray]) -> None:
+                  fields: dict[str, np.ndarray] | None, grid: dict[str, np.ndarray]) -> None:
     """Compare the rows (``t`` and ``fields``, K = len(t) rows each) and the grid with their
-    stored SHA-256 digests in the root attributes ``raw``, if the file has them.
+    stored SHA-256 digests in the root attributes ``raw``, if the file has them (``fields``
+    None: the grid only, for a lazy read that never holds all rows).
 
     rows_sha256 = "K h_K h_(K-1)" may trail n_snapshots = N after a crash: K = N + 1 (killed
     between the two attributes of an append: h_(K-1) covers the N rows) or K < N (killed while
@@ -90,7 +91,7 @@ def check_digests(p: Path, raw: Mapping[str, Any], t: np.ndarray,
     if digest is not None and digest != digest_arrays(grid):
         raise CorruptFile(p, f"cannot read {p}: the grid arrays do not match their SHA-256 "
                           "digest")
-    if "rows_sha256" not in raw:
+    if "rows_sha256" not in raw or fields is None:
         return
     try:
         k_hash, last, prev = parse_rows_attr(raw["rows_sha256"])

@@ -28,6 +28,12 @@ A solve writes one HDF5 file. Its layout (``FORMAT_VERSION = 1``) is::
                                 in sorted name order)
         json_attrs       str    JSON list naming the extra attributes below that hold
                                 JSON text (dicts and lists); bookkeeping only
+        versions         str    JSON object: versions of python, meanfield-pde, numpy,
+                                numba, scipy, h5py and the HDF5 library that wrote the file
+                                (files written before this attribute existed lack it)
+        git_revision     str    `git rev-parse HEAD` of the package source when it ran from
+                                a git checkout (absent otherwise), with
+        git_dirty        bool   whether tracked files differed from that revision
         <extra>          scalar or str, e.g. seed, wall_seconds, compile_seconds, n_steps;
                                 dicts and lists are stored as JSON text
       t                  (K,)          float64  output times, strictly increasing
@@ -83,8 +89,11 @@ Writing follows the Dedalus pattern: every operation of the writer (``ResultWrit
 file, writes, flushes and closes it. A crash or ``kill -9`` of the solver therefore leaves
 every finished snapshot readable, and other processes can read the file between writes.
 
-Reading (``load``) loads everything into memory (files are small) and closes the
-file; every problem (missing, not HDF5, not ours, too new, truncated, corrupt) becomes a
+Reading (``load``) loads everything into memory and closes the file; ``load(path,
+lazy=True)`` reads only the header, ``t`` and the grid, and each later access to a field or
+snapshot opens the file, reads those rows and closes it again (a reader never holds the file
+open between accesses, so it never blocks a solve appending to it); every problem (missing,
+not HDF5, not ours, too new, truncated, corrupt) becomes a
 :class:`~meanfield_pde.errors.DataError` with a one-line message (truncated or corrupt files:
 its subclass :class:`~meanfield_pde.errors.CorruptFile`).
 
@@ -95,9 +104,11 @@ writes), ``space`` (the disk guard), ``writer``, ``reader``, ``checkpoint`` (the
 
 from __future__ import annotations
 
-__all__ = ["CHECKPOINT_GROUP", "CHECKPOINT_META_BYTES", "FORMAT_VERSION", "GRID_GROUP",
-           "JSON_ATTRS", "RESERVED_ATTRS", "RESERVED_NAMES", "TIME_DATASET", "check_name",
-           "one_line"]
+from typing import NamedTuple
+
+__all__ = ["CHECKPOINT_GROUP", "CHECKPOINT_META_BYTES", "COORDINATES", "DENSITY_DIMS",
+           "FORMAT_VERSION", "GRID_GROUP", "JSON_ATTRS", "RESERVED_ATTRS", "RESERVED_NAMES",
+           "SGD_FIELDS", "TIME_DATASET", "VARIABLES", "Variable", "check_name", "one_line"]
 
 FORMAT_VERSION: int = 1
 """Version of the HDF5 layout written by this package; the reader refuses newer ones."""
@@ -119,11 +130,76 @@ RESERVED_ATTRS = frozenset(
         "n_snapshots",
         "rows_sha256",
         "grid_sha256",
+        "versions",
+        "git_revision",
+        "git_dirty",
         JSON_ATTRS,
     }
 )
 """Root attributes of the layout itself; every other root attribute describes the run."""
 RESERVED_NAMES = frozenset({TIME_DATASET, GRID_GROUP, CHECKPOINT_GROUP})
+
+
+# ------------------------------------------------------------------ what the datasets mean
+COORDINATES = ("a", "s", "r")
+"""The reduced coordinates of one neuron (MATH.md §2, §3), in the order of a density's axes: a
+file discretises those whose ``grid/<x>_edges`` and ``grid/<x>_centers`` it holds (the radial
+problem r; the single-neuron problem a, s, r)."""
+DENSITY_DIMS = "<coordinates>"
+"""Placeholder in :data:`VARIABLES` for the file's coordinates (``("r",)`` or
+``("a", "s", "r")``)."""
+
+
+class Variable(NamedTuple):
+    """The meaning of one dataset: its dimension names (without the leading ``t`` of a snapshot
+    field), CF ``units`` ("1": dimensionless; the model has no physical units) and ``long_name``."""
+
+    dims: tuple[str, ...]
+    units: str
+    long_name: str
+
+
+_D = (DENSITY_DIMS,)
+VARIABLES: dict[str, Variable] = {
+    # snapshot fields (K, *dims)
+    TIME_DATASET: Variable((), "1", "time t of the mean-field flow (t = k eps after k SGD steps)"),
+    "risk": Variable((), "1", "population risk R(rho_t)"),
+    "risk_error": Variable((), "1", "a-posteriori estimate of |risk - R(rho_t)|"),
+    "risk_companion": Variable((), "1", "population risk of the coarser companion run"),
+    "free_energy": Variable((), "1", "free energy F(rho_t)"),
+    "mass": Variable((), "1", "total mass of rho_t"),
+    "mean_a": Variable((), "1", "mean of the output weight a"),
+    "mean_s": Variable((), "1", "mean of the alignment s = <w, w_*>"),
+    "mean_r": Variable((), "1", "mean of the radius r"),
+    "density": Variable(_D, "1", "density of rho_t (cell averages on the output grid)"),
+    "marginal_a": Variable(("a",), "1", "marginal density of a (cell averages)"),
+    "marginal_s": Variable(("s",), "1", "marginal density of s (cell averages)"),
+    "marginal_r": Variable(("r",), "1", "marginal density of r (cell averages)"),
+    "cell_edges": Variable(("cell_edge",), "1", "positions X(m_i, t) of the mass cells' edges"),
+    "nodes": Variable(("node",), "1", "positions of the tracked Gauss-Lobatto nodes"),
+    "particles": Variable(("particle", "coord"), "1",
+                          "(a, s, r) of the weighted characteristics"),
+    "z": Variable(("neuron", "coord"), "1", "(a, s, r) of every SGD neuron"),
+    # the radial SGD field "r" (K, N) is named like the coordinate: see SGD_FIELDS
+    # grid arrays (GRID_GROUP/<name>)
+    **{f"{GRID_GROUP}/{x}_edges": Variable((f"{x}_edge",), "1", f"cell edges of {x}")
+       for x in COORDINATES},
+    **{f"{GRID_GROUP}/{x}_centers": Variable((x,), "1", f"cell centres of {x}")
+       for x in COORDINATES},
+    f"{GRID_GROUP}/cell_masses": Variable(("cell",), "1", "fixed masses of the mass cells"),
+    f"{GRID_GROUP}/cell_labels": Variable(("cell_edge",), "1",
+                                          "initial positions of the mass cells' edges"),
+    f"{GRID_GROUP}/node_weights": Variable(("node",), "1",
+                                           "quadrature weights of the tracked nodes"),
+    f"{GRID_GROUP}/particle_weights": Variable(("particle",), "1",
+                                               "fixed weights of the characteristics"),
+}
+"""Dataset name (grid arrays as ``grid/<name>``) -> :class:`Variable`: the one table of
+dimension names, CF units and long names (used by :mod:`.xarray_export`)."""
+SGD_FIELDS: dict[str, Variable] = {
+    "r": Variable(("neuron",), "1", "radius |w| of every SGD neuron"),
+}
+"""Snapshot fields of SGD results (``kind = "sgd"``) whose names are also coordinates."""
 
 
 def one_line(exc: BaseException | str) -> str:

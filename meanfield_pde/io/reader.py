@@ -1,12 +1,19 @@
-"""Reading result files: :func:`load` reads everything into memory (files are small), checks
-it (format version, checksums, digests, chunk index) and closes the file; :class:`Result` holds
-it.  Every problem becomes a one-line :class:`~meanfield_pde.errors.DataError`; truncated or
-corrupt files a :class:`~meanfield_pde.errors.CorruptFile`."""
+"""Reading result files: :func:`load` reads everything into memory, checks it (format version,
+checksums, digests, chunk index) and closes the file; :class:`Result` holds it.  ``load(path,
+lazy=True)`` reads the header, times and grid only; each later access to a field or a snapshot
+opens the file, reads what was asked for and closes it (never holding the file open in between:
+a reader never blocks a solve that appends to the file).  Every problem becomes a one-line
+:class:`~meanfield_pde.errors.DataError`; truncated or corrupt files a
+:class:`~meanfield_pde.errors.CorruptFile`.
+
+Analysis helpers of :class:`Result` live in :mod:`.derived` (``at``, ``marginal``,
+``moments``) and :mod:`.xarray_export` (``to_xarray``)."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +22,7 @@ import h5py
 import numpy as np
 
 from ..errors import CorruptFile, DataError
+from . import derived
 from .attrs import decode_attr, decode_root_attrs, package_version, sha256_text
 from .hdf5 import open_file
 from .integrity import check_digests, first_missing_row
@@ -27,7 +35,7 @@ from .layout import (
     one_line,
 )
 
-__all__ = ["Result", "load", "read_attrs"]
+__all__ = ["LazyFields", "Result", "load", "read_attrs"]
 
 
 def _format_times(times: np.ndarray, limit: int = 20) -> str:
@@ -38,9 +46,73 @@ def _format_times(times: np.ndarray, limit: int = 20) -> str:
     return "[" + ", ".join(values) + "]"
 
 
+class LazyFields(Mapping[str, np.ndarray]):
+    """The snapshot fields of a result file read on demand (``load(path, lazy=True)``).
+
+    ``fields[name]`` reads the K rows of one field (then keeps them); :meth:`rows` reads one
+    snapshot of several fields.  Each read opens the file, checks it is the file that was
+    loaded (same ``created_utc`` and ``config_sha256``) and still holds the K rows, reads and
+    closes it.  Rows are checked by HDF5's Fletcher-32 checksums and for finiteness; the SHA-256
+    chain over all rows (``rows_sha256``) is not verified (that would read every row).
+    """
+
+    def __init__(self, path: Path, k: int, shapes: dict[str, tuple[int, ...]],
+                 stamp: tuple[Any, Any]):
+        self.path, self.k, self.shapes, self._stamp = path, k, shapes, stamp
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.shapes:
+            raise KeyError(name)
+        if name not in self._cache:
+            self._cache[name] = self._read([name], None)[name]
+        return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.shapes)
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def rows(self, names: list[str], row: int) -> dict[str, np.ndarray]:
+        """Row ``row`` (0 <= row < K) of each field in ``names`` (one open of the file)."""
+        out = {n: np.array(self._cache[n][row]) for n in names if n in self._cache}
+        missing = [n for n in names if n not in out]
+        if missing:
+            out.update({n: v[0] for n, v in self._read(missing, (row, row + 1)).items()})
+        return {n: out[n] for n in names}
+
+    def block(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` (0 <= start <= stop <= K) of field ``name`` (one open)."""
+        if name in self._cache:
+            return self._cache[name][start:stop]
+        return self._read([name], (start, stop))[name]
+
+    def _read(self, names: list[str], rows: tuple[int, int] | None) -> dict[str, np.ndarray]:
+        """All K rows (``rows`` None) or rows ``start:stop`` of the fields ``names``."""
+        p = self.path
+        try:
+            with open_file(p, "r") as f:
+                stamp = (decode_attr(f.attrs.get("created_utc")),
+                         decode_attr(f.attrs.get("config_sha256")))
+                if stamp != self._stamp:
+                    raise DataError(f"{p} was replaced since it was loaded (another run wrote "
+                                    "it); load it again")
+                now = decode_attr(f.attrs.get("n_snapshots"))
+                if not isinstance(now, int) or now < self.k:
+                    raise DataError(f"{p} now holds {now} snapshots, fewer than the {self.k} "
+                                    "it held when loaded (a resume dropped rows); load it again")
+                return {n: _rows(p, f, n, self.k, rows) for n in names}
+        except DataError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+            raise _read_error(p, exc) from exc
+
+
 @dataclass
 class Result:
-    """Everything in one result file, loaded into memory (see :func:`load`).
+    """Everything in one result file (see :func:`load`): in memory, or read on demand when
+    loaded with ``lazy=True`` (then :attr:`fields` is a :class:`LazyFields`).
 
     Attributes:
         path: The file read.
@@ -51,7 +123,8 @@ class Result:
         complete: Whether the run ended normally.
         t: Output times, shape (K,).
         grid: Fixed grid arrays.
-        fields: Snapshot fields, each truncated to K = ``n_snapshots`` rows.
+        fields: Snapshot fields, each truncated to K = ``n_snapshots`` rows (a mapping name ->
+            (K, *shape) array).
     """
 
     path: Path
@@ -61,7 +134,12 @@ class Result:
     complete: bool
     t: np.ndarray
     grid: dict[str, np.ndarray] = field(default_factory=dict)
-    fields: dict[str, np.ndarray] = field(default_factory=dict)
+    fields: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def lazy(self) -> bool:
+        """Whether the fields are read from the file on demand (``load(path, lazy=True)``)."""
+        return isinstance(self.fields, LazyFields)
 
     @property
     def n_snapshots(self) -> int:
@@ -113,10 +191,55 @@ class Result:
             f"({self.t.size}): {_format_times(self.t)}; pass one of them"
         )
 
+    def snapshot(self, k: int) -> dict[str, np.ndarray]:
+        """Every field at output ``k`` (0 <= k < K; negative counts from the end), as arrays of
+        the per-snapshot shape (0-d for scalar fields).  A lazy result reads only that row.
 
-def load(path: str | os.PathLike) -> Result:
+        Raises:
+            DataError: ``k`` is out of range.
+        """
+        n = self.n_snapshots
+        if not -n <= int(k) < n:
+            raise DataError(f"snapshot {k} is out of range: {self.path} has {n} snapshots; "
+                            f"pass 0 <= k < {n}")
+        k = int(k) % n
+        if isinstance(self.fields, LazyFields):
+            return self.fields.rows(list(self.fields), k)
+        return {name: np.array(arr[k]) for name, arr in self.fields.items()}  # copies
+
+    def at(self, t: float) -> dict[str, np.ndarray]:
+        """Every field at time ``t``, linear in t between the two bracketing outputs (exactly
+        the stored snapshot at an output time); see :func:`.derived.interpolate`.
+
+        Raises:
+            DataError: ``t`` is outside [t_0, t_(K-1)] (or not a number).
+        """
+        return derived.interpolate(self, t)
+
+    def marginal(self, name: str):
+        """The marginal density of coordinate ``name`` (``"r"``; ``"a"``, ``"s"`` or ``"r"``
+        for single-neuron) at every output: an ``xarray.DataArray`` of dims (t, name) on the
+        cell centres, integrating to the mass (see :func:`.derived.marginal`)."""
+        return derived.marginal(self, name)
+
+    def moments(self):
+        """Mass, means and variances of the coordinates at every output, from the stored
+        fields: an ``xarray.Dataset`` of dim t (see :func:`.derived.moments`)."""
+        return derived.moments(self)
+
+    def to_xarray(self):
+        """The whole result as an ``xarray.Dataset`` with CF attributes (see
+        :func:`.xarray_export.to_xarray`)."""
+        from .xarray_export import to_xarray
+
+        return to_xarray(self)
+
+
+def load(path: str | os.PathLike, lazy: bool = False) -> Result:
     """Read a result file written by :class:`~meanfield_pde.io.writer.ResultWriter` into memory
-    and close it.
+    and close it; with ``lazy=True`` read only the header, times and grid, and read the fields
+    when they are accessed (:class:`LazyFields`: for files too large for memory, and for
+    following a running solve without blocking it).
 
     Raises:
         DataError: (one line) the file is missing, not HDF5, not written by meanfield-pde or of
@@ -125,7 +248,7 @@ def load(path: str | os.PathLike) -> Result:
     p = _existing(path)
     try:
         with open_file(p, "r") as f:
-            return _read(p, f)
+            return _read(p, f, lazy)
     except DataError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
@@ -220,23 +343,27 @@ def _member(p: Path, parent: h5py.Group, name: str, kind: type) -> Any:
     return obj
 
 
-def _rows(p: Path, f: h5py.File, name: str, k: int) -> np.ndarray:
-    """The first ``k`` rows of dataset ``name``: all stored, all finite."""
+def _rows(p: Path, f: h5py.File, name: str, k: int,
+          rows: tuple[int, int] | None = None) -> np.ndarray:
+    """The first ``k`` rows of dataset ``name`` (or rows ``start:stop`` of them): all stored,
+    all finite."""
     ds = _member(p, f, name, h5py.Dataset)
     if ds.ndim < 1 or ds.shape[0] < k:
         raise CorruptFile(
             p, f"cannot read {p}: dataset {name!r} has {ds.shape[0] if ds.ndim else 0} rows "
             f"but n_snapshots is {k}"
         )
-    missing = first_missing_row(ds, k, p.stat().st_size)
-    if missing is not None:
-        raise CorruptFile(
-            p, f"cannot read {p}: row {missing} of dataset {name!r} is not stored "
-            "(its chunk index is damaged)"
-        )
-    data = np.asarray(ds[:k])
+    if rows is None:
+        missing = first_missing_row(ds, k, p.stat().st_size)
+        if missing is not None:
+            raise CorruptFile(
+                p, f"cannot read {p}: row {missing} of dataset {name!r} is not stored "
+                "(its chunk index is damaged)"
+            )
+    start, stop = rows if rows is not None else (0, k)
+    data = np.asarray(ds[start:stop])
     if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
-        bad = int(np.argwhere(~np.isfinite(data.reshape(k, -1)))[0][0])
+        bad = start + int(np.argwhere(~np.isfinite(data.reshape(data.shape[0], -1)))[0][0])
         raise CorruptFile(
             p, f"cannot read {p}: row {bad} of dataset {name!r} is not finite (its chunk index "
             "is damaged: the solvers never store NaN or inf)"
@@ -244,7 +371,7 @@ def _rows(p: Path, f: h5py.File, name: str, k: int) -> np.ndarray:
     return data
 
 
-def _read(p: Path, f: h5py.File) -> Result:
+def _read(p: Path, f: h5py.File, lazy: bool = False) -> Result:
     """Read and check the open file ``f`` (helper of :func:`load`)."""
     raw = {name: decode_attr(f.attrs[name]) for name in f.attrs}
     _check_header(p, raw)
@@ -257,14 +384,16 @@ def _read(p: Path, f: h5py.File) -> Result:
     if not (np.all(np.isfinite(t)) and np.all(np.diff(t) > 0)):
         raise CorruptFile(p, f"cannot read {p}: the output times 't' are not finite and strictly "
                           "increasing")
-    fields: dict[str, np.ndarray] = {}
-    for name in f:
-        if name in RESERVED_NAMES:
-            continue
-        if isinstance(f[name], h5py.Dataset):
-            fields[name] = _rows(p, f, name, k)
+    names = [name for name in f if name not in RESERVED_NAMES
+             and isinstance(f[name], h5py.Dataset)]
+    fields: Mapping[str, np.ndarray]
+    if lazy:
+        fields = LazyFields(p, k, {name: tuple(f[name].shape[1:]) for name in names},
+                            (raw.get("created_utc"), raw.get("config_sha256")))
+    else:
+        fields = {name: _rows(p, f, name, k) for name in names}
     g = _member(p, f, GRID_GROUP, h5py.Group)
     grid = {name: np.asarray(_member(p, g, name, h5py.Dataset)[()]) for name in g}
-    check_digests(p, raw, t, fields, grid)
+    check_digests(p, raw, t, None if lazy else dict(fields), grid)
     return Result(path=p, problem=raw["problem"], config=config, attrs=attrs,
                   complete=bool(raw["complete"]), t=t, grid=grid, fields=fields)

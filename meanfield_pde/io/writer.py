@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from ..errors import CorruptFile, DataError, OutputExists
+from ..provenance import run_environment
 from .attrs import encode_attrs, package_version, sha256_text, str_attr, to_json
 from .checkpoint import write_slot
 from .hdf5 import (
@@ -83,6 +84,21 @@ def _check_fields(fields: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     return out
 
 
+_JSON_HEAD = ("versions",)  # layout attributes stored as JSON text
+
+
+def _provenance() -> dict[str, Any]:
+    """The encoded layout attributes ``versions``, ``git_revision``, ``git_dirty``."""
+    env = run_environment()
+    versions = {"meanfield-pde": package_version(), **env["versions"]}
+    out: dict[str, Any] = {"versions": str_attr(to_json(versions, "versions"))}
+    if "git_revision" in env:
+        out["git_revision"] = str_attr(env["git_revision"])
+    if "git_dirty" in env:
+        out["git_dirty"] = np.bool_(env["git_dirty"])
+    return out
+
+
 def _write_layout(f: h5py.File, head: Mapping[str, Any], extra: Mapping[str, tuple[Any, bool]],
                   grid: Mapping[str, np.ndarray], fields: Mapping[str, tuple[int, ...]]) -> None:
     """Fill the new file ``f``: the layout attributes ``head`` (already encoded), the extra
@@ -91,7 +107,8 @@ def _write_layout(f: h5py.File, head: Mapping[str, Any], extra: Mapping[str, tup
         f.attrs[name] = value
     for name, (value, _) in extra.items():
         f.attrs[name] = value
-    f.attrs[JSON_ATTRS] = str_attr(json.dumps(sorted(n for n, (_, j) in extra.items() if j)))
+    as_json = [n for n, (_, j) in extra.items() if j] + [n for n in _JSON_HEAD if n in head]
+    f.attrs[JSON_ATTRS] = str_attr(json.dumps(sorted(as_json)))
     f.attrs["grid_sha256"] = str_attr(digest_arrays(grid))
     f.attrs["rows_sha256"] = rows_attr(0, [CHAIN_START])
     g = f.create_group(GRID_GROUP)
@@ -124,6 +141,8 @@ class ResultWriter:
         grid: Fixed numeric arrays stored under ``grid/``.
         fields: Snapshot field name -> per-snapshot shape (``()`` for scalars).
         attrs: Extra root attributes (bool/int/float/str; dicts and lists become JSON text).
+            The layout's own attributes include the provenance ``versions``, ``git_revision``
+            and ``git_dirty`` (:func:`~meanfield_pde.provenance.run_environment`).
         overwrite: Replace an existing file instead of raising OutputExists.
 
     Raises:
@@ -166,6 +185,7 @@ class ResultWriter:
             "config_sha256": str_attr(sha256_text(config_json)),
             "complete": np.bool_(False),
             "created_utc": str_attr(datetime.now(UTC).isoformat(timespec="seconds")),
+            **_provenance(),
         }
         # --- create the file ---------------------------------------------------------
         p = check_new_output(self._path, overwrite)
