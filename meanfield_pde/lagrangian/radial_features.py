@@ -161,9 +161,12 @@ def _slope_risk(alpha, x, w, taus, lam, n_terms, l2, out, moments):
 
 
 @numba.njit(cache=True, nogil=True)
-def _pl_slope_risk(x, w, taus, lam, n_terms, l2, pl, kinks, jumps, kmax, alpha, out, moments):
+def _pl_slope_risk(x, w, kernel, closed, alpha, out, moments):
     """:func:`_slope_risk` with the α of a piecewise-linear σ from :func:`_pl_even_alphas` (one
-    compiled call per evaluation; alpha (n_terms + 1, 2P) is scratch)."""
+    compiled call per evaluation): kernel = (taus, lam, n_terms, l2), closed = (pl, kinks,
+    jumps, kmax); alpha (n_terms + 1, 2P) is scratch."""
+    taus, lam, n_terms, l2 = kernel
+    pl, kinks, jumps, kmax = closed
     n = x.size
     t = np.empty(2 * n)
     for p in range(n):
@@ -216,8 +219,8 @@ class RadialFeatures:
         if self._closed is not None:
             if self._buf is None or self._buf.shape[1] != 2 * x.size:
                 self._buf = np.empty((self.n_terms + 1, 2 * x.size))
-            risk = _pl_slope_risk(x, w, self._taus, self.lam, self.n_terms, self.l2,
-                                  *self._closed, self.kmax, self._buf, out, self.moments)
+            risk = _pl_slope_risk(x, w, (self._taus, self.lam, self.n_terms, self.l2),
+                                  (*self._closed, self.kmax), self._buf, out, self.moments)
         else:
             risk = _slope_risk(self.alphas(x), x, w, self._taus, self.lam, self.n_terms,
                                self.l2, out, self.moments)

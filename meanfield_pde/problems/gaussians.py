@@ -29,7 +29,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from ..activations import Activation, get_activation
 from ..config import Config
@@ -44,6 +43,7 @@ from . import gaussians_plots
 from .base import WARMUP_RESET, CarriesDt, Problem, Stepper, StepReport, resolve_method
 from .gaussians_particles import GaussiansParticles
 from .gaussians_schema import SCHEMA
+from .radial_laws import chi_law, chi_quantile, gaussian_law, remap  # noqa: F401 (re-exported)
 from .registry import register
 
 R_SHARP = 1.0  # E y² for labels ±1
@@ -137,59 +137,6 @@ def radial_kernel(act: Activation, delta: float, d: float, r: np.ndarray,
 
 
 # --------------------------------------------------------------------------------------------
-# initial laws as exact cell averages
-# --------------------------------------------------------------------------------------------
-def _cell_averages(edges: np.ndarray, cdf: np.ndarray, sf: np.ndarray) -> np.ndarray:
-    """(F(e_{i+1}) − F(e_i))/h, differencing the CDF on the left and the survival function on the
-    right of the median so that far tails keep their relative accuracy."""
-    left = np.diff(cdf)
-    right = -np.diff(sf)
-    mid = 0.5 * (cdf[:-1] + cdf[1:])
-    return np.where(mid < 0.5, left, right) / np.diff(edges)
-
-
-def chi_law(edges: np.ndarray, kappa: float, dof: int) -> np.ndarray:
-    """Cell averages of the law of r = (κ/√k) χ_k, i.e. |w| for w ~ N(0, κ²/k I_k):
-    P(r <= x) = P(a, k x²/(2κ²)) with a = k/2 (regularised incomplete gamma)."""
-    x = dof * edges**2 / (2.0 * kappa**2)
-    return _cell_averages(edges, special.gammainc(dof / 2, x), special.gammaincc(dof / 2, x))
-
-
-def chi_quantile(p_upper: float, kappa: float, dof: int) -> float:
-    """The r with P(r > x) = p_upper under (κ/√k) χ_k."""
-    return float(np.sqrt(2.0 * kappa**2 * special.gammainccinv(dof / 2, p_upper) / dof))
-
-
-def gaussian_law(edges: np.ndarray, mean: float, std: float) -> np.ndarray:
-    """Cell averages of N(mean, std²) conditioned on r >= 0."""
-    z = (edges - mean) / std
-    z0 = -mean / std
-    norm = special.ndtr(-z0)  # P(r >= 0)
-    cdf = (special.ndtr(z) - special.ndtr(z0)) / norm
-    sf = special.ndtr(-z) / norm
-    return _cell_averages(edges, cdf, sf)
-
-
-def remap(src_edges: np.ndarray, src_density: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Conservative remap of a piecewise-constant density: exact cell averages on ``edges``.
-
-    Sums density × overlap length over the intervals of the union of both edge sets (no CDF
-    differences, so far tails keep their relative accuracy); mass beyond ``src_edges`` is zero.
-    """
-    if src_edges.shape == edges.shape and np.array_equal(src_edges, edges):
-        return src_density.copy()
-    pts = np.union1d(src_edges, edges)
-    pts = pts[(pts >= edges[0]) & (pts <= edges[-1])]
-    mid, length = 0.5 * (pts[1:] + pts[:-1]), np.diff(pts)
-    src = np.searchsorted(src_edges, mid) - 1
-    inside = (src >= 0) & (src < src_density.size)
-    out = np.zeros(edges.size - 1)
-    np.add.at(out, np.searchsorted(edges, mid[inside]) - 1,
-              src_density[src[inside]] * length[inside])
-    return out / np.diff(edges)
-
-
-# --------------------------------------------------------------------------------------------
 # the problem
 # --------------------------------------------------------------------------------------------
 class RadialStepper(Stepper):
@@ -260,11 +207,6 @@ def read_radial_density(file: str, time: float | str) -> tuple[np.ndarray, np.nd
         if np.all(np.diff(edges) > 0):
             return edges, np.asarray(res.grid["cell_masses"]) / np.diff(edges)
     return np.asarray(res.grid["r_edges"]), np.asarray(res.fields["density"][idx])
-
-
-def _lagrangian_companion_cells(n: int) -> int:
-    """Mass cells of the Lagrangian companion: ⌊3n/4⌋ (at least 2)."""
-    return max(2, (3 * n) // 4)
 
 
 @register
@@ -572,11 +514,12 @@ class GaussiansProblem(Problem):
     def companion_ratio(self) -> float:  # type: ignore[override]
         """Mesh size of the companion over this run's: mass cells n / ⌊3n/4⌋ (Lagrangian), or
         grid cells n / ⌊n/2⌋."""
+        from .gaussians_lagrangian import companion_cells
+
         if self.lagrangian is not None:
             n = self.config["lagrangian.mass_cells"]
-            return n / _lagrangian_companion_cells(n)
-        n = self.config["grid.n"]
-        return n / max(8, n // 2)
+            return n / companion_cells(n)
+        return self.config["grid.n"] / max(8, self.config["grid.n"] // 2)
 
     @property
     def risk_error_floor(self) -> float:
@@ -592,7 +535,9 @@ class GaussiansProblem(Problem):
         (its first-order time error dominates)."""
         cfg = self.config.replace({"grid.r_max": self.r_max, "solver.method": self.method})
         if self.lagrangian is not None:
-            cells = _lagrangian_companion_cells(self.config["lagrangian.mass_cells"])
+            from .gaussians_lagrangian import companion_cells
+
+            cells = companion_cells(self.config["lagrangian.mass_cells"])
             return cfg.replace({"lagrangian.mass_cells": cells,
                                 "lagrangian.pilot_t_end": self.lagrangian.pilot_t_end})
         cfg = cfg.replace({"grid.n": max(8, self.config["grid.n"] // 2)})

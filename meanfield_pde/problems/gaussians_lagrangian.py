@@ -61,12 +61,18 @@ from ..lagrangian.radial_method import RadialLagrangian, RadialSetup
 if TYPE_CHECKING:
     from .gaussians import GaussiansProblem, RadialKernel
 
-__all__ = ["FV_ORDER", "LAGRANGIAN_ORDER", "NOISY_ORDER", "GaussiansLagrangian", "build_lagrangian"]
+__all__ = ["FV_ORDER", "LAGRANGIAN_ORDER", "NOISY_ORDER", "GaussiansLagrangian", "build_lagrangian",
+           "companion_cells"]
 
 FV_ORDER = 1.5
 NOISY_ORDER = 1.0
 LAGRANGIAN_ORDER = 4.0
 KERNEL_POINTS = 400  # points of [0, big] on which the kernel series' truncation is decided
+
+
+def companion_cells(n: int) -> int:
+    """Mass cells of the companion behind risk_error: ⌊3n/4⌋, at least 2 (module docstring)."""
+    return max(2, (3 * n) // 4)
 
 
 def initial_law(problem: GaussiansProblem, ini: dict) -> tuple[InitialLaw, tuple | None]:

@@ -66,8 +66,8 @@ from ..lagrangian import neuron_setup as setup
 from ..schedule import Schedule, stop_times
 from . import single_neuron_plots
 from .base import WARMUP_RESET, CarriesDt, Problem, Stepper, StepReport, resolve_method
-from .gaussians import chi_law, chi_quantile
 from .neuron_kernel import neuron_kernel, r_sharp
+from .radial_laws import chi_law, chi_quantile
 from .registry import register
 from .single_neuron_particles import SingleNeuronParticles
 from .single_neuron_schema import SCHEMA
