@@ -142,8 +142,8 @@ class Activation(ABC):
         kmax = int(kmax)
         ta, ba = np.broadcast_arrays(_as_float_array(t), _as_float_array(b))
         shape = ta.shape
-        tf = np.ascontiguousarray(ta, dtype=np.float64).ravel()
-        bf = np.ascontiguousarray(ba, dtype=np.float64).ravel()
+        tf = np.array(ta, dtype=np.float64).ravel()  # copies: broadcast views are read-only
+        bf = np.array(ba, dtype=np.float64).ravel()
         if not (np.all(np.isfinite(tf)) and np.all(np.isfinite(bf))):
             raise ConfigError("hermite: t and b must be finite real numbers")
         zero = np.flatnonzero(tf == 0.0)

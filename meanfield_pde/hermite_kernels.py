@@ -20,6 +20,72 @@ from .quadrature import _graded_breakpoints, _inv_sqrt_table, _sqrt_table
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 _BLOCK = 512  # t values per cache block in the closed-form kernels
+#: the centred form (:func:`pl_alphas_centred`) takes over when every |x_m| <= this: there the
+#: kink terms t D_m φ(x_m) h_j(x_m), each ~ t, cancel to ~ κ²/t and the plain sum would lose
+#: eps × t absolutely (the ramp's α_0 at t = 1e17 came out 0 instead of 2.5)
+X_CENTRED = 1.0 / 64.0
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def pl_all_kinks_near(t, b, kinks):
+    """True when every x_m = (κ_m − b)/t is within ±X_CENTRED (so the centred form is used)."""
+    for m in range(kinks.size):
+        if abs(kinks[m] - b) > X_CENTRED * t:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def pl_alphas_centred(t, b, intercept, slope, kinks, jumps, kmax, out, col, stride):
+    """α_k(t; b), k = 0, stride, 2 stride, ... <= kmax, of A + B u + Σ_m D_m (u − κ_m)_+ into
+    out[k // stride, col], in a form without cancellation when every x_m = (κ_m − b)/t is small.
+
+    With S = Σ_m D_m, φ0 = φ(0), Q(x) − ½ = −½ erf(x/√2), φ(x) − φ0 = φ0 expm1(−x²/2):
+
+        α_0 = A + B b + t φ0 S + Σ_m D_m [t φ0 expm1(−x_m²/2) + ½ (κ_m − b)(erf(x_m/√2) − 1)],
+        α_1 = t (B + S/2) − ½ t Σ_m D_m erf(x_m/√2),
+        α_k = t / √(k(k−1)) [Σ_m D_m φ0 (expm1(−x_m²/2) h_j(x_m) + d_j(x_m)) + φ0 h_j(0) S],
+
+    j = k − 2, d_j = h_j(x) − h_j(0) by d_j = (x h_{j−1} − √(j−1) d_{j−2})/√j (d_0 = 0,
+    d_1 = x): every term is of the size of the result (the bracket's ~ x² cancellations happen
+    inside expm1 and d_j).  Valid for any x; |x| <= 1 keeps the unscaled h_j bounded."""
+    phi0 = _INV_SQRT_2PI
+    ssum = 0.0
+    a0 = intercept + slope * b
+    a1 = 0.0
+    for m in range(kinks.size):
+        x = (kinks[m] - b) / t
+        e = math.erf(x * _INV_SQRT_2)
+        ssum += jumps[m]
+        a0 += jumps[m] * (t * phi0 * math.expm1(-0.5 * x * x) + 0.5 * (kinks[m] - b) * (e - 1.0))
+        a1 -= 0.5 * t * jumps[m] * e
+    out[0, col] = a0 + t * phi0 * ssum
+    if stride == 1 and kmax >= 1:
+        out[1, col] = a1 + t * (slope + 0.5 * ssum)
+    for k in range(2, kmax + 1):
+        if k % stride == 0:
+            out[k // stride, col] = 0.0
+    for m in range(kinks.size):
+        x = (kinks[m] - b) / t
+        em = math.expm1(-0.5 * x * x)
+        h0, h1, d0, d1, c0, c1 = 1.0, x, 0.0, x, 1.0, 0.0  # h_j(x), d_j(x), h_j(0): j−2, j−1
+        for k in range(2, kmax + 1):
+            j = k - 2
+            if j == 0:
+                h, d, c = 1.0, 0.0, 1.0
+            elif j == 1:
+                h, d, c = x, x, 0.0
+            else:
+                sj, sj1 = math.sqrt(float(j)), math.sqrt(j - 1.0)
+                h = (x * h1 - sj1 * h0) / sj
+                d = (x * h1 - sj1 * d0) / sj
+                c = -sj1 * c0 / sj
+                h0, h1, d0, d1, c0, c1 = h1, h, d1, d, c1, c
+            if k % stride == 0:
+                out[k // stride, col] += (t / math.sqrt(k * (k - 1.0)) * phi0
+                                          * (jumps[m] * (em * h + d) + (c * ssum if m == 0
+                                                                        else 0.0)))
 
 
 @numba.njit(cache=True)
@@ -28,7 +94,9 @@ def _pl_hermite_kernel(t, b, intercept, slope, kinks, jumps, kmax):
 
     Returns ``out[k, i]``.  k = 0, 1 via normal pdf/tail; k >= 2 via
     ``alpha_k = t sum_m D_m phi(x_m) h_{k-2}(x_m) / sqrt(k(k-1))``, ``x_m = (kappa_m - b)/t``,
-    with the recurrence run on ``exp(-x^2/4) h_j(x)`` (bounded), vectorised over blocks of i.
+    with the recurrence run on ``exp(-x^2/4) h_j(x)`` (bounded), vectorised over blocks of i;
+    points whose kinks all have |x_m| <= X_CENTRED (t large against κ_m − b, where the kink terms
+    cancel) are recomputed by :func:`pl_alphas_centred`.
     """
     n = t.size
     nk = kinks.size
@@ -85,6 +153,9 @@ def _pl_hermite_kernel(t, b, intercept, slope, kinks, jumps, kmax):
                 gj = g0m if j == 0 else g1m
                 for ii in range(nb):
                     row[ii] += c * fm[ii] * gj[ii]
+        for i in range(i0, i0 + nb):  # every kink near b: the cancellation-free form
+            if pl_all_kinks_near(t[i], b[i], kinks):
+                pl_alphas_centred(t[i], b[i], intercept, slope, kinks, jumps, kmax, out, i, 1)
     return out
 
 
@@ -105,11 +176,17 @@ def _erf_hermite_kernel(t, b, kmax):
     g1 = np.empty(n)
     f = np.empty(n)
     for i in range(n):
-        s = 1.0 / math.sqrt(1.0 + 2.0 * t[i] * t[i])
-        a = math.sqrt(2.0) * t[i] * s
+        # s = 1/√(1 + 2t²) and t s without overflowing t² (t up to the largest double)
+        if t[i] > 1.0:
+            ts = 1.0 / math.sqrt(1.0 / (t[i] * t[i]) + 2.0)
+            s = ts / t[i]
+        else:
+            s = 1.0 / math.sqrt(1.0 + 2.0 * t[i] * t[i])
+            ts = t[i] * s
+        a = math.sqrt(2.0) * ts
         y = -math.sqrt(2.0) * b[i] * s
         out[0, i] = math.erf(b[i] * s)
-        f[i] = 2.0 / math.sqrt(math.pi) * t[i] * s * math.exp(-b[i] * b[i] * s * s)
+        f[i] = 2.0 / math.sqrt(math.pi) * ts * math.exp(-b[i] * b[i] * s * s)
         ay[i] = a * y
         a2[i] = a * a
         g0[i] = 1.0

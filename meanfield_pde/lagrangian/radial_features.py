@@ -25,6 +25,7 @@ import numba
 import numpy as np
 
 from ..activations import Activation, PiecewiseLinearActivation
+from ..hermite_kernels import pl_all_kinks_near, pl_alphas_centred
 
 __all__ = ["RadialFeatures"]
 
@@ -83,7 +84,8 @@ def _pl_even_alphas(t, pl, kinks, jumps, kmax, out):
     (pl = [A, B, σ(0)]): the closed form of :mod:`meanfield_pde.hermite_kernels` (b = 0) —
     α_0 = A + t Σ_m D_m (φ(x_m) − x_m Q(x_m)), α_k = t Σ_m D_m φ(x_m) h_{k−2}(x_m)/√(k(k−1)),
     x_m = κ_m/t, the recurrence run on exp(−x²/4) h_n(x) over blocks of t (vectorised) —
-    storing only the even rows."""
+    storing only the even rows; t far beyond every kink by the cancellation-free
+    :func:`~meanfield_pde.hermite_kernels.pl_alphas_centred`."""
     n = t.size
     nk = kinks.size
     x = np.empty((nk, _BLOCK))
@@ -133,8 +135,11 @@ def _pl_even_alphas(t, pl, kinks, jumps, kmax, out):
                 for ii in range(nb):
                     row[i0 + ii] += c * fm[ii] * gj[ii]
         for ii in range(nb):
-            if t[i0 + ii] == 0.0:
+            ti = t[i0 + ii]
+            if ti == 0.0:
                 out[0, i0 + ii] = pl[2]
+            elif pl_all_kinks_near(ti, 0.0, kinks):  # the cancellation-free form
+                pl_alphas_centred(ti, 0.0, pl[0], pl[1], kinks, jumps, kmax, out, i0 + ii, 2)
 
 
 @numba.njit(cache=True, nogil=True)
