@@ -11,6 +11,8 @@ One compiled kernel serves every schedule: ``kind`` is one of the integer codes 
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -25,8 +27,10 @@ def xi_at(kind: int, params: np.ndarray, t: float) -> float:
     """
     if kind == CONSTANT:
         return params[0]
-    if kind == POWER:
-        return params[0] * (1.0 + t / params[1]) ** (-params[2])
+    if kind == POWER:  # exp(−p ln(1 + t/t0)), also where t/t0 overflows
+        q = t / params[1]
+        lg = math.log1p(q) if q < math.inf else math.log(t) - math.log(params[1])
+        return params[0] * math.exp(-params[2] * lg)
     n = int(params[0])
     i = 0
     while i < n and t >= params[1 + i]:
