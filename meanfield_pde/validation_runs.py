@@ -1,0 +1,280 @@
+"""The SGD ensemble of :func:`~meanfield_pde.validation.validate`: one Dask task and one
+checkpointed result file per run.
+
+Each run (width N, seed S) is the package's ordinary SGD run (:func:`~.runner.sgd.solve_sgd`, the
+file ``meanfield-pde sgd`` writes) of the validated config with ``sgd.n_neurons = N``,
+``sgd.seed = S`` and the comparison's output times as ``time.outputs`` (so that the file holds the
+risk and the particle coordinates exactly where the comparison needs them), written to
+``DIR/sgd/n{N}-seed{S}.h5``.  Those files are the ensemble's cache:
+
+* a complete file whose stored config is the run's is reused (not recomputed);
+* an incomplete one (an interrupted validate) is continued from its last checkpoint
+  (:func:`~.runner.resume.resume`: bit for bit the uninterrupted run); one that cannot be resumed
+  (no readable checkpoint: killed while being created) is run again, as is a missing one;
+* a readable file of another config is refused before any work (:class:`OutputExists`, like an
+  existing report), or, with ``overwrite``, run again.
+
+The runs are submitted to a ``distributed.Client`` (:func:`~.cluster.open_client`: a local
+cluster of single-threaded worker processes, or a running scheduler whose workers can read and
+write DIR): the task function :func:`run_sgd_file` is importable at top level, writes its file
+itself (nothing but a small dict travels back) and is retried (:data:`RETRIES`) when it fails
+for a reason other than a user error (a lost worker is rescheduled by Dask itself).  A task holds
+an advisory lock on ``DIR/sgd/n{N}-seed{S}.h5.lock`` while it works, so a task left running by a
+killed client (on a remote cluster) and the task of a rerun never write one file at once.
+
+:func:`execute` waits for the tasks with a progress bar over runs and polls a
+:class:`~.runner.trackers.StopFlag`: on SIGINT / SIGTERM it cancels the tasks, closes the
+client (the local cluster's workers end; finished files stay, running ones keep their last
+checkpoint) and raises :class:`ValidateInterrupted`.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config, build_config
+from .errors import ConfigError, DataError, MeanFieldError, OutputExists, SolverError
+from .io import load
+from .runner.trackers import NEVER, SIGNAL_NAMES, StopFlag
+
+__all__ = ["RETRIES", "SGD_DIR", "SGDRun", "ValidateInterrupted", "execute", "plan_runs",
+           "run_sgd_file", "sgd_config"]
+
+SGD_DIR = "sgd"  # the runs' subdirectory of validate's output directory
+RETRIES = 2  # extra attempts of a task that raised something other than a user error
+POLL_SECONDS = 0.2  # how often the client looks at the stop flag while tasks run
+
+
+class ValidateInterrupted(MeanFieldError):
+    """validate stopped by the signal ``signum``; the finished SGD files are kept and a rerun
+    with the same arguments continues.  The CLI exits with :attr:`exit_code`."""
+
+    def __init__(self, signum: int, done: int, total: int, directory: object):
+        self.signum, self.done, self.total = int(signum), int(done), int(total)
+        self.directory = directory
+        name = SIGNAL_NAMES.get(self.signum, f"signal {self.signum}")
+        super().__init__(f"interrupted by {name}: {done} of {total} SGD runs finished in "
+                         f"{directory} (kept, interrupted ones resume from their checkpoints)")
+
+    @property
+    def exit_code(self) -> int:
+        """128 + signal number: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + self.signum
+
+
+@dataclass(frozen=True)
+class SGDRun:
+    """One run of the ensemble: its width, seed, result file, resolved config and whether its
+    file is already complete (``done``: reused, no task)."""
+
+    n: int
+    seed: int
+    path: Path
+    config: Config
+    done: bool
+
+
+def sgd_config(cfg: Config, n: int, seed: int, times: list[float]) -> Config:
+    """The config of the run (n, seed): ``cfg`` with that width and seed and outputs at ``times``
+    (``time.t_end`` = the last of them)."""
+    return cfg.replace({"sgd.n_neurons": int(n), "sgd.seed": int(seed),
+                        "time.outputs": [float(t) for t in times],
+                        "time.t_end": float(times[-1])})
+
+
+def _stored(cfg: Config) -> dict:
+    """The config as a result file stores it (JSON round trip)."""
+    return json.loads(json.dumps(cfg.to_dict()))
+
+
+def file_state(path: Path, cfg: Config) -> str:
+    """``"missing"``, ``"unreadable"``, ``"foreign"`` (a result of another config),
+    ``"complete"`` or ``"partial"`` (the run's file, not finished)."""
+    if not path.exists():
+        return "missing"
+    try:
+        res = load(path)
+    except DataError:
+        return "unreadable"
+    if res.attrs.get("kind") != "sgd" or res.config != _stored(cfg):
+        return "foreign"
+    return "complete" if res.complete else "partial"
+
+
+def plan_runs(cfg: Config, widths: list[int], seeds: list[int], times: list[float],
+              directory: Path, *, overwrite: bool = False) -> list[SGDRun]:
+    """The runs (n outer, seed inner) and the state of their files in ``directory``.
+
+    Raises:
+        OutputExists: a file holds a result of another config and ``overwrite`` is not set
+            (checked before any work; nothing is changed).
+    """
+    runs = []
+    for n in widths:
+        for s in seeds:
+            path = directory / f"n{n}-seed{s}.h5"
+            run_cfg = sgd_config(cfg, n, s, times)
+            state = file_state(path, run_cfg)
+            if state == "foreign" and not overwrite:
+                raise OutputExists(path, "SGD result of another config")
+            runs.append(SGDRun(n, s, path, run_cfg, state == "complete"))
+    return runs
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An advisory lock on ``path.lock`` for the block (none where fcntl does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(f"{path}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _user_error(exc: MeanFieldError) -> dict:
+    """A user error as plain data (the typed errors with extra constructor arguments do not
+    survive pickling): its message and the first of ConfigError/DataError/SolverError it is."""
+    base = next((c for c in (ConfigError, DataError, SolverError) if isinstance(exc, c)),
+                SolverError)
+    return {"error": base.__name__, "message": str(exc)}
+
+
+def run_sgd_file(problem: str, config: dict, path: str) -> dict:
+    """Dask task: make ``path`` a complete SGD result of ``config`` (reuse, resume or run; the
+    module docstring) and return ``{"path", "status": "reused" | "resumed" | "ran", "worker"}``,
+    or ``{"path", "error", "message"}`` for a user error (not retried: it would fail again)."""
+    from .runner.resume import resume
+    from .runner.sgd import solve_sgd
+
+    p = Path(path)
+    try:
+        cfg = build_config(problem, config)
+        with _locked(p):
+            state = file_state(p, cfg)
+            status = "reused" if state == "complete" else "ran"
+            if state == "partial":
+                try:
+                    resume(p)
+                    status = "resumed"
+                except DataError:  # no readable checkpoint: killed while being created
+                    pass
+            if status == "ran":
+                solve_sgd(cfg, p, overwrite=True)
+    except MeanFieldError as exc:
+        return {"path": path, **_user_error(exc)}
+    return {"path": path, "status": status, "worker": _worker_address()}
+
+
+def _worker_address() -> str | None:
+    """The Dask worker running this task (None outside one)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except ValueError:
+        return None
+
+
+def _raise_user_error(result: dict) -> None:
+    cls = {c.__name__: c for c in (ConfigError, DataError, SolverError)}[result["error"]]
+    raise cls(result["message"])
+
+
+def execute(runs: list[SGDRun], *, scheduler: str | None = None, workers: int | None = None,
+            stop: StopFlag = NEVER, progress: bool = False) -> dict[Path, dict]:
+    """Run the unfinished ``runs`` as Dask tasks and wait for them (module docstring).
+
+    Returns, per file, what its task returned (``{"status": "reused"}`` for a run that needed
+    none).  A user error of one task cancels the others and is raised in this process.
+
+    Raises:
+        ValidateInterrupted: ``stop`` was set (SIGINT / SIGTERM under
+            :func:`~.runner.trackers.trap_signals`).
+        SolverError: a run's worker died again and again (Dask's ``allowed-failures``).
+    """
+    from tqdm import tqdm
+
+    results = {r.path: {"path": str(r.path), "status": "reused", "worker": None}
+               for r in runs if r.done}
+    pending = [r for r in runs if not r.done]
+    if not pending:
+        return results
+    bar = tqdm(total=len(runs), initial=len(results), desc="SGD runs", unit="run", leave=False,
+               disable=None if progress else True)
+    try:
+        results.update(_on_dask(pending, scheduler, workers, stop, bar))
+    finally:
+        bar.close()
+    return results
+
+
+def _on_dask(runs: list[SGDRun], scheduler: str | None, workers: int | None, stop: StopFlag,
+             bar) -> dict[Path, dict]:
+    """Submit ``runs``; collect their results, honouring ``stop``."""
+    from .cluster import default_workers, open_client
+
+    if scheduler is None and workers is None:
+        workers = min(len(runs), default_workers())
+    tag = uuid.uuid4().hex[:8]
+    results: dict[Path, dict] = {}
+    finished: queue.Queue = queue.Queue()
+    with open_client(scheduler, workers) as client:
+        futures = {client.submit(run_sgd_file, r.config.problem, r.config.to_dict(),
+                                 str(r.path), key=f"sgd-n{r.n}-seed{r.seed}-{tag}",
+                                 retries=RETRIES, pure=False): r for r in runs}
+        for fut in futures:
+            fut.add_done_callback(finished.put)
+        try:
+            while len(results) < len(futures):  # each pass finishes a task or polls the flag
+                if stop:
+                    raise ValidateInterrupted(stop.signum, bar.n, bar.total,
+                                              runs[0].path.parent)
+                try:
+                    fut = finished.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                results[futures[fut].path] = _collect(fut, futures[fut])
+                bar.update(1)
+        finally:
+            client.cancel([f for f in futures if not f.done()])
+    return results
+
+
+def _collect(fut, run: SGDRun) -> dict:
+    """The result of a finished future; a user error or a lost run raised as a one-line error."""
+    from distributed import KilledWorker
+
+    try:
+        result = fut.result()
+    except KilledWorker as exc:
+        raise SolverError(f"the SGD run N = {run.n}, seed {run.seed} ({run.path}) lost its "
+                          f"worker again and again ({exc}); check the workers' memory and logs, "
+                          "then rerun to continue") from None
+    if "error" in result:
+        _raise_user_error(result)
+    return result
+
+
+def in_process(runs: list[SGDRun], **_: object) -> dict[Path, dict]:
+    """:func:`execute` without Dask: the runs one after another in this process (debugging,
+    and tests that run validate many times, where starting workers would dominate)."""
+    out = {}
+    for r in runs:
+        result = ({"path": str(r.path), "status": "reused", "worker": None} if r.done else
+                  run_sgd_file(r.config.problem, r.config.to_dict(), str(r.path)))
+        if "error" in result:
+            _raise_user_error(result)
+        out[r.path] = result
+    return out
