@@ -31,6 +31,7 @@ checkpoint) and raises :class:`ValidateInterrupted`.
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import uuid
 from collections.abc import Iterator
@@ -214,15 +215,17 @@ def execute(runs: list[SGDRun], *, scheduler: str | None = None, workers: int | 
     bar = tqdm(total=len(runs), initial=len(results), desc="SGD runs", unit="run", leave=False,
                disable=None if progress else True)
     try:
-        results.update(_on_dask(pending, scheduler, workers, stop, bar))
+        results.update(_on_dask(pending, scheduler, workers, stop, bar, len(results),
+                                len(runs)))
     finally:
         bar.close()
     return results
 
 
 def _on_dask(runs: list[SGDRun], scheduler: str | None, workers: int | None, stop: StopFlag,
-             bar) -> dict[Path, dict]:
-    """Submit ``runs``; collect their results, honouring ``stop``."""
+             bar, done: int, total: int) -> dict[Path, dict]:
+    """Submit ``runs`` (``done`` of ``total`` runs need none); collect their results,
+    honouring ``stop``."""
     from .cluster import default_workers, open_client
 
     if scheduler is None and workers is None:
@@ -230,25 +233,32 @@ def _on_dask(runs: list[SGDRun], scheduler: str | None, workers: int | None, sto
     tag = uuid.uuid4().hex[:8]
     results: dict[Path, dict] = {}
     finished: queue.Queue = queue.Queue()
-    with open_client(scheduler, workers) as client:
-        futures = {client.submit(run_sgd_file, r.config.problem, r.config.to_dict(),
-                                 str(r.path), key=f"sgd-n{r.n}-seed{r.seed}-{tag}",
-                                 retries=RETRIES, pure=False): r for r in runs}
-        for fut in futures:
-            fut.add_done_callback(finished.put)
-        try:
-            while len(results) < len(futures):  # each pass finishes a task or polls the flag
-                if stop:
-                    raise ValidateInterrupted(stop.signum, bar.n, bar.total,
-                                              runs[0].path.parent)
-                try:
-                    fut = finished.get(timeout=POLL_SECONDS)
-                except queue.Empty:
-                    continue
-                results[futures[fut].path] = _collect(fut, futures[fut])
-                bar.update(1)
-        finally:
-            client.cancel([f for f in futures if not f.done()])
+    nanny_log = logging.getLogger("distributed.nanny")
+    level = nanny_log.level
+    try:
+        with open_client(scheduler, workers) as client:
+            futures = {client.submit(run_sgd_file, r.config.problem, r.config.to_dict(),
+                                     str(r.path), key=f"sgd-n{r.n}-seed{r.seed}-{tag}",
+                                     retries=RETRIES, pure=False): r for r in runs}
+            for fut in futures:
+                fut.add_done_callback(finished.put)
+            try:
+                while len(results) < len(futures):  # each pass ends a task or polls the flag
+                    if stop:
+                        # closing kills the busy workers ("still alive after ... killing"): meant
+                        nanny_log.setLevel(logging.ERROR)
+                        raise ValidateInterrupted(stop.signum, done + len(results), total,
+                                                  runs[0].path.parent)
+                    try:
+                        fut = finished.get(timeout=POLL_SECONDS)
+                    except queue.Empty:
+                        continue
+                    results[futures[fut].path] = _collect(fut, futures[fut])
+                    bar.update(1)
+            finally:
+                client.cancel([f for f in futures if not f.done()])
+    finally:
+        nanny_log.setLevel(level)
     return results
 
 
