@@ -33,16 +33,21 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import signal
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from distributed.diagnostics.plugin import WorkerPlugin
+
 from .config import Config, build_config
 from .errors import ConfigError, DataError, MeanFieldError, OutputExists, SolverError
 from .io import load
-from .runner.trackers import NEVER, SIGNAL_NAMES, StopFlag
+from .runner.trackers import NEVER, SIGNAL_NAMES, Interrupted, StopFlag
 
 __all__ = ["RETRIES", "SGD_DIR", "SGDRun", "ValidateInterrupted", "execute", "plan_runs",
            "run_sgd_file", "sgd_config"]
@@ -50,6 +55,8 @@ __all__ = ["RETRIES", "SGD_DIR", "SGDRun", "ValidateInterrupted", "execute", "pl
 SGD_DIR = "sgd"  # the runs' subdirectory of validate's output directory
 RETRIES = 2  # extra attempts of a task that raised something other than a user error
 POLL_SECONDS = 0.2  # how often the client looks at the stop flag while tasks run
+EVENT_POLL_SECONDS = 0.5  # how often a task asks whether the client wants it to stop
+GRACE_SECONDS = 10.0  # how long a stopped client waits for its tasks to checkpoint and return
 
 
 class ValidateInterrupted(MeanFieldError):
@@ -152,10 +159,40 @@ def _user_error(exc: MeanFieldError) -> dict:
     return {"error": base.__name__, "message": str(exc)}
 
 
-def run_sgd_file(problem: str, config: dict, path: str) -> dict:
-    """Dask task: make ``path`` a complete SGD result of ``config`` (reuse, resume or run; the
-    module docstring) and return ``{"path", "status": "reused" | "resumed" | "ran", "worker"}``,
-    or ``{"path", "error", "message"}`` for a user error (not retried: it would fail again)."""
+class EventFlag(StopFlag):
+    """A stop flag inside a task: set once the client sets the Dask ``Event`` named ``name``
+    (asked of the scheduler at most every :data:`EVENT_POLL_SECONDS`)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name, self._next, self._event = name, 0.0, None
+
+    def __bool__(self) -> bool:
+        if self.signum is None and time.monotonic() >= self._next:
+            self._next = time.monotonic() + EVENT_POLL_SECONDS
+            try:
+                from distributed import Event
+
+                self._event = self._event or Event(self.name)
+                if self._event.is_set():
+                    self.signum = signal.SIGINT
+            except (ValueError, OSError, TimeoutError):  # outside a worker: nobody can set it
+                pass
+        return self.signum is not None
+
+
+def run_sgd_file(problem: str, config: dict, path: str, stop_event: str | None = None) -> dict:
+    """Dask task: make ``path`` a complete SGD result of ``config`` (:func:`make_sgd_file`),
+    stopping at the next output when the client sets the Dask Event ``stop_event``."""
+    result = make_sgd_file(problem, config, path, EventFlag(stop_event) if stop_event else NEVER)
+    return {**result, "worker": _worker_address()}
+
+
+def make_sgd_file(problem: str, config: dict, path: str, stop: StopFlag = NEVER) -> dict:
+    """Make ``path`` a complete SGD result of ``config`` (reuse, resume or run: the module
+    docstring) and return ``{"path", "status"}``, status ``"reused" | "resumed" | "ran"``, or
+    ``"interrupted"`` when ``stop`` was set (a checkpoint written), or ``{"path", "error",
+    "message"}`` for a user error (not retried by Dask: it would fail again)."""
     from .runner.resume import resume
     from .runner.sgd import solve_sgd
 
@@ -165,17 +202,23 @@ def run_sgd_file(problem: str, config: dict, path: str) -> dict:
         with _locked(p):
             state = file_state(p, cfg)
             status = "reused" if state == "complete" else "ran"
+            if stop and status == "ran":
+                return {"path": path, "status": "interrupted"}
             if state == "partial":
                 try:
-                    resume(p)
+                    resume(p, stop=stop)
                     status = "resumed"
+                except Interrupted:
+                    raise
                 except DataError:  # no readable checkpoint: killed while being created
                     pass
             if status == "ran":
-                solve_sgd(cfg, p, overwrite=True)
+                solve_sgd(cfg, p, overwrite=True, stop=stop)
+    except Interrupted:
+        return {"path": path, "status": "interrupted"}
     except MeanFieldError as exc:
         return {"path": path, **_user_error(exc)}
-    return {"path": path, "status": status, "worker": _worker_address()}
+    return {"path": path, "status": status}
 
 
 def _worker_address() -> str | None:
@@ -224,30 +267,36 @@ def execute(runs: list[SGDRun], *, scheduler: str | None = None, workers: int | 
 
 def _on_dask(runs: list[SGDRun], scheduler: str | None, workers: int | None, stop: StopFlag,
              bar, done: int, total: int) -> dict[Path, dict]:
-    """Submit ``runs`` (``done`` of ``total`` runs need none); collect their results,
-    honouring ``stop``."""
+    """Submit ``runs`` (``done`` of ``total`` runs need none); collect their results.  When
+    ``stop`` is set: ask the tasks to stop (a Dask Event they poll: each writes a checkpoint and
+    returns), wait for them up to :data:`GRACE_SECONDS`, close the client (the local cluster's
+    workers still busy are killed: their files keep their last checkpoint) and raise."""
     from .cluster import default_workers, open_client
 
     if scheduler is None and workers is None:
         workers = min(len(runs), default_workers())
     tag = uuid.uuid4().hex[:8]
+    event = f"validate-stop-{tag}"
     results: dict[Path, dict] = {}
     finished: queue.Queue = queue.Queue()
     nanny_log = logging.getLogger("distributed.nanny")
     level = nanny_log.level
     try:
         with open_client(scheduler, workers) as client:
+            if scheduler is None:
+                client.register_plugin(IgnoreSigint(), name="meanfield-pde-ignore-sigint")
             futures = {client.submit(run_sgd_file, r.config.problem, r.config.to_dict(),
-                                     str(r.path), key=f"sgd-n{r.n}-seed{r.seed}-{tag}",
+                                     str(r.path), event, key=f"sgd-n{r.n}-seed{r.seed}-{tag}",
                                      retries=RETRIES, pure=False): r for r in runs}
             for fut in futures:
                 fut.add_done_callback(finished.put)
             try:
                 while len(results) < len(futures):  # each pass ends a task or polls the flag
                     if stop:
-                        # closing kills the busy workers ("still alive after ... killing"): meant
-                        nanny_log.setLevel(logging.ERROR)
-                        raise ValidateInterrupted(stop.signum, done + len(results), total,
+                        _stop_tasks(client, event, futures, finished, results)
+                        nanny_log.setLevel(logging.ERROR)  # "still alive ... killing": meant
+                        ran = sum(r["status"] != "interrupted" for r in results.values())
+                        raise ValidateInterrupted(stop.signum, done + ran, total,
                                                   runs[0].path.parent)
                     try:
                         fut = finished.get(timeout=POLL_SECONDS)
@@ -260,6 +309,35 @@ def _on_dask(runs: list[SGDRun], scheduler: str | None, workers: int | None, sto
     finally:
         nanny_log.setLevel(level)
     return results
+
+
+class IgnoreSigint(WorkerPlugin):
+    """Worker plugin of the local cluster: its workers ignore SIGINT.  Ctrl-C reaches the whole
+    process group; the client alone handles it (stops the tasks at a checkpoint, closes the
+    cluster) instead of every worker dying with a traceback mid-task."""
+
+    def setup(self, worker) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_tasks(client, event: str, futures: dict, finished: queue.Queue,
+                results: dict[Path, dict]) -> None:
+    """Set the tasks' stop Event and collect what they return within :data:`GRACE_SECONDS`
+    (tasks not yet started return at once; errors no longer matter)."""
+    from distributed import Event
+
+    Event(event, client=client).set()
+    end = time.monotonic() + GRACE_SECONDS
+    while len(results) < len(futures) and (left := end - time.monotonic()) > 0:
+        try:
+            fut = finished.get(timeout=left)
+        except queue.Empty:
+            return
+        try:
+            results[futures[fut].path] = _collect(fut, futures[fut])
+        except MeanFieldError:
+            pass
 
 
 def _collect(fut, run: SGDRun) -> dict:
@@ -277,14 +355,17 @@ def _collect(fut, run: SGDRun) -> dict:
     return result
 
 
-def in_process(runs: list[SGDRun], **_: object) -> dict[Path, dict]:
+def in_process(runs: list[SGDRun], *, stop: StopFlag = NEVER, **_: object) -> dict[Path, dict]:
     """:func:`execute` without Dask: the runs one after another in this process (debugging,
     and tests that run validate many times, where starting workers would dominate)."""
     out = {}
-    for r in runs:
-        result = ({"path": str(r.path), "status": "reused", "worker": None} if r.done else
-                  run_sgd_file(r.config.problem, r.config.to_dict(), str(r.path)))
+    for i, r in enumerate(runs):
+        result = ({"path": str(r.path), "status": "reused"} if r.done else
+                  make_sgd_file(r.config.problem, r.config.to_dict(), str(r.path), stop))
         if "error" in result:
             _raise_user_error(result)
-        out[r.path] = result
+        if result["status"] == "interrupted":
+            raise ValidateInterrupted(stop.signum or signal.SIGINT, i, len(runs),
+                                      r.path.parent)
+        out[r.path] = {**result, "worker": None}
     return out

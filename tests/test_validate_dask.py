@@ -20,9 +20,9 @@ from meanfield_pde.io import load_checkpoint
 from meanfield_pde.validation import _compare, validate
 
 SMALL = ["time.t_end=0.5", "time.n_outputs=11", "grid.n=200", "sgd.eps=1e-3"]
-# a run long enough (~3-5 s) to be caught between checkpoints, beside a short one
-LONG = ["validate", "gaussians", "--widths", "50", "4000", "--seeds", "0", "--workers", "1",
-        "--set", "time.t_end=16", "--set", "time.n_outputs=5", "--set", "grid.n=200",
+# a run long enough (2-5 s) to be caught between checkpoints, beside a short one
+LONG = ["validate", "gaussians", "--widths", "50", "3000", "--seeds", "0", "--workers", "1",
+        "--set", "time.t_end=12", "--set", "time.n_outputs=5", "--set", "grid.n=200",
         "--set", "sgd.eps=1e-3", "--set", "checkpoint.every=1"]
 DEADLINE = 120.0  # seconds a condition may take on a busy machine before the test fails
 
@@ -112,14 +112,14 @@ def _wait_for(condition, proc: subprocess.Popen, what: str) -> None:
         time.sleep(0.02)
 
 
-def _mid_run(path: Path):
-    """A condition: ``path`` holds a checkpoint after t = 0 of an unfinished run."""
+def _mid_run(path: Path, after: float):
+    """A condition: ``path`` holds a checkpoint after t = ``after`` of an unfinished run."""
     def check() -> bool:
         try:
             meta = load_checkpoint(path).meta
         except Exception:  # not created yet, or being written
             return False
-        return meta["t"] > 0 and not meta["complete"]
+        return meta["t"] > after and not meta["complete"]
     return check
 
 
@@ -132,51 +132,48 @@ def _complete(path: Path):
     return check
 
 
-def test_killed_validate_resumes_without_recomputing(tmp_path):
-    """SIGKILL of validate (client and workers) while the long run is between checkpoints: the
-    rerun reuses the finished run's file untouched, resumes the long one from its checkpoint,
-    and reports what uninterrupted runs give."""
-    out = tmp_path / "v"
-    short, long_ = out / "sgd" / "n50-seed0.h5", out / "sgd" / "n4000-seed0.h5"
-    proc = _cli([*LONG, "-o", str(out)])
+def _interrupt(args: list[str], signum: int, long_: Path, after: float) -> tuple[int, str]:
+    """Run ``meanfield-pde ARGS`` until the long run has a checkpoint after ``after`` (the short
+    run finished), then send ``signum`` to its whole process group (as Ctrl-C does)."""
+    short = long_.with_name("n50-seed0.h5")
+    proc = _cli(args)
     try:
-        _wait_for(lambda: _complete(short)() and _mid_run(long_)(), proc,
-                  "a finished short run and a checkpoint of the long one")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-    stamp = short.stat().st_mtime_ns
-    t_cut = load_checkpoint(long_).meta["t"]
-    rerun = _cli([*LONG, "-o", str(out)])
-    stdout, stderr = rerun.communicate(timeout=DEADLINE)
-    assert rerun.returncode == 0, stderr
-    assert "1 resumed, 1 reused" in stdout
-    assert short.stat().st_mtime_ns == stamp  # not rewritten
-    rep = json.loads((out / "validation.json").read_text())
-    assert [f["status"] for f in rep["sgd_files"]] == ["reused", "resumed"]
-    assert 0 < t_cut < rep["times"][-1]
-    cfg = default_config("gaussians").with_overrides(
-        [a for a in LONG[LONG.index("--set"):] if a != "--set"])
-    _assert_same_numbers(_reference_report(cfg, rep, out / "pde.h5"), rep)
-
-
-def test_sigint_keeps_finished_runs_and_says_rerun(tmp_path):
-    """SIGINT (Ctrl-C reaches the whole process group) while an SGD run is going: exit 130,
-    one line saying to rerun the same command, the finished run's file complete."""
-    out = tmp_path / "v"
-    short, long_ = out / "sgd" / "n50-seed0.h5", out / "sgd" / "n4000-seed0.h5"
-    proc = _cli([*LONG, "-o", str(out)])
-    try:
-        _wait_for(lambda: _complete(short)() and _mid_run(long_)(), proc,
-                  "a finished short run and a checkpoint of the long one")
-        os.killpg(proc.pid, signal.SIGINT)
+        _wait_for(lambda: _complete(short)() and _mid_run(long_, after)(), proc,
+                  f"a finished short run and a checkpoint of the long one after t = {after:g}")
+        os.killpg(proc.pid, signum)
         _, stderr = proc.communicate(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, stderr
+            proc.communicate()
+    return proc.returncode, stderr
+
+
+def test_interrupted_validate_resumes_without_recomputing(tmp_path):
+    """SIGINT while the long run is between checkpoints: exit 130 and one line saying to rerun;
+    the rerun, killed (SIGKILL, client and workers) later in the long run, and the next rerun
+    reuse the finished run's file untouched, resume the long one from its checkpoint, and
+    report what uninterrupted runs give."""
+    out = tmp_path / "v"
+    args = [*LONG, "-o", str(out)]
+    short, long_ = out / "sgd" / "n50-seed0.h5", out / "sgd" / "n3000-seed0.h5"
+    code, stderr = _interrupt(args, signal.SIGINT, long_, 0.0)
     last = stderr.strip().splitlines()[-1]
-    assert "interrupted by SIGINT" in last and "rerun the same command to continue" in last
-    assert "1 of 2 SGD runs finished" in last
-    assert load(short).complete and not load(long_).complete
-    assert not (out / "validation.json").exists()
+    assert code == 130, stderr
+    assert "interrupted by SIGINT: 1 of 2 SGD runs finished" in last
+    assert last.endswith("rerun the same command to continue")
+    assert not (out / "validation.json").exists() and not load(long_).complete
+    stamp = short.stat().st_mtime_ns
+    t_cut = load_checkpoint(long_).meta["t"]
+    _interrupt(args, signal.SIGKILL, long_, t_cut)  # the rerun went on from t_cut
+    assert short.stat().st_mtime_ns == stamp
+    rerun = _cli(args)
+    stdout, stderr = rerun.communicate(timeout=DEADLINE)
+    assert rerun.returncode == 0, stderr
+    assert "1 resumed, 1 reused" in stdout
+    assert short.stat().st_mtime_ns == stamp  # never rewritten
+    rep = json.loads((out / "validation.json").read_text())
+    assert [f["status"] for f in rep["sgd_files"]] == ["reused", "resumed"]
+    cfg = default_config("gaussians").with_overrides(
+        [a for a in LONG[LONG.index("--set"):] if a != "--set"])
+    _assert_same_numbers(_reference_report(cfg, rep, out / "pde.h5"), rep)
