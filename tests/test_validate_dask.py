@@ -177,3 +177,27 @@ def test_interrupted_validate_resumes_without_recomputing(tmp_path):
     cfg = default_config("gaussians").with_overrides(
         [a for a in LONG[LONG.index("--set"):] if a != "--set"])
     _assert_same_numbers(_reference_report(cfg, rep, out / "pde.h5"), rep)
+
+
+def test_sgd_file_of_another_config_is_refused_unless_force(tmp_path, in_process_pool, capsys):
+    """SGD files of other settings (an earlier validate there) are refused before any work, as
+    an existing report is, in one line naming --force and -o; --force recomputes them."""
+    from meanfield_pde.cli import main
+
+    args = ["validate", "gaussians", "--widths", "8", "16", "--seeds", "0", "-o", str(tmp_path),
+            *[w for s in ("time.t_end=0.2", "time.n_outputs=3", "grid.n=100") for w in
+              ("--set", s)]]
+    assert main([*args, "--set", "sgd.eps=1e-3"]) == 0
+    for name in ("validation.json", "validation.png"):
+        (tmp_path / name).unlink()
+    files = sorted(tmp_path.rglob("*.h5"))
+    stamps = [f.stat().st_mtime_ns for f in files]
+    capsys.readouterr()
+    assert main([*args, "--set", "sgd.eps=2e-3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "n8-seed0.h5" in err and "--force" in err and "-o" in err
+    assert [f.stat().st_mtime_ns for f in files] == stamps  # nothing ran, not even the PDE
+    assert main([*args, "--set", "sgd.eps=2e-3", "--force"]) == 0
+    rep = json.loads((tmp_path / "validation.json").read_text())
+    assert [f["status"] for f in rep["sgd_files"]] == ["ran", "ran"]
+    assert all(load(f["path"]).config["sgd"]["eps"] == 2e-3 for f in rep["sgd_files"])
