@@ -291,7 +291,7 @@ def _on_dask(runs: list[SGDRun], scheduler: str | None, workers: int | None, sto
             for fut in futures:
                 fut.add_done_callback(finished.put)
             try:
-                while len(results) < len(futures):  # each pass ends a task or polls the flag
+                while futures:  # each pass ends a task or polls the flag
                     if stop:
                         _stop_tasks(client, event, futures, finished, results)
                         nanny_log.setLevel(logging.ERROR)  # "still alive ... killing": meant
@@ -302,10 +302,14 @@ def _on_dask(runs: list[SGDRun], scheduler: str | None, workers: int | None, sto
                         fut = finished.get(timeout=POLL_SECONDS)
                     except queue.Empty:
                         continue
-                    results[futures[fut].path] = _collect(fut, futures[fut])
+                    # popped: the future is released, so a worker lost later does not make the
+                    # scheduler recompute a task whose result is already here
+                    run = futures.pop(fut)
+                    results[run.path] = _collect(fut, run)
+                    del fut
                     bar.update(1)
             finally:
-                client.cancel([f for f in futures if not f.done()])
+                client.cancel(list(futures))
     finally:
         nanny_log.setLevel(level)
     return results
@@ -329,13 +333,14 @@ def _stop_tasks(client, event: str, futures: dict, finished: queue.Queue,
 
     Event(event, client=client).set()
     end = time.monotonic() + GRACE_SECONDS
-    while len(results) < len(futures) and (left := end - time.monotonic()) > 0:
+    while futures and (left := end - time.monotonic()) > 0:
         try:
             fut = finished.get(timeout=left)
         except queue.Empty:
             return
+        run = futures.pop(fut)
         try:
-            results[futures[fut].path] = _collect(fut, futures[fut])
+            results[run.path] = _collect(fut, run)
         except MeanFieldError:
             pass
 
