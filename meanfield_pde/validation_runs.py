@@ -23,9 +23,13 @@ an advisory lock on ``DIR/sgd/n{N}-seed{S}.h5.lock`` while it works, so a task l
 killed client (on a remote cluster) and the task of a rerun never write one file at once.
 
 :func:`execute` waits for the tasks with a progress bar over runs and polls a
-:class:`~.runner.trackers.StopFlag`: on SIGINT / SIGTERM it cancels the tasks, closes the
-client (the local cluster's workers end; finished files stay, running ones keep their last
-checkpoint) and raises :class:`ValidateInterrupted`.
+:class:`~.runner.trackers.StopFlag`.  On SIGINT / SIGTERM it sets a Dask ``Event`` that the tasks
+poll (:class:`EventFlag`, through the runner's own signal tracker): each running task writes a
+checkpoint at its next output and returns, tasks not started return at once; after at most
+:data:`GRACE_SECONDS` the client is closed (workers of the local cluster still busy are killed:
+their files keep their last checkpoint) and :class:`ValidateInterrupted` is raised.  The local
+cluster's workers ignore SIGINT (:class:`IgnoreSigint`): Ctrl-C reaches the whole process group,
+and the client alone decides.  Workers of a remote cluster are left alone.
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ from .errors import ConfigError, DataError, MeanFieldError, OutputExists, Solver
 from .io import load
 from .runner.trackers import NEVER, SIGNAL_NAMES, Interrupted, StopFlag
 
-__all__ = ["RETRIES", "SGD_DIR", "SGDRun", "ValidateInterrupted", "execute", "plan_runs",
-           "run_sgd_file", "sgd_config"]
+__all__ = ["GRACE_SECONDS", "RETRIES", "SGD_DIR", "EventFlag", "IgnoreSigint", "SGDRun",
+           "ValidateInterrupted", "execute", "file_state", "in_process", "make_sgd_file",
+           "plan_runs", "run_sgd_file", "sgd_config"]
 
 SGD_DIR = "sgd"  # the runs' subdirectory of validate's output directory
 RETRIES = 2  # extra attempts of a task that raised something other than a user error
@@ -255,6 +260,8 @@ def execute(runs: list[SGDRun], *, scheduler: str | None = None, workers: int | 
     pending = [r for r in runs if not r.done]
     if not pending:
         return results
+    if stop:  # before starting a cluster for nothing
+        raise ValidateInterrupted(stop.signum, len(results), len(runs), runs[0].path.parent)
     bar = tqdm(total=len(runs), initial=len(results), desc="SGD runs", unit="run", leave=False,
                disable=None if progress else True)
     try:
