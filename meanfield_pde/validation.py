@@ -96,7 +96,8 @@ def _pde_result(cfg: Config, path: Path, stop: StopFlag):
         res = load(path) if path.exists() else None
     except DataError:
         res = None
-    if res is not None and res.config == json.loads(json.dumps(cfg.to_dict())):
+    if (res is not None and res.attrs.get("kind") != "sgd"
+            and res.config == json.loads(json.dumps(cfg.to_dict()))):
         if res.complete:
             return res
         try:

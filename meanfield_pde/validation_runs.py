@@ -60,7 +60,7 @@ __all__ = ["GRACE_SECONDS", "RETRIES", "SGD_DIR", "EventFlag", "IgnoreSigint", "
 SGD_DIR = "sgd"  # the runs' subdirectory of validate's output directory
 RETRIES = 2  # extra attempts of a task that raised something other than a user error
 POLL_SECONDS = 0.2  # how often the client looks at the stop flag while tasks run
-EVENT_POLL_SECONDS = 0.5  # how often a task asks whether the client wants it to stop
+EVENT_POLL_SECONDS = 0.25  # how often a task asks whether the client wants it to stop
 GRACE_SECONDS = 10.0  # how long a stopped client waits for its tasks to checkpoint and return
 
 

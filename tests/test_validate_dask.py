@@ -22,7 +22,7 @@ from meanfield_pde.validation import _compare, validate
 SMALL = ["time.t_end=0.5", "time.n_outputs=11", "grid.n=200", "sgd.eps=1e-3"]
 # a run long enough (2-5 s) to be caught between checkpoints, beside a short one
 LONG = ["validate", "gaussians", "--widths", "50", "3000", "--seeds", "0", "--workers", "1",
-        "--set", "time.t_end=12", "--set", "time.n_outputs=5", "--set", "grid.n=200",
+        "--set", "time.t_end=12", "--set", "time.n_outputs=7", "--set", "grid.n=200",
         "--set", "sgd.eps=1e-3", "--set", "checkpoint.every=1"]
 DEADLINE = 120.0  # seconds a condition may take on a busy machine before the test fails
 
@@ -201,3 +201,34 @@ def test_sgd_file_of_another_config_is_refused_unless_force(tmp_path, in_process
     rep = json.loads((tmp_path / "validation.json").read_text())
     assert [f["status"] for f in rep["sgd_files"]] == ["ran", "ran"]
     assert all(load(f["path"]).config["sgd"]["eps"] == 2e-3 for f in rep["sgd_files"])
+
+
+def test_interrupted_pde_solve_is_continued(tmp_path, in_process_pool, monkeypatch):
+    """A stop during the PDE solve raises ValidateInterrupted (exit code 128 + signal) with
+    pde.h5 checkpointed; the rerun continues pde.h5 (no new solve) to the PDE result an
+    uninterrupted solve gives, and finishes the comparison."""
+    import signal as sig
+
+    from stopping import StopAfter
+
+    from meanfield_pde.runner import pde as pde_runner
+    from meanfield_pde.validation_runs import ValidateInterrupted
+
+    cfg = default_config("gaussians").with_overrides(
+        ["time.t_end=0.5", "time.n_outputs=6", "grid.n=100", "sgd.eps=1e-3"])
+    direct = tmp_path / "direct.h5"
+    pde_runner.solve(cfg, direct)
+    out = tmp_path / "v"
+    with pytest.raises(ValidateInterrupted, match="interrupted by SIGTERM: 0 of 1") as info:
+        validate(cfg, [8], [0], out, stop=StopAfter(4, sig.SIGTERM))
+    assert info.value.exit_code == 143
+    assert not load(out / "pde.h5").complete and not (out / "sgd" / "n8-seed0.h5").exists()
+
+    def no_solve(*args, **kwargs):
+        raise AssertionError("pde.h5 was solved again instead of continued")
+
+    monkeypatch.setattr(pde_runner, "solve", no_solve)
+    rep = validate(cfg, [8], [0], out)
+    assert np.array_equal(load(out / "pde.h5")["risk"], load(direct)["risk"])
+    assert np.array_equal(load(out / "pde.h5")["density"], load(direct)["density"])
+    assert rep["sgd_files"][0]["status"] == "ran"
