@@ -77,7 +77,7 @@ def test_validate_on_a_running_cluster(tmp_path):
 
     cfg = default_config("gaussians").with_overrides(SMALL)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, env=dict(SINGLE_THREAD_ENV)) as cluster:
+                      dashboard_address=":0", env=dict(SINGLE_THREAD_ENV)) as cluster:
         workers = set(cluster.scheduler_info["workers"])
         rep = validate(cfg, [20, 40], [0, 1], tmp_path, scheduler=cluster.scheduler_address)
     files = rep["sgd_files"]
