@@ -20,8 +20,8 @@ from meanfield_pde.io import load_checkpoint
 from meanfield_pde.validation import _compare, validate
 
 SMALL = ["time.t_end=0.5", "time.n_outputs=11", "grid.n=200", "sgd.eps=1e-3"]
-# a run long enough (2-5 s) to be caught between checkpoints, beside a short one
-LONG = ["validate", "gaussians", "--widths", "50", "3000", "--seeds", "0", "--workers", "1",
+# a run long enough (1.5-4 s) to be caught between checkpoints, beside a short one
+LONG = ["validate", "gaussians", "--widths", "50", "2000", "--seeds", "0", "--workers", "1",
         "--set", "time.t_end=12", "--set", "time.n_outputs=7", "--set", "grid.n=200",
         "--set", "sgd.eps=1e-3", "--set", "checkpoint.every=1"]
 DEADLINE = 120.0  # seconds a condition may take on a busy machine before the test fails
@@ -156,7 +156,7 @@ def test_interrupted_validate_resumes_without_recomputing(tmp_path):
     report what uninterrupted runs give."""
     out = tmp_path / "v"
     args = [*LONG, "-o", str(out)]
-    short, long_ = out / "sgd" / "n50-seed0.h5", out / "sgd" / "n3000-seed0.h5"
+    short, long_ = out / "sgd" / "n50-seed0.h5", out / "sgd" / "n2000-seed0.h5"
     code, stderr = _interrupt(args, signal.SIGINT, long_, 0.0)
     last = stderr.strip().splitlines()[-1]
     assert code == 130, stderr
