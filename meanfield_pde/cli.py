@@ -5,7 +5,7 @@
     meanfield-pde sgd PROBLEM|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
     meanfield-pde resume FILE.h5 [--t-end T]
     meanfield-pde validate PROBLEM|CONFIG.toml [--widths N ...] [--seeds S ...]
-                        [--workers P] [-o DIR] [--force]
+                        [--scheduler ADDRESS | --workers P] [-o DIR] [--force]
     meanfield-pde gibbs PROBLEM|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
     meanfield-pde info FILE.h5
     meanfield-pde export FILE.h5 --netcdf OUT.nc [--force]
@@ -122,6 +122,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .validation import validate
+    from .validation_runs import ValidateInterrupted
 
     cfg = resolve_config(args.target, args.set)
     if any(n < 1 for n in args.widths) or not args.seeds:
@@ -129,9 +130,19 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers} must be >= 1 (or left out: one per core)")
     out = Path(args.output) if args.output else Path("runs") / f"validate-{cfg.problem}"
-    rep = validate(cfg, args.widths, args.seeds, out, workers=args.workers,
-                   overwrite=args.force)
+    with trap_signals() as stop:
+        try:
+            rep = validate(cfg, args.widths, args.seeds, out, workers=args.workers,
+                           scheduler=args.scheduler, overwrite=args.force, progress=True,
+                           stop=stop)
+        except ValidateInterrupted as exc:  # finished SGD files stay; the cluster is closed
+            print(f"{PROG}: {_printable(exc)}; rerun the same command to continue",
+                  file=sys.stderr)
+            return exc.exit_code
     print(f"wrote {out / 'validation.json'} and {out / 'validation.png'}")
+    status = [f["status"] for f in rep["sgd_files"]]
+    print(f"  SGD runs in {out / 'sgd'}: " + ", ".join(
+        f"{status.count(s)} {s}" for s in ("ran", "resumed", "reused") if s in status))
     spread = "mean ± std over seeds" if len(rep["seeds"]) > 1 else "one seed: no spread"
     print(f"  eps = {rep['eps']:g}, seeds {rep['seeds']}; sup_t |R_SGD - R_PDE|, the same against "
           f"R_PDE + D(t)/N (N i.i.d. neurons) ({spread}), and W1 at the last time:")
@@ -300,11 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     va.add_argument("--widths", type=int, nargs="+", default=[200, 800, 3200], metavar="N")
     va.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED")
-    va.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    where = va.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None,
+                       help="local worker processes for the SGD runs (default: one per core)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the SGD runs on the Dask cluster of this scheduler "
+                            "(tcp://HOST:PORT); its workers must reach the output directory")
     va.add_argument("-o", "--output", metavar="DIR",
                     help="output directory (default runs/validate-<problem>)")
     va.add_argument("--force", action="store_true",
-                    help="overwrite validation.json / validation.png already in the directory")
+                    help="overwrite validation.json / validation.png already in the directory "
+                         "and recompute SGD files there of another config (a rerun without "
+                         "--force resumes: finished SGD files are reused)")
     va.set_defaults(func=_cmd_validate)
 
     gb = sub.add_parser("gibbs", help="solve the self-consistent Gibbs state directly (noise)")

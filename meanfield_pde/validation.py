@@ -1,7 +1,8 @@
 """The PDE against the network it describes (MATH.md §5).
 
 ``validate(cfg, widths, seeds)`` solves the PDE once, runs particle SGD of the d-dimensional network
-for every width N and seed (in worker processes), and reports per N
+for every width N and seed (Dask tasks, each writing its own checkpointed result file, so that an
+interrupted validate resumes: :mod:`.validation_runs`), and reports per N
 
 * sup_t |R_SGD(t) − R_PDE(t)| (mean ± std over seeds; the PDE risk interpolated linearly at the
   SGD output times, which land on step boundaries), the sup over t > 0 only (without the
@@ -21,18 +22,19 @@ over the PDE density at three times, as in MMN18 Fig. 1).
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import wasserstein_distance
 
-from .config import Config, build_config
-from .errors import DataError, OutputExists
+from . import validation_runs
+from .config import Config
+from .errors import ConfigError, DataError, OutputExists
 from .io import load
 from .problems import build_problem, problem_class
+from .runner.trackers import NEVER, Interrupted, StopFlag
+from .schedule import output_times
+from .validation_runs import SGD_DIR, SGDRun, ValidateInterrupted, plan_runs
 
 MAX_TIMES = 41  # SGD outputs used for the comparison (each costs an O(N²) risk evaluation)
 
@@ -83,25 +85,36 @@ def _self_interaction(cfg: Config, pde, idx: np.ndarray) -> np.ndarray:
     return np.array([problem.self_interaction(pde["density"][j], diag) for j in idx])
 
 
-def _reusable(path: Path, cfg: Config) -> bool:
-    """A finished PDE result of exactly ``cfg`` at ``path`` (from an earlier validate)."""
-    if not path.exists():
-        return False
+def _pde_result(cfg: Config, path: Path, stop: StopFlag):
+    """``path`` (pde.h5, this directory's cache of the solve) as a finished PDE result of exactly
+    ``cfg``: reused when it is one, continued from its checkpoint when an earlier validate was
+    interrupted, else solved (replacing what was there)."""
+    from .runner.pde import solve
+    from .runner.resume import resume
+
     try:
-        res = load(path)
+        res = load(path) if path.exists() else None
     except DataError:
-        return False
-    return res.complete and res.config == json.loads(json.dumps(cfg.to_dict()))
+        res = None
+    if (res is not None and res.attrs.get("kind") != "sgd"
+            and res.config == json.loads(json.dumps(cfg.to_dict()))):
+        if res.complete:
+            return res
+        try:
+            resume(path, stop=stop)
+            return load(path)
+        except (DataError, ConfigError):  # no usable checkpoint: solve again
+            pass
+    solve(cfg, path, overwrite=True, stop=stop)
+    return load(path)
 
 
-def _sgd_job(args: tuple[str, dict, int, int, list[float]]) -> dict:
-    problem, cfg_dict, n, seed, times = args
-    from .particles import run_sgd
-
-    cfg = build_config(problem, cfg_dict, [f"sgd.n_neurons={n}", f"sgd.seed={seed}"])
-    res = run_sgd(cfg, times=np.asarray(times))
-    return {"n": n, "seed": seed, "t": res.t.tolist(), "risk": res.risk.tolist(),
-            "coords": res.coords, "wall_seconds": res.wall_seconds}
+def _sgd_run(run: SGDRun, field: str) -> dict:
+    """What the comparison needs of one SGD result file: times, risk, particle coordinates at
+    those times, wall time."""
+    res = load(run.path)
+    return {"n": run.n, "seed": run.seed, "t": res.t.tolist(), "risk": res["risk"].tolist(),
+            "coords": res[field], "wall_seconds": float(res.attrs["wall_seconds"])}
 
 
 def _decay_exponent(widths: list[int], gaps: np.ndarray) -> tuple[float | None, float | None]:
@@ -140,36 +153,85 @@ def _summary(widths: list[int], per_run: list[dict], names: list[str]) -> list[d
 
 
 def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Path, *,
-             workers: int | None = None, pde_file: str | Path | None = None,
-             overwrite: bool = False) -> dict:
+             workers: int | None = None, scheduler: str | None = None,
+             pde_file: str | Path | None = None, overwrite: bool = False,
+             progress: bool = False, stop: StopFlag = NEVER) -> dict:
     """Run the comparison and write ``validation.json`` and ``validation.png`` in ``out_dir``.
 
-    An ``out_dir`` that already holds either file is refused (before any work) unless
-    ``overwrite``.  Standard deviations over seeds are reported for two or more seeds (``None``
-    for one); the decay exponent for three or more widths (``None`` otherwise)."""
+    The PDE result is ``out_dir/pde.h5`` (or ``pde_file``); each SGD run (width N, seed S) is a
+    Dask task writing its own checkpointed result ``out_dir/sgd/n{N}-seed{S}.h5``
+    (:mod:`.validation_runs`): on ``workers`` local single-threaded processes (default: one per
+    core, at most one per run), or on the cluster of the scheduler at ``scheduler``
+    (``tcp://HOST:PORT``, whose workers must reach ``out_dir``).
+
+    Resuming: calling again with the same arguments after an interruption (``stop``, a signal, a
+    crash) reuses the finished SGD files and a finished pde.h5, continues interrupted ones from
+    their checkpoints and runs the missing ones; the report is that of an uninterrupted call.
+
+    Refusals, before any work: an ``out_dir`` that already holds ``validation.json`` or
+    ``validation.png``, and an SGD file there that holds a result of another config (e.g. of an
+    earlier validate with other settings), unless ``overwrite`` — which then replaces the report
+    and recomputes those SGD files (matching ones are still reused).  A pde.h5 of another config
+    is solved again, as before.
+
+    Standard deviations over seeds are reported for two or more seeds (``None`` for one); the
+    decay exponent for three or more widths (``None`` otherwise).  ``progress``: a bar over
+    the SGD runs (on a terminal).
+
+    Raises:
+        ValidateInterrupted: ``stop`` was set; finished files are kept (rerun to continue).
+    """
     from .particles.model import particle_model
-    from .runner.pde import solve
 
     particle_model(cfg.problem)  # a problem with no network behind it: refused before any work
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers = {workers}: give at least 1 worker process")
+    if scheduler is not None and workers is not None:
+        raise ConfigError("workers= applies to the local cluster only; with a scheduler start "
+                          "workers with `dask worker ADDRESS` on the cluster")
     out_dir = Path(out_dir)
     existing = [n for n in ("validation.json", "validation.png") if (out_dir / n).exists()]
     if existing and not overwrite:
         raise OutputExists(out_dir / existing[0], "report")
-    out_dir.mkdir(parents=True, exist_ok=True)
     pde_path = Path(pde_file) if pde_file else out_dir / "pde.h5"
-    if pde_file is None and not _reusable(pde_path, cfg):
-        solve(cfg, pde_path, overwrite=True)  # pde.h5 is this directory's cache of the solve
-    pde = load(pde_path)
-    t_pde = pde.t
+    pde = load(pde_path) if pde_file else None
+    t_pde = pde.t if pde is not None else output_times(cfg)  # the times solve() writes
     idx = np.unique(np.round(np.linspace(0, t_pde.size - 1, min(MAX_TIMES, t_pde.size)))
                     .astype(int))
-    times = t_pde[idx]
-    jobs = [(cfg.problem, cfg.to_dict(), n, s, times.tolist()) for n in widths for s in seeds]
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
-    # spawn, not fork: forking after Numba's threading layer has started can kill the workers
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        runs = list(pool.map(_sgd_job, jobs))
+    runs = plan_runs(cfg, widths, seeds, t_pde[idx].tolist(), out_dir / SGD_DIR,
+                     overwrite=overwrite)
+    (out_dir / SGD_DIR).mkdir(parents=True, exist_ok=True)
+    if pde is None:
+        try:
+            pde = _pde_result(cfg, pde_path, stop)
+        except Interrupted as exc:
+            raise ValidateInterrupted(exc.signum, sum(r.done for r in runs), len(runs),
+                                      out_dir / SGD_DIR) from None
+        if not np.array_equal(pde.t, t_pde):
+            raise DataError(f"{pde_path} has output times other than time.outputs gives; "
+                            "remove it and run validate again")
+    done = validation_runs.execute(runs, scheduler=scheduler, workers=workers, stop=stop,
+                                   progress=progress)
+    problem = problem_class(cfg.problem)
+    sgd = [_sgd_run(r, problem.particle_field) for r in runs]
+    report = _compare(cfg, pde, idx, sgd, widths, seeds)
+    report["pde_file"] = str(pde_path)
+    report["sgd_files"] = [{"n": r.n, "seed": r.seed, "path": str(r.path),
+                            "status": done[r.path]["status"], "worker": done[r.path]["worker"]}
+                           for r in runs]
+    (out_dir / "validation.json").write_text(json.dumps(report, indent=1))
+    names = list(problem.particle_coords)
+    _figure(report, pde, idx, sgd, {x: problem.marginal_fields[x] for x in names},
+            out_dir / "validation.png")
+    return report
 
+
+def _compare(cfg: Config, pde, idx: np.ndarray, runs: list[dict], widths: list[int],
+             seeds: list[int]) -> dict:
+    """The report (without file paths) of the SGD ``runs`` against the PDE result ``pde`` at
+    its outputs ``idx``; each run gets ``pde_index``, the PDE output nearest to its outputs."""
+    t_pde = pde.t
+    times = t_pde[idx]
     problem = problem_class(cfg.problem)
     names = list(problem.particle_coords)
     quant = _marginal_quantiles(pde, problem, names, idx)
@@ -203,14 +265,11 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
         "problem": cfg.problem, "config": cfg.to_dict(), "widths": widths, "seeds": seeds,
         "eps": cfg["sgd.eps"], "batch": cfg["sgd.batch"],
         "init_sampling": cfg["sgd.init_sampling"], "times": times.tolist(),
-        "pde_file": str(pde_path), "pde_risk": pde["risk"][idx].tolist(),
+        "pde_file": None, "pde_risk": pde["risk"][idx].tolist(),
         "self_interaction": self_term.tolist(),
         "summary": summary, "gap_decay_exponent": exponent,
         "gap_decay_exponent_stderr": exponent_se, "runs": per_run,
     }
-    (out_dir / "validation.json").write_text(json.dumps(report, indent=1))
-    _figure(report, pde, idx, runs, {x: problem.marginal_fields[x] for x in names},
-            out_dir / "validation.png")
     return report
 
 

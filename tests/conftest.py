@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,16 +28,10 @@ with warnings.catch_warnings():
         pass
 
 
-class InProcessPool(ProcessPoolExecutor):
-    """validate's worker pool, but map() runs the jobs in this process: spawning interpreters
-    costs seconds per run. The constructor (and so its checks of max_workers) is the real one;
-    no process is started since nothing is submitted."""
-
-    def map(self, fn, *iterables, timeout=None, chunksize=1):
-        return map(fn, *iterables)
-
-
 @pytest.fixture
 def in_process_pool(monkeypatch) -> None:
-    """``validate`` runs its SGD jobs in this process (InProcessPool) for the test."""
-    monkeypatch.setattr("meanfield_pde.validation.ProcessPoolExecutor", InProcessPool)
+    """``validate`` runs its SGD runs in this process, one after another, instead of as Dask
+    tasks (starting worker processes costs seconds per call)."""
+    from meanfield_pde import validation_runs
+
+    monkeypatch.setattr(validation_runs, "execute", validation_runs.in_process)
