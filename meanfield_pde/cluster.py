@@ -7,8 +7,10 @@ Dask retries a task whose worker died.
 
 * ``scheduler=None``: a ``LocalCluster`` of ``workers`` (default: the number of cores) worker
   *processes* with one thread each, and the kernels' and BLAS' own thread pools set to one thread
-  inside them (:data:`SINGLE_THREAD_ENV`): n tasks on n cores, no oversubscription.  No
-  dashboard, loopback only.
+  inside them (:data:`SINGLE_THREAD_ENV`): n tasks on n cores, no oversubscription.  Loopback
+  only; the dashboard on a free port (``None`` still binds 8787, and a second cluster on the
+  machine then fails to start).  Its workers ignore SIGINT (:class:`IgnoreSigint`): Ctrl-C
+  reaches the whole process group, and the client alone decides what to keep.
 * ``scheduler="tcp://HOST:PORT"``: the running cluster at that address.  Tasks must then be able
   to read and write the paths they are given (a shared file system); the client checks nothing
   about the workers' machines.
@@ -20,9 +22,13 @@ naming the address and how to start one.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
+
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from .errors import ConfigError
 from .io.layout import one_line
@@ -30,13 +36,24 @@ from .io.layout import one_line
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["CONNECT_TIMEOUT", "SINGLE_THREAD_ENV", "open_client"]
+__all__ = ["CONNECT_TIMEOUT", "SINGLE_THREAD_ENV", "IgnoreSigint", "default_workers",
+           "open_client"]
 
 #: seconds the client waits for a scheduler given by address
 CONNECT_TIMEOUT = 20.0
 #: environment of the local worker processes: one thread per worker in every thread pool
 SINGLE_THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                      "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+class IgnoreSigint(WorkerPlugin):
+    """Worker plugin of the local cluster: its workers ignore SIGINT.  Ctrl-C reaches the whole
+    process group; the client alone handles it (stops the tasks at a checkpoint, closes the
+    cluster) instead of every worker dying with a traceback mid-task."""
+
+    def setup(self, worker) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def default_workers() -> int:
@@ -80,6 +97,7 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         return
     n = workers or default_workers()
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, env=dict(SINGLE_THREAD_ENV)) as cluster, \
+                      dashboard_address=":0", env=dict(SINGLE_THREAD_ENV)) as cluster, \
             Client(cluster, set_as_default=False) as client:
+        client.register_plugin(IgnoreSigint(), name="meanfield-pde-ignore-sigint")
         yield client

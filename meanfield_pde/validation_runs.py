@@ -28,8 +28,8 @@ poll (:class:`EventFlag`, through the runner's own signal tracker): each running
 checkpoint at its next output and returns, tasks not started return at once; after at most
 :data:`GRACE_SECONDS` the client is closed (workers of the local cluster still busy are killed:
 their files keep their last checkpoint) and :class:`ValidateInterrupted` is raised.  The local
-cluster's workers ignore SIGINT (:class:`IgnoreSigint`): Ctrl-C reaches the whole process group,
-and the client alone decides.  Workers of a remote cluster are left alone.
+cluster's workers ignore SIGINT (:class:`~.cluster.IgnoreSigint`): Ctrl-C reaches the whole
+process group, and the client alone decides.  Workers of a remote cluster are left alone.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ import json
 import logging
 import queue
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -46,14 +45,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from distributed.diagnostics.plugin import WorkerPlugin
-
 from .config import Config, build_config
 from .errors import ConfigError, DataError, MeanFieldError, OutputExists, SolverError
 from .io import load
 from .runner.trackers import NEVER, SIGNAL_NAMES, Interrupted, StopFlag
 
-__all__ = ["GRACE_SECONDS", "RETRIES", "SGD_DIR", "EventFlag", "IgnoreSigint", "SGDRun",
+__all__ = ["GRACE_SECONDS", "RETRIES", "SGD_DIR", "EventFlag", "SGDRun",
            "ValidateInterrupted", "execute", "file_state", "in_process", "make_sgd_file",
            "plan_runs", "run_sgd_file", "sgd_config"]
 
@@ -290,8 +287,6 @@ def _on_dask(runs: list[SGDRun], scheduler: str | None, workers: int | None, sto
     level = nanny_log.level
     try:
         with open_client(scheduler, workers) as client:
-            if scheduler is None:
-                client.register_plugin(IgnoreSigint(), name="meanfield-pde-ignore-sigint")
             futures = {client.submit(run_sgd_file, r.config.problem, r.config.to_dict(),
                                      str(r.path), event, key=f"sgd-n{r.n}-seed{r.seed}-{tag}",
                                      retries=RETRIES, pure=False): r for r in runs}
@@ -320,16 +315,6 @@ def _on_dask(runs: list[SGDRun], scheduler: str | None, workers: int | None, sto
     finally:
         nanny_log.setLevel(level)
     return results
-
-
-class IgnoreSigint(WorkerPlugin):
-    """Worker plugin of the local cluster: its workers ignore SIGINT.  Ctrl-C reaches the whole
-    process group; the client alone handles it (stops the tasks at a checkpoint, closes the
-    cluster) instead of every worker dying with a traceback mid-task."""
-
-    def setup(self, worker) -> None:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _stop_tasks(client, event: str, futures: dict, finished: queue.Queue,
