@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
+from ..errors import OptionError
 from ..schedule import grid_time, output_times, stop_times
 
 
@@ -81,6 +82,10 @@ def make_plan(cfg: Config, schedule) -> Plan:
     return Plan(stops, 0, len(stops), _last_interval(stops))
 
 
+#: the most snapshots a run may write (time.n_outputs has the same upper bound)
+MAX_OUTPUTS = 1_000_000
+
+
 def output_spacing(cfg: Config) -> dict:
     """{"output_spacing": h} for uniform outputs (stored with the result, so that every
     ``resume --t-end`` continues the grid k h), else {}."""
@@ -104,8 +109,15 @@ def extend(cfg: Config, t_end: float, spacing: float | None = None) -> Config:
     over: dict[str, object] = {"time.t_end": float(t_end)}
     if tc["outputs"] == "uniform" and tc["t_end"] > 0:
         spacing = tc["t_end"] / (tc["n_outputs"] - 1)
+    if spacing is not None and spacing > 0:  # the budget, checked before any list is built
+        count = len(old) + (t_end - old[-1]) / spacing
+        if not count <= MAX_OUTPUTS:
+            raise OptionError("t_end", f"{{opt}} {t_end:g} would write {count:.3g} snapshots at "
+                              f"the run's output spacing {spacing:g} (at most {MAX_OUTPUTS:,}); "
+                              "choose an earlier end, or extend a run with fewer outputs")
+    if tc["outputs"] == "uniform" and tc["t_end"] > 0:
         n = round(t_end / spacing) + 1
-        if n <= 1_000_000:
+        if n <= MAX_OUTPUTS:
             scaled = cfg.replace({**over, "time.n_outputs": max(2, n)})
             new = output_times(scaled)
             if len(new) > len(old) and np.array_equal(new[: len(old)], old):
