@@ -19,7 +19,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import CorruptFile, DataError, OutputExists
+from ..errors import CorruptFile, DataError, OutputExists, SolverError
 from ..provenance import run_environment
 from .attrs import encode_attrs, package_version, sha256_text, str_attr, to_json
 from .checkpoint import write_slot
@@ -240,6 +240,11 @@ class ResultWriter:
                 raise ValueError(f"field {name!r} has shape {arr.shape}, expected {shape}")
             arrays[name] = arr.astype(np.float64)  # a copy: safe to change in place
             arrays[name] += 0.0  # -0.0 (a sign artefact) -> +0.0
+            if not np.all(np.isfinite(arrays[name])):  # never on disk: the file stays readable
+                raise SolverError(
+                    f"the snapshot at t = {t:.6g} has a non-finite {name}; nothing of it was "
+                    f"written ({self._n} snapshots before it are kept); check the activation "
+                    "and init parameters (overflowing values), or refine the discretisation")
         return arrays
 
     def _check_count(self, f: h5py.File) -> None:
@@ -260,6 +265,7 @@ class ResultWriter:
 
         Raises:
             ValueError: Wrong keys, shapes or times (programming errors).
+            SolverError: A field holds NaN or ±inf (nothing is written).
             DataError: The file vanished, was changed by someone else, or cannot be written.
         """
         t = float(t)
