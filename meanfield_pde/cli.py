@@ -35,7 +35,7 @@ import numpy as np
 from .config import Config, default_config, keys_markdown, load_config, schema_rows
 from .errors import ConfigError, DiskFull, MeanFieldError, OptionError, OutputExists, WallReached
 from .problems import registry
-from .runner.trackers import Interrupted, trap_signals
+from .runner.trackers import Interrupted, SetupInterrupted, trap_signals
 
 PROG = "meanfield-pde"
 #: run-function arguments (errors.OptionError) -> the flag that sets them
@@ -260,6 +260,8 @@ def _cli_words(exc: MeanFieldError) -> str:
         return exc.words(f"--set grid.{exc.key}={exc.new:.3g}")
     if isinstance(exc, OptionError):
         return exc.template.replace("{opt}", OPTION_FLAGS.get(exc.option, exc.option))
+    if isinstance(exc, SetupInterrupted):
+        return str(exc)
     if isinstance(exc, Interrupted):
         return (f"interrupted by {exc.signal_name} at t = {exc.t:.6g}; checkpoint written, "
                 f"continue with: meanfield-pde resume {exc.path}")

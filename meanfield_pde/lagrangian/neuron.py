@@ -141,14 +141,17 @@ def pilot_reach(system: NeuronCharacteristics, y: np.ndarray, times: np.ndarray,
                 rtol: float) -> tuple[float, float, float, float, float]:
     """(a_lo, a_hi, s_lo, s_hi, r_hi) reached by the particles of ``system`` over ``times``
     (y, the start, is changed in place)."""
+    from ..runner.trackers import PILOT_MAX_STEPS, advance_guarded
+
     stepper = system.stepper(rtol)
     reach = list(system.reach(y))
-    t = 0.0
+    t, budget = 0.0, [PILOT_MAX_STEPS]
     for t_next in times:
-        stepper.advance(y, t, float(t_next), 10**7)
+        rep = advance_guarded(stepper, y, t, float(t_next), "the pilot run that sizes the "
+                              "automatic walls", budget)
         t = float(t_next)
-        if not np.all(np.isfinite(y)):
-            break
+        if not np.all(np.isfinite(y)) or rep is None or rep.t != t:
+            break  # the reach so far (a budget spent: the main run's walls report the rest)
         e = system.reach(y)
         reach = [min(reach[0], e[0]), max(reach[1], e[1]), min(reach[2], e[2]),
                  max(reach[3], e[3]), max(reach[4], e[4])]

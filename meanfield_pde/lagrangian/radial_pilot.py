@@ -76,11 +76,15 @@ def _pilot_run(law: InitialLaw, edges: np.ndarray, make_flow: Callable[[MassCell
     stepper = flow.stepper(PILOT_RTOL, PILOT_RTOL * law.hi)
     x = cells.nodes.copy()
     stretch = np.ones(cells.n_cells)
+    from ..runner.trackers import PILOT_MAX_STEPS, advance_guarded
+
     reach = float(x[-1])
+    budget = [PILOT_MAX_STEPS]
     for a, b in zip(times[:-1], times[1:], strict=True):
-        rep = stepper.advance(x, float(a), float(b), 10**6)
-        if rep.t != b or not np.all(np.isfinite(x)):
-            break
+        rep = advance_guarded(stepper, x, float(a), float(b), "the pilot run that grades the "
+                              "mass cells", budget)
+        if rep is None or rep.t != b or not np.all(np.isfinite(x)):
+            break  # the stretch so far: a grading, not a result
         e = cells.edge_positions(x)
         stretch = np.maximum(stretch, np.diff(e) / np.diff(edges))
         reach = max(reach, float(np.max(x)))

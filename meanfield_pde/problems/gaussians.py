@@ -330,7 +330,7 @@ class GaussiansProblem(Problem):
         while its own mass reaches its wall."""
         from ..runner import loop
         from ..runner.plan import Plan
-        from ..runner.trackers import Callback
+        from ..runner.trackers import PILOT_MAX_STEPS, Callback, SetupGuard
 
         big = max(10.0 * r_hi, r_hi + 10.0)
         t_end = self.config["time.t_end"]
@@ -344,10 +344,14 @@ class GaussiansProblem(Problem):
                 cdf = np.cumsum(rho) * pilot.h
                 found[0] = max(found[0],
                                pilot.edges[1 + np.searchsorted(cdf, cdf[-1] - PILOT_TAIL)])
+            chunked = loop.ChunkedStepper(pilot.make_stepper(), 500)
+            guard = SetupGuard("the pilot run that sizes the automatic wall", chunked,
+                               PILOT_MAX_STEPS, "set grid.r_max explicitly, or shorten "
+                               "time.t_end")
             try:  # chunks of 500 steps, the reach measured after each
-                loop.run(loop.ChunkedStepper(pilot.make_stepper(), 500), pilot.initial_state(),
-                         0.0, Plan.of(stop_times(pilot.config, pilot.schedule)[1:]),
-                         [Callback(poll=track)])
+                loop.run(chunked, pilot.initial_state(), 0.0,
+                         Plan.of(stop_times(pilot.config, pilot.schedule)[1:]),
+                         [Callback(poll=track), guard])
             except loop.StepFailed:
                 return big  # the main run will report the failure with its own grid
             reach = found[0]

@@ -336,7 +336,7 @@ class SingleNeuronProblem(Problem):
         """(a_lo, a_hi, s_lo, s_hi, r_hi) reached by the pilot's mass (tail PILOT_TAIL)."""
         from ..runner import loop
         from ..runner.plan import Plan
-        from ..runner.trackers import Callback
+        from ..runner.trackers import PILOT_MAX_STEPS, Callback, SetupGuard
 
         pilot = SingleNeuronProblem(self.config.replace(over), pilot_box=box)
         reach = list(support)  # lo_a, hi_a, lo_s, hi_s, hi_r
@@ -345,10 +345,14 @@ class SingleNeuronProblem(Problem):
             e = pilot.extent(rho, PILOT_TAIL)
             reach[:] = [min(reach[0], e[0]), max(reach[1], e[1]), min(reach[2], e[2]),
                         max(reach[3], e[3]), max(reach[4], e[4])]
+        chunked = loop.ChunkedStepper(pilot.make_stepper(), 100)
+        guard = SetupGuard("the pilot run that sizes the automatic box", chunked,
+                           PILOT_MAX_STEPS, "set grid.a_min, grid.a_max, grid.s_min, "
+                           "grid.s_max and grid.r_max explicitly, or shorten time.t_end")
         try:  # chunks of 100 steps, the extent measured after each
-            loop.run(loop.ChunkedStepper(pilot.make_stepper(), 100), pilot.initial_state(), 0.0,
+            loop.run(chunked, pilot.initial_state(), 0.0,
                      Plan.of(stop_times(pilot.config, pilot.schedule)[1:]),
-                     [Callback(poll=track)])
+                     [Callback(poll=track), guard])
         except loop.StepFailed:
             pass  # the extent so far; the main run reports the failure with its own grid
         lo_a, hi_a, lo_s, hi_s, hi_r = reach

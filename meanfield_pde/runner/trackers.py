@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MeanFieldError
+from ..errors import MeanFieldError, SolverError
 from ..fv.semi_implicit import is_steady, steady_rates
 from .loop import Tracker
 from .plan import Plan
@@ -74,6 +74,83 @@ class StopFlag:
 
 
 NEVER = StopFlag()  # a flag nobody sets (library calls without signal handling)
+_WATCHED: list[StopFlag] = []  # the flags of the enclosing trap_signals / watching blocks
+
+
+@contextmanager
+def watching(stop: StopFlag) -> Iterator[StopFlag]:
+    """Within the block, :func:`active_stop` returns ``stop``: phases that are not the run's
+    time loop (pilot runs inside a problem's setup) see the run's stop flag through it."""
+    _WATCHED.append(stop)
+    try:
+        yield stop
+    finally:
+        _WATCHED.remove(stop)
+
+
+def active_stop() -> StopFlag:
+    """The flag of the innermost enclosing :func:`trap_signals` or :func:`watching` block that
+    is set, else the innermost one, else :data:`NEVER`."""
+    for flag in reversed(_WATCHED):
+        if flag:
+            return flag
+    return _WATCHED[-1] if _WATCHED else NEVER
+
+
+class SetupInterrupted(Interrupted):
+    """A signal during a setup phase (``what``, e.g. the pilot run that sizes the walls): no
+    result file exists yet, so nothing is written or kept."""
+
+    def __init__(self, what: str, signum: int):
+        self.what, self.path, self.t, self.signum = what, None, 0.0, int(signum)
+        MeanFieldError.__init__(self, f"interrupted by {self.signal_name} during {what}; "
+                                "nothing was written")
+
+
+def check_setup(what: str) -> None:
+    """Raise :class:`SetupInterrupted` if :func:`active_stop` is set (setup loops call it
+    between short pieces of work)."""
+    stop = active_stop()
+    if stop:
+        raise SetupInterrupted(what, stop.signum)
+
+
+#: step budget of a pilot run (the automatic walls or the grading of the cells)
+PILOT_MAX_STEPS = 2_000_000
+#: steps per compiled call inside a pilot, between which signals are looked at
+PILOT_CHUNK = 200
+
+
+def advance_guarded(stepper: Any, y: Any, t: float, t_stop: float, what: str,
+                    budget: list[int]) -> Any:
+    """``stepper.advance(y, t, t_stop, ·)`` in pieces of PILOT_CHUNK steps, checking signals
+    between them (:func:`check_setup`) and spending ``budget[0]`` steps; returns the last step
+    report (its ``t`` short of ``t_stop`` when the budget ran out or the stepper stopped)."""
+    rep = None
+    while t < t_stop and budget[0] > 0:
+        check_setup(what)
+        rep = stepper.advance(y, t, t_stop, min(PILOT_CHUNK, budget[0]))
+        budget[0] -= max(rep.steps, 1)
+        if rep.t <= t:
+            break
+        t = rep.t
+    return rep
+
+
+class SetupGuard(Tracker):
+    """The budget and the signals of a setup run (a pilot): raises :class:`SetupInterrupted`
+    once :func:`active_stop` is set, and :class:`~meanfield_pde.errors.SolverError` naming
+    ``fix`` once ``chunked`` (a :class:`.loop.ChunkedStepper`) has taken more than ``max_steps``
+    steps.  The pilot's chunks are short, so both are seen within a fraction of a second."""
+
+    def __init__(self, what: str, chunked: Any, max_steps: int, fix: str):
+        self.what, self.chunked, self.max_steps, self.fix = what, chunked, int(max_steps), fix
+
+    def poll(self, state: Any, t: float) -> None:
+        check_setup(self.what)
+        if self.chunked.n_steps > self.max_steps:
+            raise SolverError(f"{self.what} took more than {self.max_steps:,} steps (t = "
+                              f"{t:.6g}); {self.fix}")
 
 
 @contextmanager
@@ -92,7 +169,8 @@ def trap_signals() -> Iterator[StopFlag]:
 
     old = {s: signal.signal(s, handler) for s in SIGNAL_NAMES}
     try:
-        yield flag
+        with watching(flag):
+            yield flag
     finally:
         for s, h in old.items():
             signal.signal(s, h)
