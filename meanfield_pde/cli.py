@@ -39,7 +39,7 @@ from .runner.trackers import Interrupted, trap_signals
 
 PROG = "meanfield-pde"
 #: run-function arguments (errors.OptionError) -> the flag that sets them
-OPTION_FLAGS = {"t_end": "--t-end", "steady": "--steady"}
+OPTION_FLAGS = {"t_end": "--t-end", "steady": "--steady", "overrides": "--set"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -248,7 +248,8 @@ def _cli_words(exc: MeanFieldError) -> str:
     if isinstance(exc, WallReached):
         return exc.words(f"--set grid.{exc.key}={exc.new:.3g}")
     if isinstance(exc, OptionError):
-        return exc.template.replace("{opt}", OPTION_FLAGS.get(exc.option, exc.option))
+        return (exc.cli_template or exc.template).replace(
+            "{opt}", OPTION_FLAGS.get(exc.option, exc.option))
     if isinstance(exc, Interrupted):
         return (f"interrupted by {exc.signal_name} at t = {exc.t:.6g}; checkpoint written, "
                 f"continue with: meanfield-pde resume {exc.path}")

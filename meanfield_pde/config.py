@@ -28,7 +28,7 @@ from typing import Any
 
 import tomli_w
 
-from .errors import ConfigError
+from .errors import ConfigError, OptionError
 
 INF_NAMES = ("inf", "infinity", "+inf")
 
@@ -347,11 +347,16 @@ def problem_names() -> tuple[str, ...]:
 
 def __getattr__(name: str) -> Any:
     """``SCHEMAS`` (problem -> schema) and ``PROBLEMS`` (the names), read from the registry when
-    asked for (they were constants of this module before problems declared their schemas)."""
+    asked for (they were constants of this module before problems declared their schemas);
+    ``keys_markdown`` and ``schema_rows`` from :mod:`.config_docs`."""
     if name == "SCHEMAS":
         return {p: problem_schema(p) for p in problem_names()}
     if name == "PROBLEMS":
         return problem_names()
+    if name in ("keys_markdown", "schema_rows"):  # moved to config_docs (this module's size)
+        from . import config_docs
+
+        return getattr(config_docs, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -395,18 +400,43 @@ class Config:
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
 
-    def with_overrides(self, overrides: Iterable[str]) -> Config:
-        return build_config(self.problem, self.to_dict(), overrides)
+    def with_overrides(self, overrides: Mapping[str, Any] | Iterable[str] | str) -> Config:
+        """A checked copy with ``overrides`` set: a dict ``{"section.key": value}`` of Python
+        values (e.g. ``{"model.d": 20, "time.t_end": 2}``, as :meth:`replace`), or
+        ``"section.key=value"`` strings (one, or an iterable; values read as TOML, as the CLI's
+        ``--set``).
+
+        Raises:
+            ConfigError: a malformed entry (the message names it), an unknown section or key,
+                or a value the schema refuses (the message names the key and what is accepted).
+        """
+        if isinstance(overrides, Mapping):
+            return self._updated(overrides, (), "overrides")
+        items = [overrides] if isinstance(overrides, str) else list(overrides)
+        return build_config(self.problem, self.to_dict(), items)
 
     def replace(self, updates: Mapping[str, Any] | None = None, *,
                 reset: Iterable[str] = ()) -> Config:
         """A checked copy: the sections named in ``reset`` back to their defaults, then every
-        ``"section.key": value`` of ``updates`` set (values as they would be written in TOML)."""
+        ``"section.key": value`` of ``updates`` set (values as they would be written in TOML;
+        a ``"section": {...}`` entry sets several keys of a section).
+
+        Raises:
+            ConfigError: a malformed key, an unknown section or key, or a refused value.
+        """
+        return self._updated(updates or {}, reset, "updates")
+
+    def _updated(self, updates: Mapping[str, Any], reset: Iterable[str], arg: str) -> Config:
+        """:meth:`replace`; ``arg`` is the caller's argument, named by the errors."""
         data = self.to_dict()
         for section in reset:
             data.pop(section, None)
-        for dotted, value in (updates or {}).items():
-            _merge(data, dotted.split("."), copy.deepcopy(value))
+        for dotted, value in updates.items():
+            parts = dotted.split(".") if isinstance(dotted, str) else []
+            if not all(parts) or len(parts) < (1 if isinstance(value, Mapping) else 2):
+                raise OptionError(arg, f"{{opt}} key {_fmt(dotted)} is malformed; write "
+                                  '"SECTION.KEY", e.g. {"model.delta": 0.5}')
+            _merge(data, parts, copy.deepcopy(value), arg)
         return build_config(self.problem, data)
 
 
@@ -427,29 +457,37 @@ def parse_value(text: str) -> Any:
     except tomllib.TOMLDecodeError:
         return text.strip()
     except (ValueError, RecursionError) as exc:  # e.g. > 4300 digits, nesting too deep
-        raise ConfigError(f"--set value {text[:40]!r}... cannot be read ({_first_line(exc)}); "
-                          "give a plain number, string or short list") from None
+        raise OptionError("overrides", f"{{opt}} value {text[:40]!r}... cannot be read "
+                          f"({_first_line(exc)}); give a plain number, string or short list"
+                          ) from None
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
-    """``"model.delta=0.5"`` -> (["model", "delta"], 0.5)."""
-    key, sep, text = item.partition("=")
-    key = key.strip()
-    parts = key.split(".")
+    """``"model.delta=0.5"`` -> (["model", "delta"], 0.5).
+
+    Raises:
+        ConfigError: (an :class:`~.errors.OptionError` of ``overrides``, the CLI's ``--set``)
+            ``item`` is not a string ``SECTION.KEY=VALUE``, or its value cannot be read.
+    """
+    key, sep, text = item.partition("=") if isinstance(item, str) else (item, "", "")
+    parts = key.strip().split(".") if isinstance(key, str) else []
     if not sep or len(parts) < 2 or not all(parts):
-        raise ConfigError(
-            f"--set {item!r} is malformed; write --set SECTION.KEY=VALUE, "
-            "e.g. --set model.delta=0.5"
-        )
+        raise OptionError(
+            "overrides", f"{{opt}} entry {_fmt(item)} is malformed; write "
+            '"SECTION.KEY=VALUE", e.g. "model.delta=0.5", or pass a dict {"model.delta": 0.5}',
+            cli_template=f"--set {item!r} is malformed; write --set SECTION.KEY=VALUE, "
+            "e.g. --set model.delta=0.5")
     return parts, parse_value(text)
 
 
-def _merge(data: dict[str, Any], path: list[str], value: Any) -> None:
+def _merge(data: dict[str, Any], path: list[str], value: Any, arg: str = "overrides") -> None:
     node = data
     for part in path[:-1]:
         nxt = node.setdefault(part, {})
         if not isinstance(nxt, dict):
-            raise ConfigError(f"--set {'.'.join(path)}: {part} is a value, not a table")
+            raise OptionError(arg, f"{{opt}} key {'.'.join(path)!r}: {part} is a value, not a "
+                              "table", cli_template=f"--set {'.'.join(path)}: {part} is a value,"
+                              " not a table")
         node = nxt
     node[path[-1]] = value
 
@@ -555,21 +593,3 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
 def config_from_json(problem: str, data: Mapping[str, Any]) -> Config:
     """Rebuild a Config from the JSON stored in a result file."""
     return build_config(problem, data)
-
-
-def keys_markdown(problem: str) -> str:
-    """The table of every key of ``problem`` (default, accepted values, meaning) in Markdown."""
-    lines = ["| key | default | accepted | meaning |", "|---|---|---|---|"]
-    for key, default, accepted, doc in schema_rows(problem):
-        lines.append(f"| `{key}` | `{default}` | {accepted} | {doc} |")
-    return "\n".join(lines) + "\n"
-
-
-def schema_rows(problem: str) -> list[tuple[str, str, str, str]]:
-    """(key, default, accepted, doc) for every key (``meanfield-pde config --keys``, README)."""
-    rows = []
-    for section, specs in problem_schema(problem).items():
-        for key, spec in specs.items():
-            default = _json_safe(spec.default)
-            rows.append((f"{section}.{key}", _fmt(default), spec.describe(), spec.doc))
-    return rows
