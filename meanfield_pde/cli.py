@@ -265,6 +265,7 @@ def _cli_words(exc: MeanFieldError) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of every subcommand (each calls one library function)."""
     from . import __version__
 
     problems = ", ".join(registry.names())

@@ -51,12 +51,15 @@ class Spec:
     doc: str = ""
 
     def coerce(self, value: Any, key: str) -> Any:  # pragma: no cover - abstract
+        """The canonical value of ``value`` for ``key``; raises the ConfigError of :meth:`fail`."""
         raise NotImplementedError
 
     def describe(self) -> str:  # the accepted values, for error messages and the README
+        """The accepted values in words, for error messages and the README key tables."""
         return ""
 
     def fail(self, key: str, value: Any, why: str = "") -> ConfigError:
+        """The one-line ConfigError ``key = value <why>; accepted: <describe()>``."""
         what = why or "is not accepted"
         return ConfigError(f"{key} = {_fmt(value)} {what}; accepted: {self.describe()}")
 
@@ -247,86 +250,11 @@ class Params(Spec):
 
 
 # --------------------------------------------------------------------------------------------
-# sections shared by problems (each problem declares its whole schema: problems/*_schema.py)
+# schemas (each problem declares its whole schema: problems/*_schema.py, built with the sections
+# every problem shares: config_sections.py)
 # --------------------------------------------------------------------------------------------
 Schema = dict[str, dict[str, Spec]]
 """section -> key -> Spec: every key of one problem's configuration and its default."""
-
-TIME = {
-    "t_end": Float(20.0, lo=0.0, doc="final time of the run"),
-    "outputs": Outputs("uniform", doc='"uniform", "log" or a list of output times'),
-    "n_outputs": Int(201, lo=2, hi=1_000_000, doc="number of output times (uniform / log)"),
-    "t_first": Float(1e-3, lo=0.0, doc="first positive output time of log spacing"),
-}
-SCHEDULE = {
-    "kind": Choice("constant", options=("constant", "power", "piecewise"),
-                   doc="xi(t): constant xi0; power xi0 (1 + t/t0)^-p; piecewise constant"),
-    "xi0": Float(1.0, lo=0.0, doc="scale of xi(t)"),
-    "t0": Float(1.0, lo=0.0, doc="time scale of the power schedule"),
-    "p": Float(0.5, lo=0.0, lo_closed=True, doc="exponent of the power schedule"),
-    "times": FloatList([], item=Float(0.0, lo=0.0), doc="breakpoints of the piecewise schedule"),
-    "values": FloatList([], item=Float(0.0, lo=0.0),
-                        doc="xi on each piece (one more than times)"),
-}
-NOISE = {
-    "beta": Float(math.inf, lo=0.0, allow_inf=True,
-                  doc="inverse temperature of noisy SGD (inf = noiseless)"),
-    "lam": Float(0.0, lo=0.0, lo_closed=True, doc="l2 penalty lambda (also without noise)"),
-}
-SGD = {
-    "n_neurons": Int(800, lo=1, hi=10_000_000, doc="SGD: width N of the network"),
-    "eps": Float(1e-4, lo=0.0, doc="SGD: time per sample (step size s_k = eps xi(k eps))"),
-    "batch": Int(1, lo=1, hi=1_000_000, doc="SGD: samples per step (a step advances t by "
-                                             "batch * eps)"),
-    "seed": Int(0, lo=0, hi=2**63 - 1, doc="SGD: seed of the random generator"),
-    "init_sampling": Choice("iid", options=("iid", "stratified"),
-                            doc="SGD: initial radii i.i.d. from rho_0, or stratified (one per "
-                                "1/N quantile bin; gaussians only)"),
-}
-CHECKPOINT = {
-    "every": Float(0.0, lo=0.0, lo_closed=True,
-                   doc="simulated time between checkpoints (0: no time trigger)"),
-    "wall_seconds": Float(60.0, lo=0.0, lo_closed=True,
-                          doc="wall-clock seconds between checkpoints (0: no wall trigger); "
-                              "one is always written at the start, at the end and on a signal"),
-}
-STEADY = {
-    "steady_tol": Float(1e-10, lo=0.0, doc="--steady: stop when the relative free-energy "
-                                            "decrease per unit time is below this"),
-    "steady_tol_rho": Float(1e-10, lo=0.0, doc="--steady: and the relative L1 change of the "
-                                                  "density per unit time is below this"),
-    "steady_t_max": Float(1e6, lo=0.0, doc="--steady: give up at this time"),
-}
-SOLVER = {
-    "method": Choice("auto", options=("auto", "fv", "lagrangian"),
-                     doc="auto: Lagrangian without noise, finite volumes with noise; fv: finite "
-                         "volumes; lagrangian: mass cells / characteristics (noiseless only)"),
-    "rtol": Float(1e-10, lo=0.0, hi=1e-2,
-                  doc="Lagrangian: relative (and absolute) tolerance of the embedded "
-                      "Runge-Kutta pair (DOP853) per step"),
-    "cfl": Float(0.4, lo=0.0, hi=0.5, hi_closed=True,
-                 doc="dt = cfl h / max abs(u); <= 0.5 keeps the density non-negative"),
-    "theta": Float(2.0, lo=1.0, hi=2.0, lo_closed=True, hi_closed=True,
-                   doc="generalised-minmod parameter of the slope limiter"),
-    "max_steps": Int(100_000_000, lo=1, doc="stop with an error after this many steps"),
-    "noisy_scheme": Choice("semi-implicit", options=("semi-implicit", "explicit"),
-                           doc="with noise: frozen-interaction implicit steps (no parabolic dt "
-                               "limit) or explicit SSP-RK3"),
-    "dt_max": Float(0.01, lo=0.0, doc="with noise (semi-implicit): largest time step"),
-}
-
-
-def shared_sections(**extra: dict) -> Schema:
-    """The sections every problem shares, in the order the key tables list them (noise, sgd,
-    time with the steady-state keys, schedule, solver, checkpoint); ``extra[section]`` adds or
-    replaces keys of one section (e.g. ``time={"t_end": Float(8.0, ...)}``)."""
-    base = {"noise": NOISE, "sgd": SGD, "time": {**TIME, **STEADY}, "schedule": SCHEDULE,
-            "solver": SOLVER, "checkpoint": CHECKPOINT}
-    unknown = set(extra) - set(base)
-    if unknown:
-        raise ValueError(f"not a shared section: {sorted(unknown)}")
-    return {name: {**spec, **extra.get(name, {})} for name, spec in base.items()}
-
 
 def problem_schema(problem: str) -> Schema:
     """The schema the problem ``problem`` declares (looked up in the problem registry).
@@ -345,18 +273,25 @@ def problem_names() -> tuple[str, ...]:
     return registry.names()
 
 
+#: names defined elsewhere, read through :func:`__getattr__`: the key tables
+#: (:mod:`.config_docs`) and the sections every problem shares (:mod:`.config_sections`)
+_MOVED = {"keys_markdown": "config_docs", "schema_rows": "config_docs",
+          **dict.fromkeys(("TIME", "SCHEDULE", "NOISE", "SGD", "CHECKPOINT", "STEADY", "SOLVER",
+                           "shared_sections"), "config_sections")}
+
+
 def __getattr__(name: str) -> Any:
     """``SCHEMAS`` (problem -> schema) and ``PROBLEMS`` (the names), read from the registry when
     asked for (they were constants of this module before problems declared their schemas);
-    ``keys_markdown`` and ``schema_rows`` from :mod:`.config_docs`."""
+    the names of ``_MOVED`` from the modules they moved to."""
     if name == "SCHEMAS":
         return {p: problem_schema(p) for p in problem_names()}
     if name == "PROBLEMS":
         return problem_names()
-    if name in ("keys_markdown", "schema_rows"):  # moved to config_docs (this module's size)
-        from . import config_docs
+    if name in _MOVED:  # moved out of this module (its size); still importable from here
+        from importlib import import_module
 
-        return getattr(config_docs, name)
+        return getattr(import_module(f".{_MOVED[name]}", __package__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -391,6 +326,7 @@ class Config:
             raise KeyError(dotted) from None
 
     def section(self, name: str) -> dict[str, Any]:
+        """A copy of the section ``name`` as a dict key -> value."""
         return dict(self.values[name])
 
     def to_dict(self) -> dict[str, Any]:
@@ -398,6 +334,7 @@ class Config:
         return {"problem": self.problem, **_json_safe(copy.deepcopy(self.values))}
 
     def to_toml(self) -> str:
+        """The configuration as a TOML document (``load_config`` reads it back)."""
         return tomli_w.dumps(self.to_dict())
 
     def with_overrides(self, overrides: Mapping[str, Any] | Iterable[str] | str) -> Config:

@@ -85,6 +85,8 @@ class SGDStepper:
         self.engine, self.targets = engine, targets
 
     def advance(self, state: Any, t: float, t_stop: float) -> float:
+        """One block of SGD steps (at most up to the step of ``t_stop``); returns
+        the time reached."""
         n = min(self.engine.block_steps, self.targets[t_stop] - state.step)
         self.engine.advance(state, n)
         return state.t
