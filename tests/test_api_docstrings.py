@@ -96,6 +96,20 @@ def test_top_level_api_is_documented_with_real_signatures():
     assert not hidden, f"*args/**kwargs in the signature: {hidden}"
 
 
+def test_top_level_api_has_type_hints():
+    """Every parameter and the return of the API's functions and of its classes' methods."""
+    unhinted = []
+    for name, obj in _api_objects():
+        if isinstance(obj, type) or not inspect.isfunction(obj):
+            continue
+        sig = inspect.signature(obj)
+        if sig.return_annotation is sig.empty or any(
+                p.annotation is p.empty for p in sig.parameters.values()
+                if p.name not in ("self", "cls")):
+            unhinted.append(f"{name}{sig}")
+    assert not unhinted, f"without type hints: {unhinted}"
+
+
 def test_run_functions_document_arguments_and_errors():
     """The run functions' docstrings state their contract: what ``output=None`` does and what
     they raise; their parameters are keyword arguments with defaults after ``cfg``/``output``."""
