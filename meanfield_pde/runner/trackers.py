@@ -73,6 +73,9 @@ class StopFlag:
     def __bool__(self) -> bool:
         return self.signum is not None
 
+    def __repr__(self) -> str:  # as help(solve) shows the default
+        return "NEVER" if self is NEVER else f"StopFlag(signum={self.signum})"
+
 
 NEVER = StopFlag()  # a flag nobody sets (library calls without signal handling)
 
