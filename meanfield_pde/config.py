@@ -347,10 +347,7 @@ class Config:
             ConfigError: a malformed entry (the message names it), an unknown section or key,
                 or a value the schema refuses (the message names the key and what is accepted).
         """
-        if isinstance(overrides, Mapping):
-            return self._updated(overrides, (), "overrides")
-        items = [overrides] if isinstance(overrides, str) else list(overrides)
-        return build_config(self.problem, self.to_dict(), items)
+        return build_config(self.problem, self.to_dict(), overrides)
 
     def replace(self, updates: Mapping[str, Any] | None = None, *,
                 reset: Iterable[str] = ()) -> Config:
@@ -368,12 +365,7 @@ class Config:
         data = self.to_dict()
         for section in reset:
             data.pop(section, None)
-        for dotted, value in updates.items():
-            parts = dotted.split(".") if isinstance(dotted, str) else []
-            if not all(parts) or len(parts) < (1 if isinstance(value, Mapping) else 2):
-                raise OptionError(arg, f"{{opt}} key {_fmt(dotted)} is malformed; write "
-                                  '"SECTION.KEY", e.g. {"model.delta": 0.5}')
-            _merge(data, parts, copy.deepcopy(value), arg)
+        _set_dotted(data, updates, arg)
         return build_config(self.problem, data)
 
 
@@ -417,6 +409,17 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return parts, parse_value(text)
 
 
+def _set_dotted(data: dict[str, Any], updates: Mapping[str, Any], arg: str) -> None:
+    """Set every ``"section.key": value`` (or ``"section": {...}``) of ``updates`` in ``data``;
+    ``arg`` is the caller's argument, named by the errors."""
+    for dotted, value in updates.items():
+        parts = dotted.split(".") if isinstance(dotted, str) else []
+        if not all(parts) or len(parts) < (1 if isinstance(value, Mapping) else 2):
+            raise OptionError(arg, f"{{opt}} key {_fmt(dotted)} is malformed; write "
+                              '"SECTION.KEY", e.g. {"model.delta": 0.5}')
+        _merge(data, parts, copy.deepcopy(value), arg)
+
+
 def _merge(data: dict[str, Any], path: list[str], value: Any, arg: str = "overrides") -> None:
     node = data
     for part in path[:-1]:
@@ -429,9 +432,11 @@ def _merge(data: dict[str, Any], path: list[str], value: Any, arg: str = "overri
     node[path[-1]] = value
 
 
-def build_config(problem: str, data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Config:
-    """Resolve ``data`` (a parsed TOML document) plus overrides against ``problem``'s schema
-    (``problem`` may be an alias: the Config carries the problem's name)."""
+def build_config(problem: str, data: Mapping[str, Any],
+                 overrides: Mapping[str, Any] | Iterable[str] | str = ()) -> Config:
+    """Resolve ``data`` (a parsed TOML document) plus ``overrides`` (as for
+    :meth:`Config.with_overrides`) against ``problem``'s schema (``problem`` may be an alias: the
+    Config carries the problem's name)."""
     from .problems import registry
 
     cls = registry.get(problem)
@@ -444,9 +449,12 @@ def build_config(problem: str, data: Mapping[str, Any], overrides: Iterable[str]
             f"the configuration is for problem {file_problem!r}, not {problem!r}; "
             f"remove its 'problem' key or solve {file_problem!r}"
         )
-    for item in overrides:
-        path, value = parse_override(item)
-        _merge(data, path, value)
+    if isinstance(overrides, Mapping):
+        _set_dotted(data, overrides, "overrides")
+    else:
+        for item in [overrides] if isinstance(overrides, str) else overrides:
+            path, value = parse_override(item)
+            _merge(data, path, value)
     values: dict[str, dict[str, Any]] = {}
     for section, table in data.items():
         if section not in schema:
@@ -501,8 +509,16 @@ def _check_common(values: dict[str, dict[str, Any]]) -> None:
             raise ConfigError("schedule.times must be strictly increasing")
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
-    """Read a TOML file (which names its ``problem``) and resolve it with ``overrides``."""
+def load_config(path: str | Path, overrides: Mapping[str, Any] | Iterable[str] | str = ()
+                ) -> Config:
+    """Read a TOML file (which names its ``problem``) and resolve it with ``overrides`` (a dict
+    ``{"section.key": value}`` or ``"section.key=value"`` strings, as for
+    :meth:`Config.with_overrides`).
+
+    Raises:
+        ConfigError: the file is missing, unreadable or not TOML, names no known problem, or a
+            key or value is refused (the message names it).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

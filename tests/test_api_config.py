@@ -73,3 +73,15 @@ def test_the_command_line_keeps_naming_set(capsys):
     for item, words in (("delta", "--set 'delta' is malformed; write --set SECTION.KEY=VALUE"),
                         ("model.d.x=1", "--set model.d.x: d is a value, not a table")):
         one_line_cli_error(["config", "gaussians", "--set", item], capsys, words)
+
+
+def test_load_config_takes_a_dict_too(tmp_path):
+    from meanfield_pde import load_config
+
+    path = tmp_path / "a.toml"
+    path.write_text('problem = "gaussians"\n[model]\ndelta = 0.3\n')
+    cfg = load_config(path, {"model.d": 20, "grid.n": 64})
+    assert cfg == load_config(path, ["model.d=20", "grid.n=64"])
+    assert cfg["model.delta"] == 0.3 and cfg["model.d"] == 20
+    with pytest.raises(OptionError, match="^overrides key 'grid' is malformed"):
+        load_config(path, {"grid": 64})
