@@ -3,8 +3,9 @@
 Public API::
 
     from meanfield_pde import default_config, load, resume, solve
-    cfg = default_config("gaussians").replace({"model.d": 80})
-    summary = solve(cfg, "run.h5")   # also solve_gibbs, solve_sgd, validate
+    cfg = default_config("gaussians").with_overrides({"model.d": 80})
+    summary = solve(cfg, "run.h5")   # also gibbs (solve_gibbs), sgd (solve_sgd), validate
+    res = solve(cfg).result          # no path: in memory, no file written
     result = load("run.h5")          # result.t, result["risk"], result["density"], result.grid
     result.at(1.5), result.marginal("r"), result.moments(), result.to_xarray()
     resume("run.h5", t_end=40.0)     # continue (or extend) a run from its last checkpoint
@@ -34,8 +35,10 @@ _LAZY = {
     "resume": "runner.resume", "validate": "validation", "load": "io",
     "load_checkpoint": "io", "plot_result": "plotting", "register_problem": "problems.registry",
     "problem_names": "problems.registry", "export_netcdf": "io",
+    "sgd": "runner.sgd", "gibbs": "runner.gibbs", "Result": "io",  # the notebook API
 }
-_ALIASES = {"register_problem": "register", "problem_names": "names"}
+_ALIASES = {"register_problem": "register", "problem_names": "names", "sgd": "solve_sgd",
+            "gibbs": "solve_gibbs"}
 
 
 def __getattr__(name: str):

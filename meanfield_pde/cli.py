@@ -39,7 +39,7 @@ from .runner.trackers import Interrupted, SetupInterrupted, trap_signals
 
 PROG = "meanfield-pde"
 #: run-function arguments (errors.OptionError) -> the flag that sets them
-OPTION_FLAGS = {"t_end": "--t-end", "steady": "--steady"}
+OPTION_FLAGS = {"t_end": "--t-end", "steady": "--steady", "overrides": "--set"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,15 +73,22 @@ def _refuse_existing_output(args: argparse.Namespace) -> None:
         check_new_output(args.output, overwrite=args.force)
 
 
+def _output(args: argparse.Namespace, name: str) -> Path:
+    """-o, or ``runs/<name>-<UTC time>.h5`` (the API without a path runs in memory)."""
+    from .runner.plan import default_output_path
+
+    return Path(args.output) if args.output is not None else default_output_path(name)
+
+
 def _cmd_solve(args: argparse.Namespace) -> int:
     from .runner.pde import solve
 
     cfg = resolve_config(args.target, args.set)
     _refuse_existing_output(args)
     with trap_signals() as stop:
-        summary = solve(cfg, args.output, overwrite=args.force, progress=not args.quiet,
-                        on_warning=lambda w: print(w, file=sys.stderr), steady=args.steady,
-                        stop=stop)
+        summary = solve(cfg, _output(args, cfg.problem), overwrite=args.force,
+                        progress=not args.quiet, on_warning=lambda w: print(w, file=sys.stderr),
+                        steady=args.steady, stop=stop)
     for line in summary.lines():
         print(line)
     return 0
@@ -92,7 +99,8 @@ def _cmd_gibbs(args: argparse.Namespace) -> int:
 
     cfg = resolve_config(args.target, args.set)
     _refuse_existing_output(args)
-    for line in solve_gibbs(cfg, args.output, overwrite=args.force).lines():
+    out = _output(args, cfg.problem + "-gibbs")
+    for line in solve_gibbs(cfg, out, overwrite=args.force).lines():
         print(line)
     return 0
 
@@ -103,8 +111,8 @@ def _cmd_sgd(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.target, args.set)
     _refuse_existing_output(args)
     with trap_signals() as stop:
-        summary = solve_sgd(cfg, args.output, overwrite=args.force, progress=not args.quiet,
-                            stop=stop)
+        summary = solve_sgd(cfg, _output(args, cfg.problem + "-sgd"), overwrite=args.force,
+                            progress=not args.quiet, stop=stop)
     for line in summary.lines():
         print(line)
     return 0
@@ -259,7 +267,8 @@ def _cli_words(exc: MeanFieldError) -> str:
     if isinstance(exc, WallReached):
         return exc.words(f"--set grid.{exc.key}={exc.new:.3g}")
     if isinstance(exc, OptionError):
-        return exc.template.replace("{opt}", OPTION_FLAGS.get(exc.option, exc.option))
+        return (exc.cli_template or exc.template).replace(
+            "{opt}", OPTION_FLAGS.get(exc.option, exc.option))
     if isinstance(exc, SetupInterrupted):
         return str(exc)
     if isinstance(exc, Interrupted):
@@ -269,6 +278,7 @@ def _cli_words(exc: MeanFieldError) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of every subcommand (each calls one library function)."""
     from . import __version__
 
     problems = ", ".join(registry.names())

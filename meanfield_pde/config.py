@@ -28,7 +28,7 @@ from typing import Any
 
 import tomli_w
 
-from .errors import ConfigError
+from .errors import ConfigError, OptionError
 
 INF_NAMES = ("inf", "infinity", "+inf")
 
@@ -51,12 +51,15 @@ class Spec:
     doc: str = ""
 
     def coerce(self, value: Any, key: str) -> Any:  # pragma: no cover - abstract
+        """The canonical value of ``value`` for ``key``; raises the ConfigError of :meth:`fail`."""
         raise NotImplementedError
 
     def describe(self) -> str:  # the accepted values, for error messages and the README
+        """The accepted values in words, for error messages and the README key tables."""
         return ""
 
     def fail(self, key: str, value: Any, why: str = "") -> ConfigError:
+        """The one-line ConfigError ``key = value <why>; accepted: <describe()>``."""
         what = why or "is not accepted"
         return ConfigError(f"{key} = {_fmt(value)} {what}; accepted: {self.describe()}")
 
@@ -247,86 +250,11 @@ class Params(Spec):
 
 
 # --------------------------------------------------------------------------------------------
-# sections shared by problems (each problem declares its whole schema: problems/*_schema.py)
+# schemas (each problem declares its whole schema: problems/*_schema.py, built with the sections
+# every problem shares: config_sections.py)
 # --------------------------------------------------------------------------------------------
 Schema = dict[str, dict[str, Spec]]
 """section -> key -> Spec: every key of one problem's configuration and its default."""
-
-TIME = {
-    "t_end": Float(20.0, lo=0.0, doc="final time of the run"),
-    "outputs": Outputs("uniform", doc='"uniform", "log" or a list of output times'),
-    "n_outputs": Int(201, lo=2, hi=1_000_000, doc="number of output times (uniform / log)"),
-    "t_first": Float(1e-3, lo=0.0, doc="first positive output time of log spacing"),
-}
-SCHEDULE = {
-    "kind": Choice("constant", options=("constant", "power", "piecewise"),
-                   doc="xi(t): constant xi0; power xi0 (1 + t/t0)^-p; piecewise constant"),
-    "xi0": Float(1.0, lo=0.0, doc="scale of xi(t)"),
-    "t0": Float(1.0, lo=0.0, doc="time scale of the power schedule"),
-    "p": Float(0.5, lo=0.0, lo_closed=True, doc="exponent of the power schedule"),
-    "times": FloatList([], item=Float(0.0, lo=0.0), doc="breakpoints of the piecewise schedule"),
-    "values": FloatList([], item=Float(0.0, lo=0.0),
-                        doc="xi on each piece (one more than times)"),
-}
-NOISE = {
-    "beta": Float(math.inf, lo=0.0, allow_inf=True,
-                  doc="inverse temperature of noisy SGD (inf = noiseless)"),
-    "lam": Float(0.0, lo=0.0, lo_closed=True, doc="l2 penalty lambda (also without noise)"),
-}
-SGD = {
-    "n_neurons": Int(800, lo=1, hi=10_000_000, doc="SGD: width N of the network"),
-    "eps": Float(1e-4, lo=0.0, doc="SGD: time per sample (step size s_k = eps xi(k eps))"),
-    "batch": Int(1, lo=1, hi=1_000_000, doc="SGD: samples per step (a step advances t by "
-                                             "batch * eps)"),
-    "seed": Int(0, lo=0, hi=2**63 - 1, doc="SGD: seed of the random generator"),
-    "init_sampling": Choice("iid", options=("iid", "stratified"),
-                            doc="SGD: initial radii i.i.d. from rho_0, or stratified (one per "
-                                "1/N quantile bin; gaussians only)"),
-}
-CHECKPOINT = {
-    "every": Float(0.0, lo=0.0, lo_closed=True,
-                   doc="simulated time between checkpoints (0: no time trigger)"),
-    "wall_seconds": Float(60.0, lo=0.0, lo_closed=True,
-                          doc="wall-clock seconds between checkpoints (0: no wall trigger); "
-                              "one is always written at the start, at the end and on a signal"),
-}
-STEADY = {
-    "steady_tol": Float(1e-10, lo=0.0, doc="--steady: stop when the relative free-energy "
-                                            "decrease per unit time is below this"),
-    "steady_tol_rho": Float(1e-10, lo=0.0, doc="--steady: and the relative L1 change of the "
-                                                  "density per unit time is below this"),
-    "steady_t_max": Float(1e6, lo=0.0, doc="--steady: give up at this time"),
-}
-SOLVER = {
-    "method": Choice("auto", options=("auto", "fv", "lagrangian"),
-                     doc="auto: Lagrangian without noise, finite volumes with noise; fv: finite "
-                         "volumes; lagrangian: mass cells / characteristics (noiseless only)"),
-    "rtol": Float(1e-10, lo=0.0, hi=1e-2,
-                  doc="Lagrangian: relative (and absolute) tolerance of the embedded "
-                      "Runge-Kutta pair (DOP853) per step"),
-    "cfl": Float(0.4, lo=0.0, hi=0.5, hi_closed=True,
-                 doc="dt = cfl h / max abs(u); <= 0.5 keeps the density non-negative"),
-    "theta": Float(2.0, lo=1.0, hi=2.0, lo_closed=True, hi_closed=True,
-                   doc="generalised-minmod parameter of the slope limiter"),
-    "max_steps": Int(100_000_000, lo=1, doc="stop with an error after this many steps"),
-    "noisy_scheme": Choice("semi-implicit", options=("semi-implicit", "explicit"),
-                           doc="with noise: frozen-interaction implicit steps (no parabolic dt "
-                               "limit) or explicit SSP-RK3"),
-    "dt_max": Float(0.01, lo=0.0, doc="with noise (semi-implicit): largest time step"),
-}
-
-
-def shared_sections(**extra: dict) -> Schema:
-    """The sections every problem shares, in the order the key tables list them (noise, sgd,
-    time with the steady-state keys, schedule, solver, checkpoint); ``extra[section]`` adds or
-    replaces keys of one section (e.g. ``time={"t_end": Float(8.0, ...)}``)."""
-    base = {"noise": NOISE, "sgd": SGD, "time": {**TIME, **STEADY}, "schedule": SCHEDULE,
-            "solver": SOLVER, "checkpoint": CHECKPOINT}
-    unknown = set(extra) - set(base)
-    if unknown:
-        raise ValueError(f"not a shared section: {sorted(unknown)}")
-    return {name: {**spec, **extra.get(name, {})} for name, spec in base.items()}
-
 
 def problem_schema(problem: str) -> Schema:
     """The schema the problem ``problem`` declares (looked up in the problem registry).
@@ -345,13 +273,25 @@ def problem_names() -> tuple[str, ...]:
     return registry.names()
 
 
+#: names defined elsewhere, read through :func:`__getattr__`: the key tables
+#: (:mod:`.config_docs`) and the sections every problem shares (:mod:`.config_sections`)
+_MOVED = {"keys_markdown": "config_docs", "schema_rows": "config_docs",
+          **dict.fromkeys(("TIME", "SCHEDULE", "NOISE", "SGD", "CHECKPOINT", "STEADY", "SOLVER",
+                           "shared_sections"), "config_sections")}
+
+
 def __getattr__(name: str) -> Any:
     """``SCHEMAS`` (problem -> schema) and ``PROBLEMS`` (the names), read from the registry when
-    asked for (they were constants of this module before problems declared their schemas)."""
+    asked for (they were constants of this module before problems declared their schemas);
+    the names of ``_MOVED`` from the modules they moved to."""
     if name == "SCHEMAS":
         return {p: problem_schema(p) for p in problem_names()}
     if name == "PROBLEMS":
         return problem_names()
+    if name in _MOVED:  # moved out of this module (its size); still importable from here
+        from importlib import import_module
+
+        return getattr(import_module(f".{_MOVED[name]}", __package__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -386,6 +326,7 @@ class Config:
             raise KeyError(dotted) from None
 
     def section(self, name: str) -> dict[str, Any]:
+        """A copy of the section ``name`` as a dict key -> value."""
         return dict(self.values[name])
 
     def to_dict(self) -> dict[str, Any]:
@@ -393,20 +334,38 @@ class Config:
         return {"problem": self.problem, **_json_safe(copy.deepcopy(self.values))}
 
     def to_toml(self) -> str:
+        """The configuration as a TOML document (``load_config`` reads it back)."""
         return tomli_w.dumps(self.to_dict())
 
-    def with_overrides(self, overrides: Iterable[str]) -> Config:
+    def with_overrides(self, overrides: Mapping[str, Any] | Iterable[str] | str) -> Config:
+        """A checked copy with ``overrides`` set: a dict ``{"section.key": value}`` of Python
+        values (e.g. ``{"model.d": 20, "time.t_end": 2}``, as :meth:`replace`), or
+        ``"section.key=value"`` strings (one, or an iterable; values read as TOML, as the CLI's
+        ``--set``).
+
+        Raises:
+            ConfigError: a malformed entry (the message names it), an unknown section or key,
+                or a value the schema refuses (the message names the key and what is accepted).
+        """
         return build_config(self.problem, self.to_dict(), overrides)
 
     def replace(self, updates: Mapping[str, Any] | None = None, *,
                 reset: Iterable[str] = ()) -> Config:
         """A checked copy: the sections named in ``reset`` back to their defaults, then every
-        ``"section.key": value`` of ``updates`` set (values as they would be written in TOML)."""
+        ``"section.key": value`` of ``updates`` set (values as they would be written in TOML;
+        a ``"section": {...}`` entry sets several keys of a section).
+
+        Raises:
+            ConfigError: a malformed key, an unknown section or key, or a refused value.
+        """
+        return self._updated(updates or {}, reset, "updates")
+
+    def _updated(self, updates: Mapping[str, Any], reset: Iterable[str], arg: str) -> Config:
+        """:meth:`replace`; ``arg`` is the caller's argument, named by the errors."""
         data = self.to_dict()
         for section in reset:
             data.pop(section, None)
-        for dotted, value in (updates or {}).items():
-            _merge(data, dotted.split("."), copy.deepcopy(value))
+        _set_dotted(data, updates, arg)
         return build_config(self.problem, data)
 
 
@@ -427,36 +386,57 @@ def parse_value(text: str) -> Any:
     except tomllib.TOMLDecodeError:
         return text.strip()
     except (ValueError, RecursionError) as exc:  # e.g. > 4300 digits, nesting too deep
-        raise ConfigError(f"--set value {text[:40]!r}... cannot be read ({_first_line(exc)}); "
-                          "give a plain number, string or short list") from None
+        raise OptionError("overrides", f"{{opt}} value {text[:40]!r}... cannot be read "
+                          f"({_first_line(exc)}); give a plain number, string or short list"
+                          ) from None
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
-    """``"model.delta=0.5"`` -> (["model", "delta"], 0.5)."""
-    key, sep, text = item.partition("=")
-    key = key.strip()
-    parts = key.split(".")
+    """``"model.delta=0.5"`` -> (["model", "delta"], 0.5).
+
+    Raises:
+        ConfigError: (an :class:`~.errors.OptionError` of ``overrides``, the CLI's ``--set``)
+            ``item`` is not a string ``SECTION.KEY=VALUE``, or its value cannot be read.
+    """
+    key, sep, text = item.partition("=") if isinstance(item, str) else (item, "", "")
+    parts = key.strip().split(".") if isinstance(key, str) else []
     if not sep or len(parts) < 2 or not all(parts):
-        raise ConfigError(
-            f"--set {item!r} is malformed; write --set SECTION.KEY=VALUE, "
-            "e.g. --set model.delta=0.5"
-        )
+        raise OptionError(
+            "overrides", f"{{opt}} entry {_fmt(item)} is malformed; write "
+            '"SECTION.KEY=VALUE", e.g. "model.delta=0.5", or pass a dict {"model.delta": 0.5}',
+            cli_template=f"--set {item!r} is malformed; write --set SECTION.KEY=VALUE, "
+            "e.g. --set model.delta=0.5")
     return parts, parse_value(text)
 
 
-def _merge(data: dict[str, Any], path: list[str], value: Any) -> None:
+def _set_dotted(data: dict[str, Any], updates: Mapping[str, Any], arg: str) -> None:
+    """Set every ``"section.key": value`` (or ``"section": {...}``) of ``updates`` in ``data``;
+    ``arg`` is the caller's argument, named by the errors."""
+    for dotted, value in updates.items():
+        parts = dotted.split(".") if isinstance(dotted, str) else []
+        if not all(parts) or len(parts) < (1 if isinstance(value, Mapping) else 2):
+            raise OptionError(arg, f"{{opt}} key {_fmt(dotted)} is malformed; write "
+                              '"SECTION.KEY", e.g. {"model.delta": 0.5}')
+        _merge(data, parts, copy.deepcopy(value), arg)
+
+
+def _merge(data: dict[str, Any], path: list[str], value: Any, arg: str = "overrides") -> None:
     node = data
     for part in path[:-1]:
         nxt = node.setdefault(part, {})
         if not isinstance(nxt, dict):
-            raise ConfigError(f"--set {'.'.join(path)}: {part} is a value, not a table")
+            raise OptionError(arg, f"{{opt}} key {'.'.join(path)!r}: {part} is a value, not a "
+                              "table", cli_template=f"--set {'.'.join(path)}: {part} is a value,"
+                              " not a table")
         node = nxt
     node[path[-1]] = value
 
 
-def build_config(problem: str, data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Config:
-    """Resolve ``data`` (a parsed TOML document) plus overrides against ``problem``'s schema
-    (``problem`` may be an alias: the Config carries the problem's name)."""
+def build_config(problem: str, data: Mapping[str, Any],
+                 overrides: Mapping[str, Any] | Iterable[str] | str = ()) -> Config:
+    """Resolve ``data`` (a parsed TOML document) plus ``overrides`` (as for
+    :meth:`Config.with_overrides`) against ``problem``'s schema (``problem`` may be an alias: the
+    Config carries the problem's name)."""
     from .problems import registry
 
     cls = registry.get(problem)
@@ -469,9 +449,12 @@ def build_config(problem: str, data: Mapping[str, Any], overrides: Iterable[str]
             f"the configuration is for problem {file_problem!r}, not {problem!r}; "
             f"remove its 'problem' key or solve {file_problem!r}"
         )
-    for item in overrides:
-        path, value = parse_override(item)
-        _merge(data, path, value)
+    if isinstance(overrides, Mapping):
+        _set_dotted(data, overrides, "overrides")
+    else:
+        for item in [overrides] if isinstance(overrides, str) else overrides:
+            path, value = parse_override(item)
+            _merge(data, path, value)
     values: dict[str, dict[str, Any]] = {}
     for section, table in data.items():
         if section not in schema:
@@ -526,8 +509,16 @@ def _check_common(values: dict[str, dict[str, Any]]) -> None:
             raise ConfigError("schedule.times must be strictly increasing")
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
-    """Read a TOML file (which names its ``problem``) and resolve it with ``overrides``."""
+def load_config(path: str | Path, overrides: Mapping[str, Any] | Iterable[str] | str = ()
+                ) -> Config:
+    """Read a TOML file (which names its ``problem``) and resolve it with ``overrides`` (a dict
+    ``{"section.key": value}`` or ``"section.key=value"`` strings, as for
+    :meth:`Config.with_overrides`).
+
+    Raises:
+        ConfigError: the file is missing, unreadable or not TOML, names no known problem, or a
+            key or value is refused (the message names it).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -555,21 +546,3 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
 def config_from_json(problem: str, data: Mapping[str, Any]) -> Config:
     """Rebuild a Config from the JSON stored in a result file."""
     return build_config(problem, data)
-
-
-def keys_markdown(problem: str) -> str:
-    """The table of every key of ``problem`` (default, accepted values, meaning) in Markdown."""
-    lines = ["| key | default | accepted | meaning |", "|---|---|---|---|"]
-    for key, default, accepted, doc in schema_rows(problem):
-        lines.append(f"| `{key}` | `{default}` | {accepted} | {doc} |")
-    return "\n".join(lines) + "\n"
-
-
-def schema_rows(problem: str) -> list[tuple[str, str, str, str]]:
-    """(key, default, accepted, doc) for every key (``meanfield-pde config --keys``, README)."""
-    rows = []
-    for section, specs in problem_schema(problem).items():
-        for key, spec in specs.items():
-            default = _json_safe(spec.default)
-            rows.append((f"{section}.{key}", _fmt(default), spec.describe(), spec.doc))
-    return rows

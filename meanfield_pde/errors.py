@@ -41,10 +41,12 @@ class WallReached(SolverError):
 class OptionError(ConfigError):
     """An argument of a run function (not a config key) is refused.  ``template`` names the
     argument as ``{opt}``: the message fills in its Python name (``t_end``, ``steady=True``); the
-    CLI fills in its flag (``--t-end``, ``--steady``)."""
+    CLI fills in its flag (``--t-end``, ``--steady``), in ``cli_template`` when one is given
+    (a message whose example differs too: ``overrides`` entries against ``--set KEY=VALUE``)."""
 
-    def __init__(self, option: str, template: str):
+    def __init__(self, option: str, template: str, cli_template: str | None = None):
         self.option, self.template = option, template
+        self.cli_template = cli_template  # the CLI's own wording, when more than the name differs
         super().__init__(template.replace("{opt}", option))
 
 

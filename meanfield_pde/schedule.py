@@ -44,6 +44,7 @@ class Schedule:
 
     @classmethod
     def from_config(cls, cfg: Config) -> Schedule:
+        """ξ(t) of the ``[schedule]`` section of ``cfg`` (kind and flat parameters)."""
         s = cfg.section("schedule")
         kind = _KINDS[s["kind"]]
         if kind == CONSTANT:

@@ -63,11 +63,11 @@ def _unreadable(value) -> bool:
 
 def _assert_unreadable(msg: str, *, texts: list[str] = (), path: Path | None = None) -> None:
     """The one-line error for TOML that tomllib cannot read (an integer of more than 4300 digits,
-    nesting too deep): it quotes the start of one of the --set values ``texts`` (not the key:
-    parse_value does not know it), or names the file ``path``."""
+    nesting too deep): it quotes the start of one of the ``overrides`` values ``texts`` (not the
+    key: parse_value does not know it), or names the file ``path``."""
     assert_one_line(msg, [str(path)] if path else [])
     if path is None:
-        assert any(msg.startswith(f"--set value {t[:40]!r}") for t in texts), msg
+        assert any(msg.startswith(f"overrides value {t[:40]!r}") for t in texts), msg
         assert "cannot be read" in msg, msg
     else:
         assert msg.startswith(f"{path} is not valid TOML"), msg

@@ -39,6 +39,7 @@ class Xi(NamedTuple):
 
     @classmethod
     def make(cls, kind: int, params) -> Xi:
+        """The bundle with its arrays as contiguous float64 (the kernels' types)."""
         return cls(int(kind), _f64(params))
 
 
@@ -51,6 +52,7 @@ class LowRank(NamedTuple):
 
     @classmethod
     def make(cls, v, feats, lam) -> LowRank:
+        """The bundle with its arrays as contiguous float64 (the kernels' types)."""
         return cls(_f64(v), _f64(feats), _f64(lam))
 
 
@@ -62,6 +64,7 @@ class Grid1(NamedTuple):
 
     @classmethod
     def make(cls, h: float, r) -> Grid1:
+        """The bundle with its arrays as contiguous float64 (the kernels' types)."""
         return cls(float(h), _f64(r))
 
 
@@ -75,6 +78,7 @@ class Noise(NamedTuple):
 
     @classmethod
     def make(cls, r_sharp: float, lam: float, beta: float, m: float) -> Noise:
+        """The bundle with its arrays as contiguous float64 (the kernels' types)."""
         return cls(float(r_sharp), float(lam), float(beta), float(m))
 
 
@@ -90,6 +94,7 @@ class Grid3(NamedTuple):
 
     @classmethod
     def make(cls, a_c, s_c, r_c, h_a: float, h_s: float, h_r: float) -> Grid3:
+        """The bundle with its arrays as contiguous float64 (the kernels' types)."""
         return cls(_f64(a_c), _f64(s_c), _f64(r_c), float(h_a), float(h_s), float(h_r))
 
 
@@ -102,6 +107,7 @@ class Kernel3(NamedTuple):
 
     @classmethod
     def make(cls, phi0, feats, w) -> Kernel3:
+        """The bundle with its arrays as contiguous float64 (the kernels' types)."""
         return cls(_f64(phi0), _f64(feats), _f64(w))
 
 
@@ -113,4 +119,5 @@ class StepSizes(NamedTuple):
 
     @classmethod
     def make(cls, dt_init: float, dt_max: float) -> StepSizes:
+        """The bundle with its arrays as contiguous float64 (the kernels' types)."""
         return cls(float(dt_init), float(dt_max))

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -34,6 +34,9 @@ from .layout import (
     TIME_DATASET,
     one_line,
 )
+
+if TYPE_CHECKING:  # xarray is imported when used
+    import xarray
 
 __all__ = ["LazyFields", "Result", "load", "read_attrs"]
 
@@ -216,18 +219,18 @@ class Result:
         """
         return derived.interpolate(self, t)
 
-    def marginal(self, name: str):
+    def marginal(self, name: str) -> xarray.DataArray:
         """The marginal density of coordinate ``name`` (``"r"``; ``"a"``, ``"s"`` or ``"r"``
         for single-neuron) at every output: an ``xarray.DataArray`` of dims (t, name) on the
         cell centres, integrating to the mass (see :func:`.derived.marginal`)."""
         return derived.marginal(self, name)
 
-    def moments(self):
+    def moments(self) -> xarray.Dataset:
         """Mass, means and variances of the coordinates at every output, from the stored
         fields: an ``xarray.Dataset`` of dim t (see :func:`.derived.moments`)."""
         return derived.moments(self)
 
-    def to_xarray(self):
+    def to_xarray(self) -> xarray.Dataset:
         """The whole result as an ``xarray.Dataset`` with CF attributes (see
         :func:`.xarray_export.to_xarray`)."""
         from .xarray_export import to_xarray

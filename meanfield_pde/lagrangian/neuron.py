@@ -51,6 +51,7 @@ class NeuronParticles:
 
     @property
     def n(self) -> int:
+        """Number of particles P."""
         return self.w.size
 
 

@@ -76,6 +76,7 @@ class ChebTable:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(n_s, n_r): the table's Chebyshev coefficients per axis."""
         return self.cv.shape
 
     @classmethod

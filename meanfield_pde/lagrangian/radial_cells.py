@@ -66,6 +66,7 @@ class MassCells:
 
     @property
     def n_cells(self) -> int:
+        """Number of mass cells."""
         return self.masses.size
 
     @classmethod

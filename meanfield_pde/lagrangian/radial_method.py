@@ -38,11 +38,13 @@ class RadialSetup:
     schedule: Schedule
 
     def key(self) -> tuple:
+        """The hashable parts of the setup: the pilot cache's key."""
         return (self.act.name, tuple(sorted(self.act.params.items())), self.delta,
                 self.n_terms, self.lam.tobytes(), self.l2, self.schedule.kind,
                 self.schedule.params.tobytes())
 
     def flow(self, cells: MassCells) -> RadialFlow:
+        """The ODE of the nodes of ``cells`` under this setup (:class:`RadialFlow`)."""
         return RadialFlow(cells, self.act, self.delta, self.n_terms, self.lam, self.l2,
                           self.schedule)
 
@@ -67,6 +69,7 @@ class RadialLagrangian:
         return self.grading.reach
 
     def initial_state(self) -> np.ndarray:
+        """A copy of the nodes' initial positions X(e, 0) (the state)."""
         return self.cells.nodes.copy()
 
     def stepper(self, rtol: float) -> OdeStepper:
@@ -78,9 +81,11 @@ class RadialLagrangian:
         return self.cells.edge_positions(x)
 
     def densities(self, x: np.ndarray) -> np.ndarray:
+        """Exact cell averages Δm_i / (X_{i+1} − X_i) of ρ̄_t at the nodes ``x``."""
         return cell_densities(self.edges(x), self.cells.masses)
 
     def risk(self, x: np.ndarray) -> float:
+        """The risk R(ρ̄_t) of the node positions ``x`` (Lobatto quadrature)."""
         return self.flow.risk(x)
 
     def mean_r(self, x: np.ndarray) -> float:
@@ -92,4 +97,5 @@ class RadialLagrangian:
         return deposit(self.edges(x), self.cells.masses, grid)
 
     def mass_beyond(self, x: np.ndarray, r: float) -> float:
+        """Mass of ρ̄_t beyond the radius ``r`` (the wall test)."""
         return mass_beyond(self.edges(x), self.cells.masses, r)

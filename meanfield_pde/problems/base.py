@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 
 from ..config import Config, Schema
-from ..errors import ConfigError
+from ..errors import ConfigError, OptionError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -229,5 +229,6 @@ class Problem(ABC):
         Returns an object with ``density`` (cell averages, any shape of the state's size),
         ``free_energy``, ``converged``, ``iterations`` and ``residual``.  The default raises:
         the problem has no direct Gibbs solver."""
-        raise ConfigError(f"problem {self.name!r} has no Gibbs solver; solve the time-dependent "
-                          "problem with --steady instead")
+        why = f"problem {self.name!r} has no Gibbs solver; solve the time-dependent problem with "
+        raise OptionError("steady", why + "solve(cfg, steady=True) instead",
+                          cli_template=why + "{opt} instead")

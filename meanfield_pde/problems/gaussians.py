@@ -198,7 +198,7 @@ def read_radial_density(file: str, time: float | str) -> tuple[np.ndarray, np.nd
         raise DataError(f"init.file {file} holds a {res.problem!r} result, not 'gaussians'")
     if "r_edges" not in res.grid or "density" not in res.fields:
         raise DataError(f"init.file {file} holds no radial density (an SGD or other result); "
-                        "pass a file written by 'meanfield-pde solve gaussians'")
+                        "pass a file written by a PDE solve of 'gaussians'")
     if res.n_snapshots == 0:
         raise DataError(f"init.file {file} has no snapshot yet")
     idx = res.n_snapshots - 1 if time == "last" else res.index_of_time(time)
@@ -245,7 +245,7 @@ class GaussiansProblem(Problem):
             raise ConfigError(
                 f"noise.beta = {self.beta:g} with noise.lam = 0 and the bounded activation "
                 f"{self.activation.name!r}: the Gibbs state ∝ r^(d-1) exp(-beta psi) is not "
-                "normalisable; set noise.lam > 0 (e.g. --set noise.lam=0.01)"
+                "normalisable; set noise.lam > 0 (e.g. noise.lam = 0.01)"
             )
         ini, grid = cfg.section("init"), cfg.section("grid")
         self._source = self._read_source(ini) if ini["kind"] == "from_file" else None

@@ -98,14 +98,18 @@ class GaussiansLagrangian(RadialLagrangian):
 
     @property
     def grid(self) -> dict[str, np.ndarray]:
+        """The fixed arrays of the file: cell masses, cell labels, node weights."""
         c = self.cells
         return {"cell_masses": c.masses, "cell_labels": c.edges, "node_weights": c.weights}
 
     @property
     def fields(self) -> dict[str, tuple[int, ...]]:
+        """Per-snapshot fields beyond the FV ones: cell edges and nodes."""
         return {"cell_edges": (self.cells.n_cells + 1,), "nodes": (self.cells.nodes.size,)}
 
     def snapshot(self, x: np.ndarray, out_edges: np.ndarray) -> dict[str, float | np.ndarray]:
+        """Risk, mass, mean r, the density's cell averages on ``out_edges``,
+        the cell edges and the nodes at the node positions ``x``."""
         return {
             "risk": self.risk(x),
             "mass": self.mass,
@@ -125,6 +129,7 @@ class GaussiansLagrangian(RadialLagrangian):
             f.l2 = l2
 
     def attrs(self) -> dict[str, object]:
+        """Root attributes of the method: cells, order, pilot, kernel series."""
         c = self.cells
         return {"mass_cells": c.n_cells, "cell_order": c.order, "nodes": int(c.nodes.size),
                 "pilot_t_end": self.pilot_t_end, "pilot_max_stretch": self.grading.max_stretch,

@@ -14,8 +14,8 @@ from ..config import (
     Params,
     Schema,
     Text,
-    shared_sections,
 )
+from ..config_sections import shared_sections
 
 MAX_D = 10**18  # finite dimensions beyond: the O(1/d) corrections are below double precision
 

@@ -182,7 +182,7 @@ class SingleNeuronProblem(Problem):
                 raise ConfigError(
                     f"noise.beta = {self.beta:g} with noise.lam = 0 and the bounded activation "
                     f"{self.sigma.name!r}: the Gibbs state is not normalisable in a; set "
-                    "noise.lam > 0 (e.g. --set noise.lam=0.01)"
+                    "noise.lam > 0 (e.g. noise.lam = 0.01)"
                 )
             if cfg["solver.noisy_scheme"] != "semi-implicit":
                 raise ConfigError("solver.noisy_scheme = 'explicit' exists for gaussians only; "

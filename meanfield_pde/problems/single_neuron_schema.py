@@ -15,8 +15,8 @@ from ..config import (
     Params,
     Schema,
     Text,
-    shared_sections,
 )
+from ..config_sections import shared_sections
 from .gaussians_schema import KERNEL, MAX_D
 
 SCHEMA: Schema = {

@@ -146,9 +146,11 @@ class PairedProblem:
 
     @property
     def fields(self) -> dict[str, tuple[int, ...]]:
+        """``main``'s fields plus ``risk_error`` and ``risk_companion``."""
         return {**self.main.fields, "risk_error": (), "risk_companion": ()}
 
     def initial_state(self) -> np.ndarray:
+        """The main and the companion initial states, flattened and concatenated."""
         return np.concatenate([np.ravel(self.main.initial_state()),
                                np.ravel(self.companion.initial_state())])
 
@@ -157,6 +159,7 @@ class PairedProblem:
         return state[: self.n].reshape(self.shapes[0]), state[self.n :].reshape(self.shapes[1])
 
     def make_stepper(self) -> PairedStepper:
+        """A :class:`PairedStepper` advancing both states to the same times."""
         return PairedStepper(self.main.make_stepper(), self.companion.make_stepper(), self.split)
 
     def restore_previous(self, differences: list[float]) -> None:
@@ -164,6 +167,8 @@ class PairedProblem:
         self._worst = max((float(x) for x in differences), default=0.0)
 
     def snapshot(self, state: np.ndarray) -> dict[str, float | np.ndarray]:
+        """``main``'s snapshot plus ``risk_companion`` (R̃) and ``risk_error`` =
+        max over snapshots of |R − R̃| times the Richardson factor (at least the floor)."""
         main, comp = self.split(state)
         snap = self.main.snapshot(main)
         risk_c = float(self.companion.snapshot(comp)["risk"])
@@ -178,9 +183,12 @@ class PairedProblem:
         self.main.check_walls(self.split(state)[0], t)
 
     def min_density(self, state: np.ndarray) -> float:
+        """The main run's smallest density (the companion's is not reported)."""
         return self.main.min_density(self.split(state)[0])
 
     def attrs(self) -> dict[str, object]:
+        """``main``'s attributes, the error order and ratio, and the companion's scalar
+        attributes prefixed ``companion_``."""
         cc = self.companion
         return {**self.main.attrs(), "error_order": float(self.main.error_order),
                 "companion_ratio": float(self.main.companion_ratio),

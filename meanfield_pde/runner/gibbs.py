@@ -12,7 +12,7 @@ from ..errors import SolverError
 from ..io import ResultWriter
 from ..problems import build_problem
 from .companion import richardson_factor
-from .plan import default_output_path
+from .memory import run_in_memory
 from .summary import GibbsSummary
 
 
@@ -20,7 +20,24 @@ def solve_gibbs(cfg: Config, output: str | Path | None = None, *,
                 overwrite: bool = False) -> GibbsSummary:
     """Solve the self-consistent Gibbs fixed point ρ̄* ∝ w exp(−β Ψ_λ(ρ̄*)) directly (Newton in the
     moment space of the low-rank kernel, :meth:`Problem.gibbs`) and write it as a one-snapshot
-    result file (t = 0, root attribute ``solution = "gibbs_fixed_point"``)."""
+    result file (t = 0, root attribute ``solution = "gibbs_fixed_point"``).
+
+    Args:
+        cfg: resolved configuration with finite ``noise.beta``.
+        output: result file to write; None: keep it in memory (``summary.path`` is None,
+            ``summary.result`` the :class:`~meanfield_pde.io.Result`; see :mod:`.memory`).
+        overwrite: replace an existing ``output`` (otherwise that is an error).
+
+    Returns:
+        A :class:`.summary.GibbsSummary`: free energy, risk, Newton iterations, ``result``.
+
+    Raises:
+        ConfigError: the problem has no Gibbs solver or no noise.
+        SolverError: Newton did not converge, or the fixed point has mass at a wall.
+        DataError: ``output`` exists and ``overwrite`` is False.
+    """
+    if output is None:
+        return run_in_memory(cfg.problem, lambda path: solve_gibbs(cfg, path))
     t0 = time.perf_counter()
     problem = build_problem(cfg)
     res = problem.gibbs()
@@ -33,9 +50,8 @@ def solve_gibbs(cfg: Config, output: str | Path | None = None, *,
     problem.check_walls(state, float("inf"))
     extra = _companion_risk(problem)
     wall = time.perf_counter() - t0
-    path = Path(output) if output is not None else default_output_path(cfg.problem + "-gibbs")
     writer = ResultWriter(
-        path, problem=cfg.problem, config=cfg.to_dict(), grid=problem.grid,
+        Path(output), problem=cfg.problem, config=cfg.to_dict(), grid=problem.grid,
         fields={**problem.fields, **{k: () for k in extra}}, overwrite=overwrite,
         attrs={"seed": "none (deterministic solver)", "solution": "gibbs_fixed_point",
                **problem.attrs()},
@@ -49,9 +65,9 @@ def solve_gibbs(cfg: Config, output: str | Path | None = None, *,
     writer.append(0.0, snap)
     writer.finish(wall_seconds=wall, newton_iterations=res.iterations,
                   newton_residual=res.residual)
-    return GibbsSummary(path, cfg.problem, float(snap.get(problem.energy_field, res.free_energy)),
-                        float(snap["risk"]), res.iterations, res.residual, wall,
-                        snap.get("risk_error"))
+    energy = float(snap.get(problem.energy_field, res.free_energy))
+    return GibbsSummary(writer.path, cfg.problem, energy, float(snap["risk"]), res.iterations,
+                        res.residual, wall, snap.get("risk_error"))
 
 
 def _companion_risk(problem) -> dict[str, float]:

@@ -40,7 +40,8 @@ class LoopStepper(Protocol):
     """What the loop drives: advances ``state`` in place from ``t`` towards ``t_stop`` (one
     chunk) and returns the time reached, ``t_stop`` exactly once it is reached."""
 
-    def advance(self, state: Any, t: float, t_stop: float) -> float: ...
+    def advance(self, state: Any, t: float, t_stop: float) -> float:
+        """Advance ``state`` in place towards ``t_stop``; return the time reached."""
 
 
 class Tracker:
@@ -120,6 +121,11 @@ class ChunkedStepper:
         self.clock: Callable[[], float] = time.perf_counter
 
     def advance(self, state: Any, t: float, t_stop: float) -> float:
+        """One compiled call of at most :attr:`chunk` steps towards ``t_stop``
+        (adapting the chunk to about ``CHUNK_SECONDS``); returns the time reached.
+
+        Raises:
+            StepFailed: the compiled stepper reported an error status."""
         tick = self.clock()
         rep = self.stepper.advance(state, t, float(t_stop), self.chunk)
         self.n_steps += rep.steps

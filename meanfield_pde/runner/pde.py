@@ -25,7 +25,8 @@ from ..io import ResultWriter, package_version
 from ..problems import Problem, build_problem, problem_class
 from . import loop
 from .companion import with_companion
-from .plan import Plan, default_output_path, make_plan, output_spacing
+from .memory import run_in_memory
+from .plan import Plan, make_plan, output_spacing
 from .summary import RunSummary
 from .trackers import (
     NEVER,
@@ -71,13 +72,18 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
           progress: bool = False, problem: Problem | None = None,
           on_warning: Callable[[str], None] | None = None, steady: bool = False,
           stop: StopFlag = NEVER) -> RunSummary:
-    """Solve the mean-field PDE described by ``cfg`` and write the result file.
+    """Solve the mean-field PDE described by ``cfg`` from t = 0 to ``time.t_end``, writing a
+    snapshot at each output time, and return the run's :class:`.summary.RunSummary`.
 
     Parameters
     ----------
     cfg: resolved configuration (see :mod:`meanfield_pde.config`).
-    output: HDF5 path; default ``runs/<problem>-<UTC time>.h5``.
+    output: HDF5 result file to write.  None: no file — the run is kept in memory
+        (:mod:`.memory`): the summary's ``path`` is None and ``summary.result`` is the
+        :class:`~meanfield_pde.io.Result` that ``load`` would return.  Either way
+        ``summary.result`` gives the snapshots (``result.t``, ``result["risk"]``, ...).
     overwrite: replace an existing ``output`` (otherwise that is an error).
+    problem: the problem built from ``cfg``, when the caller has it already.
     progress: show a progress bar on stderr.
     on_warning: called with each one-line warning of the problem before the run starts.
     steady: after t_end, keep going in intervals that double in length, writing a snapshot after
@@ -91,7 +97,18 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
     Checkpoints (``checkpoint.every`` / ``checkpoint.wall_seconds``, and always at t = 0 and at
     the end) go into the result file; :func:`~meanfield_pde.runner.resume.resume` continues from
     the last one.
+
+    Raises:
+        ConfigError: ``steady=True`` without noise (an :class:`~meanfield_pde.errors.OptionError`)
+            or a problem that refuses ``cfg``.
+        DataError: ``output`` exists and ``overwrite`` is False, or it cannot be written.
+        SolverError: the solution cannot continue (mass at a wall, step budget, non-finite
+            state); the snapshots written so far are kept and the message names the file.
     """
+    if output is None:
+        return run_in_memory(cfg.problem, lambda path: solve(
+            cfg, path, progress=progress, problem=problem, on_warning=on_warning, steady=steady,
+            stop=stop))
     if steady and math.isinf(cfg["noise.beta"]):
         raise OptionError(
             "steady", "{opt} needs noise, but noise.beta = inf: the noiseless flow concentrates "
@@ -110,9 +127,8 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
     state = problem.initial_state()
     setup_seconds = time.perf_counter() - t0 - compile_seconds
 
-    path = Path(output) if output is not None else default_output_path(cfg.problem)
     writer = ResultWriter(
-        path, problem=cfg.problem, config=cfg.to_dict(), grid=problem.grid,
+        Path(output), problem=cfg.problem, config=cfg.to_dict(), grid=problem.grid,
         fields=problem.fields, attrs={"seed": "none (deterministic solver)", **problem.attrs(),
                                       **output_spacing(cfg)},
         overwrite=overwrite,

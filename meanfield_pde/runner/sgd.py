@@ -21,7 +21,8 @@ from ..io import ResultWriter, load, package_version
 from ..problems import problem_class
 from ..schedule import grid_time, output_times
 from . import loop
-from .plan import Plan, default_output_path, output_spacing
+from .memory import run_in_memory
+from .plan import Plan, output_spacing
 from .summary import SGDSummary
 from .trackers import (
     NEVER,
@@ -44,7 +45,20 @@ def solve_sgd(cfg: Config, output: str | Path | None = None, *, overwrite: bool 
     (K, N) for one coordinate, (K, N, C) for C coordinates (``Problem.particle_coords``).
     Snapshots are appended as the run goes; root attributes ``kind = "sgd"``, ``seed``,
     ``generator``, ``n_neurons``, ``eps``, ``batch``.  Checkpoints (parameters, step, generator
-    state) as for :func:`~.pde.solve`; :func:`~.resume.resume` continues bit for bit."""
+    state) as for :func:`~.pde.solve`; :func:`~.resume.resume` continues bit for bit.
+
+    ``output`` None: no file, the run is kept in memory (``summary.path`` is None,
+    ``summary.result`` the :class:`~meanfield_pde.io.Result`; :mod:`.memory`).  Returns an
+    :class:`.summary.SGDSummary`.
+
+    Raises:
+        ConfigError: the problem has no particle model, or ``cfg`` is refused.
+        SolverError: the parameters became non-finite (the snapshots so far are kept).
+        DataError: ``output`` exists and ``overwrite`` is False.
+    """
+    if output is None:
+        return run_in_memory(cfg.problem, lambda path: solve_sgd(cfg, path, progress=progress,
+                                                                 stop=stop))
     from ..particles import ParticleSGD
 
     engine = ParticleSGD(cfg)  # first: a problem with no particle model is refused here
@@ -53,9 +67,8 @@ def solve_sgd(cfg: Config, output: str | Path | None = None, *, overwrite: bool 
     pc = problem_class(cfg.problem)
     n_coords = len(pc.particle_coords)
     fields = {"risk": (), pc.particle_field: (n,) if n_coords == 1 else (n, n_coords)}
-    path = Path(output) if output is not None else default_output_path(cfg.problem + "-sgd")
     writer = ResultWriter(
-        path, problem=cfg.problem, config=cfg.to_dict(), grid={}, fields=fields,
+        Path(output), problem=cfg.problem, config=cfg.to_dict(), grid={}, fields=fields,
         overwrite=overwrite,
         attrs={"kind": "sgd", "seed": int(s["seed"]), "generator": engine.generator,
                **output_spacing(cfg),
@@ -72,6 +85,8 @@ class SGDStepper:
         self.engine, self.targets = engine, targets
 
     def advance(self, state: Any, t: float, t_stop: float) -> float:
+        """One block of SGD steps (at most up to the step of ``t_stop``); returns
+        the time reached."""
         n = min(self.engine.block_steps, self.targets[t_stop] - state.step)
         self.engine.advance(state, n)
         return state.t

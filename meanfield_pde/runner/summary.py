@@ -1,17 +1,41 @@
 """What finished runs report: :class:`RunSummary` (PDE), :class:`GibbsSummary`,
-:class:`SGDSummary`; each prints as a few lines (:meth:`lines`)."""
+:class:`SGDSummary`; each prints as a few lines (``lines()``) and gives the run's
+:class:`~meanfield_pde.io.Result` as ``result`` (in memory for a run without a file,
+:mod:`.memory`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+
+class _WithResult:
+    """``result``: the run's :class:`~meanfield_pde.io.Result` (what ``load(path)`` returns)."""
+
+    path: Path | None
+    _result: Any
+
+    @property
+    def result(self) -> Any:
+        """The run's :class:`~meanfield_pde.io.Result`: held in memory for a run written to no
+        file (``path`` is None), else read from ``path`` on first access (then kept)."""
+        if self._result is None:
+            from ..io import load
+
+            self._result = load(self.path)
+        return self._result
+
+    def _wrote(self) -> str:
+        return f"wrote {self.path}" if self.path is not None else "in memory (no file written)"
 
 
 @dataclass
-class RunSummary:
-    """What a finished run reports (also stored as root attributes of the result file)."""
+class RunSummary(_WithResult):
+    """What a finished PDE run reports (also stored as root attributes of the result file);
+    ``path`` is None for a run in memory, whose snapshots are in :attr:`result`."""
 
-    path: Path
+    path: Path | None
     problem: str
     t_end: float
     n_snapshots: int
@@ -32,12 +56,14 @@ class RunSummary:
     steady_rate: float | None = None
     method: str = ""  # "fv" or "lagrangian" ("" for files written before the choice existed)
     risk_error_final: float | None = None  # the a-posteriori estimate at t_end (companion run)
+    _result: Any = field(default=None, repr=False, compare=False)
 
     def lines(self) -> list[str]:
+        """The summary as printed by ``meanfield-pde solve`` and ``resume``."""
         method = f", {self.method}" if self.method else ""
         error = (f" ± {self.risk_error_final:.1g}" if self.risk_error_final is not None else "")
         return [
-            f"wrote {self.path}",
+            self._wrote(),
             f"  problem {self.problem}{method}, t in [0, {self.t_end:g}], {self.n_snapshots} "
             f"snapshots, {self.n_steps} steps ({self.n_rejected} rejected)",
             f"  risk {self.risk_initial:.10g} -> {self.risk_final:.10g}{error}",
@@ -54,10 +80,11 @@ class RunSummary:
 
 
 @dataclass
-class GibbsSummary:
-    """What :func:`~meanfield_pde.runner.gibbs.solve_gibbs` reports."""
+class GibbsSummary(_WithResult):
+    """What :func:`~meanfield_pde.runner.gibbs.solve_gibbs` reports (``path`` None: in memory,
+    see :attr:`result`)."""
 
-    path: Path
+    path: Path | None
     problem: str
     free_energy: float
     risk: float
@@ -65,11 +92,13 @@ class GibbsSummary:
     residual: float
     wall_seconds: float
     risk_error: float | None = None  # Richardson estimate from the companion's fixed point
+    _result: Any = field(default=None, repr=False, compare=False)
 
     def lines(self) -> list[str]:
+        """The summary as printed by ``meanfield-pde gibbs``."""
         error = f" ± {self.risk_error:.1g}" if self.risk_error is not None else ""
         return [
-            f"wrote {self.path}",
+            self._wrote(),
             f"  self-consistent Gibbs state of {self.problem}: free energy "
             f"{self.free_energy:.12g}, risk {self.risk:.10g}{error}",
             f"  Newton iterations {self.iterations}, relative residual {self.residual:.1e}, "
@@ -78,10 +107,11 @@ class GibbsSummary:
 
 
 @dataclass
-class SGDSummary:
-    """What :func:`~meanfield_pde.runner.sgd.solve_sgd` reports."""
+class SGDSummary(_WithResult):
+    """What :func:`~meanfield_pde.runner.sgd.solve_sgd` reports (``path`` None: in memory, see
+    :attr:`result`)."""
 
-    path: Path
+    path: Path | None
     problem: str
     n_neurons: int
     eps: float
@@ -93,10 +123,12 @@ class SGDSummary:
     n_samples: int
     wall_seconds: float
     risk_seconds: float
+    _result: Any = field(default=None, repr=False, compare=False)
 
     def lines(self) -> list[str]:
+        """The summary as printed by ``meanfield-pde sgd`` and ``resume``."""
         return [
-            f"wrote {self.path}",
+            self._wrote(),
             f"  particle SGD of {self.problem}: N = {self.n_neurons}, eps = {self.eps:g}, "
             f"batch = {self.batch}, seed = {self.seed}, t in [0, {self.t_end:g}]",
             f"  risk {self.risk_initial:.10g} -> {self.risk_final:.10g}",

@@ -55,6 +55,7 @@ class Interrupted(MeanFieldError):
 
     @property
     def signal_name(self) -> str:
+        """The signal's name (``SIGINT``, ``SIGTERM``) or ``signal N``."""
         return SIGNAL_NAMES.get(self.signum, f"signal {self.signum}")
 
     @property
@@ -71,6 +72,9 @@ class StopFlag:
 
     def __bool__(self) -> bool:
         return self.signum is not None
+
+    def __repr__(self) -> str:  # as help(solve) shows the default
+        return "NEVER" if self is NEVER else f"StopFlag(signum={self.signum})"
 
 
 NEVER = StopFlag()  # a flag nobody sets (library calls without signal handling)
@@ -198,9 +202,11 @@ class CheckpointClock:
         self.reset(t)
 
     def reset(self, t: float) -> None:
+        """Start counting again from time ``t`` and now."""
         self.t_last, self.wall_last = float(t), time.monotonic()
 
     def due(self, t: float) -> bool:
+        """Whether ``every`` of simulated time or ``wall_seconds`` of wall time has passed."""
         if self.every > 0 and t - self.t_last >= self.every:
             return True
         return self.wall > 0 and time.monotonic() - self.wall_last >= self.wall
@@ -215,6 +221,7 @@ class CheckpointTracker(Tracker):
         self._write, self.clock, self.pending = write, clock, pending
 
     def write(self, t: float) -> None:
+        """Write a checkpoint at ``t`` now and restart the clock."""
         self._write(t)
         self.clock.reset(t)
         self.pending = False
@@ -288,6 +295,7 @@ class SteadyTracker(Tracker):
         self.reached: bool | None = None
 
     def steady(self) -> bool:
+        """Whether both rates are below their tolerances."""
         return is_steady(self.rate, self.rho_rate, *self.tols)
 
     def event(self, state: np.ndarray, t: float, plan: Plan) -> None:
