@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .errors import ConfigError
+from .errors import ConfigError, OptionError
 from .io.layout import one_line
 
 if TYPE_CHECKING:
@@ -79,11 +79,12 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     from distributed import Client, LocalCluster
 
     if workers is not None and workers < 1:
-        raise ConfigError(f"--workers = {workers}: give at least 1 worker process")
+        raise OptionError("workers", f"{{opt}} = {workers}: give at least 1 worker process")
     if scheduler is not None:
         if workers is not None:
-            raise ConfigError("--workers applies to the local cluster only; with --scheduler "
-                              "start workers with `dask worker ADDRESS` on the cluster")
+            raise OptionError("workers", "{opt} applies to the local cluster only; with a "
+                              "scheduler, start workers with `dask worker ADDRESS` on the "
+                              "cluster")
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:

@@ -17,9 +17,8 @@ import meanfield_pde
 PACKAGE = Path(meanfield_pde.__file__).resolve().parent
 
 # modules documented by the session that owns them (issue 16, plotting and xarray/sweeps parts)
-OWNED_ELSEWHERE = ("plotting.py", "validation.py", "problems/gaussians_plots.py",
-                   "problems/single_neuron_plots.py", "sweeps/", "io/xarray_export.py",
-                   "io/derived.py")
+OWNED_ELSEWHERE = ("plotting.py", "problems/gaussians_plots.py",
+                   "problems/single_neuron_plots.py", "sweeps/")
 
 
 def _public_defs(body: list[ast.stmt], prefix: str = ""):

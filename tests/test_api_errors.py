@@ -16,10 +16,9 @@ from meanfield_pde.errors import OptionError
 
 PACKAGE = meanfield_pde.__path__[0]
 CLI_WORDS = re.compile(r"(?<![\w-])--[a-z]|meanfield-pde [a-z]")
-# the command line itself; modules other sessions own (issue 16: plotting, validation); the
-# shared cluster module (its --workers/--scheduler wording is left to the lead: see the report)
-NOT_SCANNED = ("cli.py", "plotting.py", "validation.py", "cluster.py", "io/xarray_export.py",
-               "io/derived.py", "problems/gaussians_plots.py", "problems/single_neuron_plots.py")
+# the command line itself; modules other sessions own (issue 16: plotting, validation)
+NOT_SCANNED = ("cli.py", "plotting.py", "problems/gaussians_plots.py",
+               "problems/single_neuron_plots.py")
 
 
 def _strings(node: ast.AST):
