@@ -18,6 +18,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+from filelock import FileLock, Timeout
 
 from ..errors import CorruptFile, DataError, OutputExists, SolverError
 from ..provenance import run_environment
@@ -127,12 +128,30 @@ def _write_layout(f: h5py.File, head: Mapping[str, Any], extra: Mapping[str, tup
     f.attrs["n_snapshots"] = np.int64(0)  # last: the file is now consistent
 
 
+def writer_lock(path: Path) -> FileLock:
+    """The lock that makes one writer per result file: ``FILE.lock`` beside it, held (by the
+    ``filelock`` library: an OS lock the kernel drops when the process dies, so a killed run
+    never leaves it stale) from the creation or reopening of the file to :meth:`ResultWriter.
+    close`.  A second writer is refused at once, before it touches the file."""
+    lock = FileLock(f"{path}.lock", timeout=0, thread_local=False, is_singleton=False)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise DataError(f"{path} is being written by another run (it holds {path}.lock); wait "
+                        "for that run to end, or write to another file") from exc
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    return lock
+
+
 class ResultWriter:
     """Create a result file and append snapshots to it, one open/write/close per call.
 
     The constructor writes all metadata, the ``grid`` arrays and empty, resizable
     datasets ``t`` and one per field, then closes the file. :meth:`append` adds one
-    snapshot; :meth:`finish` marks the run complete.
+    snapshot; :meth:`finish` marks the run complete.  From creation (or :meth:`reopen`) to
+    :meth:`close` (which :meth:`finish` calls) the writer holds :func:`writer_lock`: one
+    writer per file; readers never take it.
 
     Args:
         path: Output file; missing parent directories are created.
@@ -188,11 +207,23 @@ class ResultWriter:
             **_provenance(),
         }
         # --- create the file ---------------------------------------------------------
+        self._lock = None
         p = check_new_output(self._path, overwrite)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise write_error(p, exc) from exc
+        self._lock = writer_lock(p)
+        try:
+            self._create(p, overwrite, head, extra, grid_arrays, config_json)
+        except BaseException:
+            self.close()
+            raise
+
+    def _create(self, p: Path, overwrite: bool, head: dict, extra: dict, grid_arrays: dict,
+                config_json: str) -> None:
+        """Create ``p`` with its layout (the lock is held)."""
+        p = check_new_output(p, overwrite)  # again, under the lock
         check_space(p, sum(a.nbytes for a in grid_arrays.values()) + len(config_json),
                     "the new file", resumable=False)
         try:
@@ -215,6 +246,15 @@ class ResultWriter:
     def path(self) -> Path:
         """The result file."""
         return self._path
+
+    def close(self) -> None:
+        """Release the file to other writers (idempotent; the data stays as written)."""
+        lock, self._lock = getattr(self, "_lock", None), None
+        if lock is not None:
+            lock.release(force=True)
+
+    def __del__(self) -> None:
+        self.close()
 
     @property
     def n_snapshots(self) -> int:
@@ -306,6 +346,17 @@ class ResultWriter:
         incomplete until :meth:`finish`."""
         self = cls.__new__(cls)
         p = self._path = Path(path)
+        self._lock = writer_lock(p)
+        try:
+            self._reopen(n_snapshots)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _reopen(self, n_snapshots: int) -> None:
+        """:meth:`reopen` under the lock."""
+        p = self._path
         check_space(p, 0, "reopening the file")
         try:
             with open_file(p, "r+") as f:
@@ -328,7 +379,6 @@ class ResultWriter:
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
             raise write_error(p, exc) from exc
         self._n = n_snapshots
-        return self
 
     def update_config(self, config: dict) -> None:
         """Replace the stored resolved config (a resume past ``time.t_end`` extends it)."""
@@ -369,8 +419,12 @@ class ResultWriter:
         self._write_attrs(encode_attrs(attrs), complete=None)
 
     def finish(self, **attrs: Any) -> None:
-        """Set extra root attributes and mark the run complete (``complete = True``)."""
-        self._write_attrs(encode_attrs(attrs), complete=True)
+        """Set extra root attributes, mark the run complete (``complete = True``) and
+        :meth:`close`."""
+        try:
+            self._write_attrs(encode_attrs(attrs), complete=True)
+        finally:
+            self.close()
 
     def _write_attrs(self, encoded: dict[str, tuple[Any, bool]], complete: bool | None) -> None:
         """Write encoded attributes and, if given, the ``complete`` flag, in one open."""

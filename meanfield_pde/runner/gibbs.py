@@ -62,7 +62,11 @@ def solve_gibbs(cfg: Config, output: str | Path | None = None, *,
                                   * richardson_factor(problem.error_order, problem.companion_ratio),
                                   float(problem.risk_error_floor))
     snap = {**snap, **extra}
-    writer.append(0.0, snap)
+    try:
+        writer.append(0.0, snap)
+    except BaseException:
+        writer.close()
+        raise
     writer.finish(wall_seconds=wall, newton_iterations=res.iterations,
                   newton_residual=res.residual)
     energy = float(snap.get(problem.energy_field, res.free_energy))

@@ -162,7 +162,11 @@ def run_pde(cfg: Config, problem: Problem, stepper, writer: ResultWriter, start:
     try:
         t = loop.run(run.chunked, start.state, start.t, start.plan, trackers)
     except SolverError as exc:
+        writer.close()  # the file is released before the error reaches the caller
         raise run.failed(exc) from None
+    except BaseException:
+        writer.close()
+        raise
     finally:
         blas.restore_original_limits()
     return run.finish(t)

@@ -120,8 +120,12 @@ def run_sgd(cfg: Config, writer: ResultWriter, checkpoint: tuple[dict, np.ndarra
                                     pending=checkpoint is None)
     trackers += [Callback(poll=run.guard), SignalTracker(stop, checkpoints.write, writer.path),
                  checkpoints]
-    loop.run(SGDStepper(engine, dict(zip(times, steps.tolist(), strict=True))), state,
-             state.t, Plan.of(times, output=True), trackers)
+    try:
+        loop.run(SGDStepper(engine, dict(zip(times, steps.tolist(), strict=True))), state,
+                 state.t, Plan.of(times, output=True), trackers)
+    except BaseException:
+        writer.close()  # the file is released before the error reaches the caller
+        raise
     return run.finish(state)
 
 

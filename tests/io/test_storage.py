@@ -383,6 +383,7 @@ def _full_file(path: Path) -> ResultWriter:
     w.set_attrs(label="baseline", empty="", info={"cpu": "x"}, seed=3)
     for seq in range(2):
         w.write_checkpoint({"state": np.arange(N, dtype=float) + seq}, {"t": 1.5, "seq_": seq})
+    w.close()  # one writer per file: the first lets go before the reopen
     w = ResultWriter.reopen(path, 3)
     w.update_config({**CONFIG, "times": [0.0, 2.0]})
     w.append(1.25, snapshot(3))

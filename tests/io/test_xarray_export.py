@@ -201,7 +201,8 @@ def test_a_lazy_reader_follows_a_running_writer(tmp_path):
     w.append(3.0, {"mass": 1.0, "density": np.full(4, 4.0)})  # not blocked by the reader
     np.testing.assert_array_equal(res["density"][:, 0], [1.0, 2.0, 3.0])
     np.testing.assert_allclose(res.at(1.25)["density"], np.full(4, 2.25), rtol=ROUND_OFF)
-    ResultWriter.reopen(path, 2)  # a resume from an earlier checkpoint drops rows
+    w.close()  # the run ended (one writer per file)
+    ResultWriter.reopen(path, 2).close()  # a resume from an earlier checkpoint drops rows
     with pytest.raises(DataError, match="fewer than the 3"):
         res.snapshot(2)
     path.unlink()
