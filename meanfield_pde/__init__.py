@@ -32,7 +32,7 @@ _LAZY = {
     "solve": "runner.pde", "solve_gibbs": "runner.gibbs", "solve_sgd": "runner.sgd",
     "resume": "runner.resume", "validate": "validation", "load": "io",
     "load_checkpoint": "io", "plot_result": "plotting", "register_problem": "problems.registry",
-    "problem_names": "problems.registry",
+    "problem_names": "problems.registry", "sweep": "sweeps.run",
 }
 _ALIASES = {"register_problem": "register", "problem_names": "names"}
 
