@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import python_env
 
 from meanfield_pde import default_config
@@ -21,6 +22,13 @@ QUICK = ["time.t_end=1", "time.n_outputs=11", "lagrangian.mass_cells=20"]
 #: a point long enough (~0.8 s on one idle core) to be caught running; checkpoints every 0.2 s
 SLOW = ["time.t_end=10", "time.n_outputs=11", "lagrangian.mass_cells=20",
         "checkpoint.wall_seconds=0.2"]
+#: LocalCluster's scheduler (meanfield_pde/cluster.py) serves HTTP on port 8787 even without a
+#: dashboard; when another cluster on the machine holds that port, distributed leaks the socket of
+#: the failed attempt (ResourceWarning) and warns before taking another port: noise, not a failure
+LOCAL_CLUSTER_NOISE = [
+    pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning"),
+    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+]
 DEADLINE = 120.0  # seconds any wait on another process may take on a busy machine
 
 def quick_config(*extra: str):

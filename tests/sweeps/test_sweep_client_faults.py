@@ -17,8 +17,6 @@ import xarray as xr
 from helpers import python_env
 from sweep_helpers import DEADLINE, SLOW, wait_for
 
-pytestmark = pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
-
 
 def _argv(out: Path) -> list[str]:
     return [sys.executable, "-m", "meanfield_pde", "sweep", "gaussians", "--vary",

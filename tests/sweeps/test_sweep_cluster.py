@@ -10,14 +10,11 @@ import signal
 import threading
 
 import numpy as np
-import pytest
 import xarray as xr
 from sweep_helpers import DEADLINE, QUICK, quick_config, slow_config, wait_for
 
 from meanfield_pde import load, solve, sweep
 from meanfield_pde.cli import main
-
-pytestmark = pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
 
 
 def test_sweep_runs_on_the_scheduler_given(dask_processes, tmp_path):

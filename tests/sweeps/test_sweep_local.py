@@ -1,16 +1,17 @@
 """Sweeps on the default local cluster: the acceptance 2 x 2 sweep against separate solves, the
-table, and a rerun that skips everything."""
+table, a rerun that skips everything, and the phase diagram of the directory."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import xarray as xr
-from sweep_helpers import quick_config
+from helpers import one_line_cli_error
+from sweep_helpers import LOCAL_CLUSTER_NOISE, quick_config
 
 from meanfield_pde import load, solve, sweep
+from meanfield_pde.cli import main
 
-pytestmark = pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
+pytestmark = LOCAL_CLUSTER_NOISE
 
 VARY = {"model.delta": [0.6, 0.8], "model.d": [20, 40]}
 
@@ -53,3 +54,11 @@ def test_2x2_sweep_equals_four_solves_and_rerun_skips(tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")} == mtimes
     np.testing.assert_array_equal(again["run_id"].values, run_ids)
     np.testing.assert_array_equal(again["risk_final"].values, ds["risk_final"].values)
+
+    fig = tmp_path / "phase.png"  # the phase diagram of the sweep directory
+    assert main(["plot", str(out), "-o", str(fig)]) == 0
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_of_a_directory_without_a_sweep_is_one_line(tmp_path, capsys):
+    one_line_cli_error(["plot", tmp_path, "-o", tmp_path / "p.png"], capsys, "sweep.nc")
