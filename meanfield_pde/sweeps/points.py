@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Config, Int, parse_value
+from ..config import Config, Int, Spec, parse_value
 from ..errors import ConfigError
 from ..io.layout import one_line
 
-__all__ = ["Point", "dim_names", "make_points", "parse_vary", "parse_vary_args"]
+__all__ = ["Point", "dim_names", "key_spec", "make_points", "parse_vary", "parse_vary_args"]
 
 #: at most this many points in one sweep (a typo like 0:1:100000 is refused, not queued)
 MAX_POINTS = 100_000
@@ -81,6 +81,24 @@ def _range(key: str, text: str, integer: bool) -> list[Any]:
     return [int(round(v)) for v in values]
 
 
+def key_spec(cfg: Config, key: str) -> Spec:
+    """The spec of the dotted ``key`` in the schema of ``cfg``'s problem.
+
+    Raises:
+        ConfigError: no such key (the message lists the known ones of its section).
+    """
+    from ..problems import registry
+
+    schema = registry.get(cfg.problem).schema
+    section, _, name = key.partition(".")
+    if section not in schema or name not in schema[section]:
+        known = ", ".join(f"{section}.{k}" for k in schema.get(section, {})) or \
+            ", ".join(f"[{s}]" for s in schema)
+        raise ConfigError(f"cannot vary {key}: no such key for {cfg.problem}; known: {known} (see "
+                          f"'meanfield-pde config {cfg.problem} --keys')")
+    return schema[section][name]
+
+
 def parse_vary(item: str, cfg: Config) -> tuple[str, list[Any]]:
     """``"model.d=20,40"`` or ``"model.delta=0.5:0.9:5"`` -> (key, values), the key checked
     against ``cfg``'s schema.
@@ -88,23 +106,16 @@ def parse_vary(item: str, cfg: Config) -> tuple[str, list[Any]]:
     Raises:
         ConfigError: malformed item, unknown key, no value, or a range that does not fit.
     """
-    from ..problems import registry
-
     key, sep, text = item.partition("=")
     key = key.strip()
     section, _, name = key.partition(".")
     if not sep or not text.strip() or not section or not name:
         raise ConfigError(f"--vary {item!r} is malformed; write --vary SECTION.KEY=V1,V2,... or "
                           "--vary SECTION.KEY=start:stop:num, e.g. --vary model.delta=0.6,0.8")
-    schema = registry.get(cfg.problem).schema
-    if section not in schema or name not in schema[section]:
-        known = ", ".join(f"{section}.{k}" for k in schema.get(section, {})) or \
-            ", ".join(f"[{s}]" for s in schema)
-        raise ConfigError(f"--vary: unknown key {key} for {cfg.problem}; known: {known} (see "
-                          f"'meanfield-pde config {cfg.problem} --keys')")
+    spec = key_spec(cfg, key)
     text = text.strip()
     if text.count(":") == 2 and "[" not in text and '"' not in text:
-        return key, _range(key, text, isinstance(schema[section][name], Int))
+        return key, _range(key, text, isinstance(spec, Int))
     values = [parse_value(v) for v in _split_items(text)]
     if any(v == "" for v in values):
         raise ConfigError(f"--vary {item!r} has an empty value; separate values by single "
@@ -127,11 +138,8 @@ def parse_vary_args(items: Sequence[str], cfg: Config) -> dict[str, list[Any]]:
 def _canonical(cfg: Config, key: str, value: Any) -> Any:
     """``value`` as the schema stores it (``40.0`` -> 40 for an integer key), or as given
     when the schema refuses it (the point is then invalid)."""
-    from ..problems import registry
-
-    section, _, name = key.partition(".")
     try:
-        return registry.get(cfg.problem).schema[section][name].coerce(value, key)
+        return key_spec(cfg, key).coerce(value, key)
     except ConfigError:
         return value
 
@@ -149,7 +157,7 @@ def make_points(cfg: Config, vary: Mapping[str, Sequence[Any]]) -> list[Point]:
                           "model.delta=0.6,0.8)")
     keys = list(vary)
     for key in keys:
-        parse_vary(f"{key}=0", cfg)  # the key exists
+        key_spec(cfg, key)  # the key exists
     columns = []
     for key in keys:
         vals = [_canonical(cfg, key, v) for v in vary[key]]
