@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..errors import ConfigError, MeanFieldError
@@ -31,6 +31,9 @@ from .files import COMMANDS, PointState, point_state
 from .points import Point, make_points
 from .table import TABLE_NAME, build_table, point_paths, write_table
 from .task import run_point
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["SweepCounts", "SweepInterrupted", "sweep"]
 
@@ -132,7 +135,8 @@ def _collect(client, futures: list, counts: SweepCounts, bar, stop: StopFlag) ->
 def sweep(cfg: Config, vary: Mapping[str, Sequence[Any]], command: str = "solve",
           out_dir: str | Path | None = None, *, scheduler: str | None = None,
           workers: int | None = None, overwrite: bool = False, retry_failed: bool = False,
-          progress: bool = False, stop: StopFlag = NEVER, retries: int = RETRIES):
+          progress: bool = False, stop: StopFlag = NEVER,
+          retries: int = RETRIES) -> xr.Dataset:
     """Run ``command`` (``"solve"``, ``"gibbs"`` or ``"sgd"``) at every point of the Cartesian
     product of ``vary`` (dotted key -> values) applied to ``cfg``, one Dask task per point, and
     return the collated table (an ``xarray.Dataset``, also written to ``out_dir/sweep.nc``; see

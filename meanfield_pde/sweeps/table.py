@@ -27,7 +27,7 @@ import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from ..errors import DataError
 from ..io import load, package_version
 from .files import PointState, point_state, read_record
 from .points import Point, dim_names
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["TABLE_NAME", "build_table", "point_paths", "read_table", "write_table"]
 
@@ -112,7 +115,7 @@ def _nearest(t: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 
 def build_table(cfg: Config, vary: dict[str, list[Any]], points: Sequence[Point],
-                out_dir: Path, command: str):
+                out_dir: Path, command: str) -> xr.Dataset:
     """The table of the sweep (module docstring) from the files in ``out_dir``."""
     import xarray as xr
 
@@ -151,7 +154,7 @@ def build_table(cfg: Config, vary: dict[str, list[Any]], points: Sequence[Point]
     return ds
 
 
-def write_table(ds, out_dir: Path) -> Path:
+def write_table(ds: xr.Dataset, out_dir: Path) -> Path:
     """Write ``ds`` to ``out_dir/sweep.nc`` atomically (h5netcdf; temporary file, then
     ``os.replace``)."""
     target = out_dir / TABLE_NAME
@@ -164,7 +167,7 @@ def write_table(ds, out_dir: Path) -> Path:
     return target
 
 
-def read_table(out_dir: str | Path):
+def read_table(out_dir: str | Path) -> xr.Dataset:
     """``DIR/sweep.nc`` (or the file itself) as an xarray Dataset, loaded into memory.
 
     Raises:

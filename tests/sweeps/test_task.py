@@ -1,5 +1,6 @@
 """One point's task in this process (no Dask): resume of an interrupted file, a failure kept in
-the record and not repeated, ``retry_failed``, and point files of another config refused."""
+the record and not repeated, ``retry_failed``, point files of another config refused, and
+the gibbs and sgd commands with their table."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from meanfield_pde import load, solve, sweep
 from meanfield_pde.errors import ConfigError
 from meanfield_pde.runner.trackers import Interrupted
 from meanfield_pde.sweeps.files import PointState, point_state, read_record
+from meanfield_pde.sweeps.points import make_points
+from meanfield_pde.sweeps.table import build_table, point_paths
 from meanfield_pde.sweeps.task import run_point
 
 
@@ -57,3 +60,22 @@ def test_point_files_of_another_config_are_refused_before_any_work(tmp_path):
     assert point_state(out / "d=20.h5", cfg.replace({"model.d": 20}), "gibbs") is \
         PointState.FOREIGN
     assert not (out / "d=40.h5").exists() and not (out / "sweep.nc").exists()
+
+
+@pytest.mark.parametrize("command, vary, extra", [
+    ("gibbs", {"noise.beta": [10.0, 20.0]}, "free_energy_final"),
+    ("sgd", {"sgd.seed": [0, 1]}, None),
+])
+def test_gibbs_and_sgd_points_and_their_table(tmp_path, command, vary, extra):
+    cfg = quick_config("noise.beta=10", "noise.lam=0.1", "grid.n=200", "sgd.n_neurons=20",
+                       "sgd.eps=1e-3")
+    pts = make_points(cfg, vary)
+    for p, path in zip(pts, point_paths(pts, list(vary), tmp_path), strict=True):
+        assert run_point(command, p.config.to_dict(), str(path), "r")["status"] == "ok"
+        assert point_state(path, p.config, command) is PointState.FINISHED
+        assert point_state(path, p.config, "solve") is PointState.FOREIGN
+    ds = build_table(cfg, vary, pts, tmp_path, command)
+    assert (ds["status"].values == "ok").all() and np.isfinite(ds["risk_final"].values).all()
+    assert ds["risk"].sizes["t"] == (1 if command == "gibbs" else 11)
+    if extra is not None:
+        assert np.isfinite(ds[extra].values).all()
