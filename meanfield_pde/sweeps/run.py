@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import signal
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ __all__ = ["SweepCounts", "SweepInterrupted", "sweep"]
 RETRIES = 2
 #: seconds between looks at the stop flag while waiting for tasks
 POLL_SECONDS = 0.25
+#: seconds between asking the scheduler whether it has workers
+WORKER_CHECK_SECONDS = 5.0
+#: a sweep gives up (keeping what is done) after this long without any worker
+NO_WORKERS_TIMEOUT = 600.0
 
 
 class SweepInterrupted(MeanFieldError):
@@ -104,17 +109,25 @@ def _plan(points: Sequence[Point], paths: Sequence[Path], command: str, overwrit
     return todo
 
 
-def _collect(client, futures: list, counts: SweepCounts, bar, stop: StopFlag) -> bool:
-    """Wait for the tasks as they complete, counting their records; False if ``stop`` was set
-    first (then the pending tasks are cancelled)."""
+def _collect(client, futures: list, counts: SweepCounts, bar, stop: StopFlag,
+             no_workers_timeout: float) -> str:
+    """Wait for the tasks as they complete, counting their records.  Returns "done", or
+    "stopped" when ``stop`` was set first, or "no_workers" when the cluster had no worker for
+    ``no_workers_timeout`` seconds (then the pending tasks are cancelled)."""
     done: queue.Queue = queue.Queue()
     for fut in futures:
         fut.add_done_callback(done.put)  # called in the client's thread
     remaining = set(futures)
+    last_worker = last_check = time.monotonic()
     while remaining:
-        if stop:
+        now = time.monotonic()
+        if now - last_check >= WORKER_CHECK_SECONDS:
+            last_check = now
+            if client.nthreads():
+                last_worker = now
+        if stop or now - last_worker >= no_workers_timeout:
             client.cancel(list(remaining))
-            return False
+            return "stopped" if stop else "no_workers"
         try:
             fut = done.get(timeout=POLL_SECONDS)
         except queue.Empty:
@@ -129,14 +142,14 @@ def _collect(client, futures: list, counts: SweepCounts, bar, stop: StopFlag) ->
         bar.update(1)
         bar.set_postfix_str(f"ran {counts.ran}, failed {counts.failed}, skipped "
                             f"{counts.skipped}", refresh=False)
-    return True
+    return "done"
 
 
 def sweep(cfg: Config, vary: Mapping[str, Sequence[Any]], command: str = "solve",
           out_dir: str | Path | None = None, *, scheduler: str | None = None,
           workers: int | None = None, overwrite: bool = False, retry_failed: bool = False,
-          progress: bool = False, stop: StopFlag = NEVER,
-          retries: int = RETRIES) -> xr.Dataset:
+          progress: bool = False, stop: StopFlag = NEVER, retries: int = RETRIES,
+          no_workers_timeout: float = NO_WORKERS_TIMEOUT) -> xr.Dataset:
     """Run ``command`` (``"solve"``, ``"gibbs"`` or ``"sgd"``) at every point of the Cartesian
     product of ``vary`` (dotted key -> values) applied to ``cfg``, one Dask task per point, and
     return the collated table (an ``xarray.Dataset``, also written to ``out_dir/sweep.nc``; see
@@ -158,6 +171,8 @@ def sweep(cfg: Config, vary: Mapping[str, Sequence[Any]], command: str = "solve"
     stop: a flag set by a signal handler (:func:`~meanfield_pde.runner.trackers.trap_signals`):
         cancel what is pending and raise :class:`SweepInterrupted`.
     retries: times Dask reruns a task whose function raised.
+    no_workers_timeout: give up after this many seconds without any worker on the cluster
+        (workers never started, or all lost), keeping what is done.
 
     A point failing with a :class:`~meanfield_pde.errors.MeanFieldError` (a value the schema
     refuses, mass at a wall, a non-finite state, ...) is recorded with its one-line message
@@ -166,7 +181,8 @@ def sweep(cfg: Config, vary: Mapping[str, Sequence[Any]], command: str = "solve"
 
     Raises:
         ConfigError: unknown command or key, malformed values, point files of another config
-            (without ``overwrite``), an unreachable scheduler.
+            (without ``overwrite``), an unreachable scheduler, a cluster without workers for
+            ``no_workers_timeout`` seconds (the table of what is done is written first).
         SweepInterrupted: ``stop`` was set; finished points and the table are kept.
     """
     from tqdm import tqdm
@@ -186,7 +202,7 @@ def sweep(cfg: Config, vary: Mapping[str, Sequence[Any]], command: str = "solve"
     paths = point_paths(points, list(vary), out)
     counts = SweepCounts()
     todo = _plan(points, paths, command, overwrite, retry_failed, counts)
-    finished = True
+    status = "done"
     if todo:
         with open_client(scheduler, workers) as client, \
                 tqdm(total=len(points), initial=len(points) - len(todo), unit="point",
@@ -196,11 +212,16 @@ def sweep(cfg: Config, vary: Mapping[str, Sequence[Any]], command: str = "solve"
                                      overwrite=overwrite, retries=retries, pure=False,
                                      key=f"sweep-point-{path.stem}-{uuid.uuid4().hex[:8]}")
                        for p, path in todo]
-            finished = _collect(client, futures, counts, bar, stop)
+            status = _collect(client, futures, counts, bar, stop, no_workers_timeout)
     ds = build_table(cfg, vary, points, out, command)
     ds.attrs.update(n_ran=counts.ran, n_failed=counts.failed, n_skipped=counts.skipped)
     write_table(ds, out)
-    if not finished:
+    if status == "stopped":
         n_done = int((ds["status"] != "pending").sum())
         raise SweepInterrupted(out, stop.signum or signal.SIGINT, n_done, len(points))
+    if status == "no_workers":
+        where = scheduler or "the local cluster"
+        raise ConfigError(f"no Dask worker was connected to {where} for {no_workers_timeout:g} s;"
+                          f" start workers (`dask worker {scheduler or 'ADDRESS'}`, seeing {out}) "
+                          "and run the same sweep again: finished points are kept")
     return ds

@@ -1,7 +1,7 @@
 """Sweeps on a real Dask cluster of separate local processes (scheduler + two workers started
 with the ``dask`` command-line programs, loopback only): the tasks run on those workers, and a
 worker killed mid-sweep costs nothing but time; a point with an invalid value is reported while
-the others complete (the CLI on that cluster)."""
+the others complete (the CLI on that cluster); a cluster without workers is given up on."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import signal
 import threading
 
 import numpy as np
+import pytest
 import xarray as xr
-from sweep_helpers import DEADLINE, QUICK, quick_config, slow_config, wait_for
+from sweep_helpers import DEADLINE, QUICK, DaskProcesses, quick_config, slow_config, wait_for
 
 from meanfield_pde import load, solve, sweep
 from meanfield_pde.cli import main
+from meanfield_pde.errors import ConfigError
 
 
 def test_sweep_runs_on_the_scheduler_given(dask_processes, tmp_path):
@@ -41,6 +43,21 @@ def test_invalid_point_is_reported_and_the_others_complete(dask_processes, tmp_p
         assert np.isfinite(table["risk_final"].values[0])
         assert np.isnan(table["risk_final"].values[1])
     assert sorted(p.name for p in out.glob("*.h5")) == ["d=20.h5"]
+
+
+def test_a_cluster_without_workers_gives_up_keeping_the_table(tmp_path, monkeypatch):
+    monkeypatch.setattr("meanfield_pde.sweeps.run.WORKER_CHECK_SECONDS", 0.1)
+    lonely = DaskProcesses(tmp_path / "dask")
+    try:
+        (tmp_path / "dask").mkdir()
+        lonely.start_scheduler()
+        with pytest.raises(ConfigError, match="no Dask worker was connected to tcp://"):
+            sweep(quick_config(), {"model.d": [20, 40]}, out_dir=tmp_path / "sw",
+                  scheduler=lonely.address, no_workers_timeout=1.0)
+    finally:
+        lonely.close()
+    with xr.open_dataset(tmp_path / "sw" / "sweep.nc", engine="h5netcdf") as table:
+        assert list(table["status"].values) == ["pending", "pending"]
 
 
 def test_worker_killed_mid_sweep_the_sweep_completes_correctly(dask_processes, tmp_path):
