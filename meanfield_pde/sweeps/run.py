@@ -197,7 +197,6 @@ def sweep(cfg: Config, vary: Mapping[str, Sequence[Any]], command: str = "solve"
     out = Path(out_dir if out_dir is not None else Path("runs") / f"sweep-{cfg.problem}")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file; give the sweep a directory with -o DIR")
-    out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()  # the workers may run elsewhere: absolute paths
     paths = point_paths(points, list(vary), out)
     counts = SweepCounts()
@@ -207,12 +206,14 @@ def sweep(cfg: Config, vary: Mapping[str, Sequence[Any]], command: str = "solve"
         with open_client(scheduler, workers) as client, \
                 tqdm(total=len(points), initial=len(points) - len(todo), unit="point",
                      desc="sweep", disable=None if progress else True, leave=False) as bar:
+            out.mkdir(parents=True, exist_ok=True)  # once the cluster is there
             futures = [client.submit(run_point, command, p.config.to_dict(), str(path),
                                      uuid.uuid4().hex, retry_failed=retry_failed,
                                      overwrite=overwrite, retries=retries, pure=False,
                                      key=f"sweep-point-{path.stem}-{uuid.uuid4().hex[:8]}")
                        for p, path in todo]
             status = _collect(client, futures, counts, bar, stop, no_workers_timeout)
+    out.mkdir(parents=True, exist_ok=True)
     ds = build_table(cfg, vary, points, out, command)
     ds.attrs.update(n_ran=counts.ran, n_failed=counts.failed, n_skipped=counts.skipped)
     write_table(ds, out)

@@ -103,6 +103,7 @@ def test_table_of_a_sweep_not_run_yet(cfg, tmp_path):
     (["--vary", "model.d=20", "--vary", "model.d=40"], "given twice"),
     ([], "--vary"),
     (["--vary", "model.d=20", "--command", "validate"], "--command"),
+    (["--vary", "model.d=20", "--workers", "0"], "--workers = 0"),
     (["--vary", "model.d=20", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"],
      "not allowed with"),
 ])
