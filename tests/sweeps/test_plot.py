@@ -25,14 +25,13 @@ def _sweep_dir(path, vary):
 
 
 @pytest.mark.parametrize("vary", [
-    {"model.delta": [0.6, 0.8, 0.9]},
-    {"model.delta": [0.6, 0.8], "model.d": [20, -3], "schedule.xi0": [1.0, 2.0]},
+    {"model.delta": [0.6, 0.8]},
+    {"model.delta": [0.6, 0.8], "model.d": [20, -3], "schedule.xi0": [1.0]},
 ])
 def test_phase_diagram_is_written(tmp_path, vary):
     d = _sweep_dir(tmp_path / "sw", vary)
-    for ext in (".png", ".svg"):
-        out = plot_sweep(d, tmp_path / f"fig{ext}")
-        assert out.stat().st_size > 5000
+    out = plot_sweep(d, tmp_path / "fig.png")
+    assert out.stat().st_size > 5000
 
 
 def test_nothing_to_plot_is_one_line(tmp_path):
