@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 from . import accuracy, common, frontier, noise, performance, radial, sgd, single_neuron, threads
+from . import sweep as sweeps
 
 SUITES = {"radial": radial, "single_neuron": single_neuron, "noise": noise, "sgd": sgd,
           "accuracy": accuracy, "performance": performance, "threads": threads,
-          "frontier": frontier}
+          "frontier": frontier, "sweep": sweeps}
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"  # the committed one
 
 

@@ -10,6 +10,10 @@
     meanfield-pde info FILE.h5
     meanfield-pde export FILE.h5 --netcdf OUT.nc [--force]
     meanfield-pde plot FILE.h5 -o FIG.png|FIG.pdf|FIG.svg
+    meanfield-pde sweep PROBLEM|CONFIG.toml --vary KEY=V1,V2,... [--vary KEY=start:stop:num]
+                        [--set ...] [--command solve|gibbs|sgd]
+                        [--scheduler ADDRESS | --workers N] -o DIR [--force] [--retry-failed]
+    meanfield-pde plot DIR -o FIG.png      (the phase diagram of a sweep)
     meanfield-pde config PROBLEM|CONFIG.toml [--set ...] [--keys [--markdown]]
 
 PROBLEM is the name (or an alias) of a registered problem (:mod:`meanfield_pde.problems`), e.g.
@@ -233,8 +237,54 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from .io import load
     from .plotting import plot_result
 
+    if Path(args.file).is_dir():  # a sweep directory: its phase diagram
+        from .sweeps.plot import plot_sweep
+
+        print(f"wrote {plot_sweep(args.file, args.output)}")
+        return 0
     out = plot_result(load(args.file), args.output)
     print(f"wrote {out}")
+    return 0
+
+
+def _sweep_command(args: argparse.Namespace) -> str:
+    """The command line that continues the sweep ``args`` describes."""
+    import shlex
+
+    words = [PROG, "sweep", args.target, *(w for v in args.vary for w in ("--vary", v)),
+             *(w for v in args.set for w in ("--set", v)), "--command", args.command,
+             *(("--scheduler", args.scheduler) if args.scheduler else ()),
+             *(("--workers", str(args.workers)) if args.workers is not None else ()),
+             "-o", args.output, *(("--retry-failed",) if args.retry_failed else ())]
+    return shlex.join(words)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweeps import SweepInterrupted, parse_vary_args, sweep
+
+    cfg = resolve_config(args.target, args.set)
+    vary = parse_vary_args(args.vary, cfg)
+    try:
+        with trap_signals() as stop:
+            ds = sweep(cfg, vary, args.command, args.output, scheduler=args.scheduler,
+                       workers=args.workers, overwrite=args.force,
+                       retry_failed=args.retry_failed, progress=not args.quiet, stop=stop)
+    except SweepInterrupted as exc:
+        print(f"{PROG}: interrupted by {exc.signal_name}: {exc.n_done} of {exc.n_points} points "
+              f"finished, kept in {exc.out_dir}; continue by running the same command again: "
+              f"{_printable(_sweep_command(args))}", file=sys.stderr)
+        return exc.exit_code
+    shape = " x ".join(f"{d} ({ds.sizes[d]})" for d in ds["status"].dims)
+    print(f"wrote {Path(args.output) / 'sweep.nc'}: {ds['status'].size} points over {shape}")
+    print(f"  ran {ds.attrs['n_ran']}, failed {ds.attrs['n_failed']}, skipped "
+          f"{ds.attrs['n_skipped']} (finished or failed before)")
+    dims, status = ds["status"].dims, ds["status"].values
+    failed = [i for i in np.ndindex(status.shape) if status[i] == "failed"]
+    for i in failed[:10]:
+        point = ", ".join(f"{d}={ds[d].values[j]}" for d, j in zip(dims, i, strict=True))
+        print(_printable(f"  failed at {point}: {ds['message'].values[i]}"))
+    if len(failed) > 10:
+        print(f"  ... and {len(failed) - 10} more failed points (status and message in sweep.nc)")
     return 0
 
 
@@ -357,11 +407,39 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--force", action="store_true", help="overwrite an existing output file")
     ex.set_defaults(func=_cmd_export)
 
-    pl = sub.add_parser("plot", help="plot a result file (a Gibbs fixed point as an equilibrium)")
-    pl.add_argument("file", metavar="FILE.h5")
+    pl = sub.add_parser("plot", help="plot a result file (a Gibbs fixed point as an equilibrium)"
+                        " or the phase diagram of a sweep directory")
+    pl.add_argument("file", metavar="FILE.h5|DIR")
     pl.add_argument("-o", "--output", required=True, metavar="FIG",
                     help="figure file; the format follows the extension: .png, .pdf or .svg")
     pl.set_defaults(func=_cmd_plot)
+
+    sw = sub.add_parser("sweep", help="run a parameter sweep (one Dask task per point) and "
+                        "collate DIR/sweep.nc")
+    sw.add_argument("target", help=target_help)
+    sw.add_argument("--vary", action="append", default=[], required=True,
+                    metavar="KEY=V1,V2,...|KEY=start:stop:num",
+                    help="a key and its values, e.g. --vary model.delta=0.6,0.8 or --vary "
+                         "model.d=20:80:4 (repeatable: the sweep is the Cartesian product)")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a value of the base config (repeatable)")
+    sw.add_argument("--command", choices=("solve", "gibbs", "sgd"), default="solve",
+                    help="what runs at each point (default solve)")
+    where = sw.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="a running Dask scheduler, tcp://HOST:PORT (its workers must see "
+                            "DIR at the same path); default: a local cluster")
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="worker processes of the local cluster (default: one per core)")
+    sw.add_argument("-o", "--output", required=True, metavar="DIR",
+                    help="sweep directory: one result file per point and sweep.nc; running the "
+                         "same command again continues the sweep")
+    sw.add_argument("--force", action="store_true",
+                    help="recompute point files that hold runs of another config or command")
+    sw.add_argument("--retry-failed", action="store_true",
+                    help="run again the points whose earlier run failed")
+    sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(func=_cmd_sweep)
 
     c = sub.add_parser("config", help="print the resolved configuration as TOML")
     c.add_argument("target", help=target_help)

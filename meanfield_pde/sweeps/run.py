@@ -1,0 +1,228 @@
+"""The sweep engine: one Dask task per point, a progress bar over points, the table at the end.
+
+:func:`sweep` resolves the points (:mod:`.points`), looks at their files (:mod:`.files`: what is
+finished, failed, interrupted), submits one :func:`~.task.run_point` task per point still to
+do on a Dask client (:func:`meanfield_pde.cluster.open_client`: a local cluster of
+single-threaded worker processes, or a running cluster by address), collects the small records
+as the tasks end, and collates ``DIR/sweep.nc`` from the files (:mod:`.table`).
+
+Fault tolerance comes from the files, not from the client: every point file is complete on its
+own and checkpointed, so a worker lost mid-task is retried by Dask (the retry resumes the
+file), a client killed with SIGKILL loses no finished point (the rerun skips it and rebuilds
+the table), and SIGINT / SIGTERM (``stop``) cancel what is pending, close the cluster, write the
+table of what is done and raise :class:`SweepInterrupted`.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import Config
+from ..errors import ConfigError, MeanFieldError
+from ..io.layout import one_line
+from ..runner.trackers import NEVER, SIGNAL_NAMES, StopFlag
+from .files import COMMANDS, PointState, point_state
+from .points import Point, make_points
+from .table import TABLE_NAME, build_table, point_paths, write_table
+from .task import run_point
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["SweepCounts", "SweepInterrupted", "sweep"]
+
+#: times Dask reruns a task whose function raised (a lost worker's task is rescheduled anyway)
+RETRIES = 2
+#: seconds between looks at the stop flag while waiting for tasks
+POLL_SECONDS = 0.25
+#: seconds between asking the scheduler whether it has workers
+WORKER_CHECK_SECONDS = 5.0
+#: a sweep gives up (keeping what is done) after this long without any worker
+NO_WORKERS_TIMEOUT = 600.0
+
+
+class SweepInterrupted(MeanFieldError):
+    """A sweep stopped by SIGINT / SIGTERM: the finished points are kept and the table written;
+    running the same sweep again continues it.  :attr:`exit_code` is 128 + the signal."""
+
+    def __init__(self, out_dir: Path, signum: int, n_done: int, n_points: int):
+        self.out_dir, self.signum, self.n_done, self.n_points = out_dir, signum, n_done, n_points
+        super().__init__(f"interrupted by {self.signal_name}: {n_done} of {n_points} points "
+                         f"finished, kept in {out_dir} (table {out_dir / TABLE_NAME}); continue "
+                         "by calling the same sweep(...) again")
+
+    @property
+    def signal_name(self) -> str:
+        return SIGNAL_NAMES.get(self.signum, f"signal {self.signum}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@dataclass
+class SweepCounts:
+    """What one call did: points computed, failed (this time, or invalid), skipped (finished
+    or failed before)."""
+
+    ran: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        if not record.get("ran"):
+            self.skipped += 1
+        elif record.get("status") == "ok":
+            self.ran += 1
+        else:
+            self.failed += 1
+
+
+def _plan(points: Sequence[Point], paths: Sequence[Path], command: str, overwrite: bool,
+          retry_failed: bool, counts: SweepCounts) -> list[tuple[Point, Path]]:
+    """The points to submit; the others counted (invalid: failed; done: skipped)."""
+    todo, foreign = [], []
+    for p, path in zip(points, paths, strict=True):
+        if p.config is None:
+            counts.add({"ran": True, "status": "failed", "message": p.error})
+            continue
+        state = point_state(path, p.config, command)
+        if state is PointState.FOREIGN and not overwrite:
+            foreign.append(path)
+        if state is PointState.FINISHED or (state is PointState.FAILED and not retry_failed):
+            counts.add({"ran": False, "status": "ok" if state is PointState.FINISHED
+                                   else "failed", "message": "(failed before)"})
+        else:
+            todo.append((p, path))
+    if foreign:
+        raise ConfigError(
+            f"{foreign[0]}{f' and {len(foreign) - 1} more point files' if len(foreign) > 1 else ''}"
+            " hold runs of another base config or command; rerun with the original settings, "
+            "choose another output directory, or overwrite them (--force / overwrite=True)")
+    return todo
+
+
+def _collect(client, futures: list, counts: SweepCounts, bar, stop: StopFlag,
+             no_workers_timeout: float) -> str:
+    """Wait for the tasks as they complete, counting their records.  Returns "done", or
+    "stopped" when ``stop`` was set first, or "no_workers" when the cluster had no worker for
+    ``no_workers_timeout`` seconds (then the pending tasks are cancelled)."""
+    done: queue.Queue = queue.Queue()
+    for fut in futures:
+        fut.add_done_callback(done.put)  # called in the client's thread
+    remaining = set(futures)
+    last_worker = last_check = time.monotonic()
+    while remaining:
+        now = time.monotonic()
+        if now - last_check >= WORKER_CHECK_SECONDS:
+            last_check = now
+            if client.nthreads():
+                last_worker = now
+        if stop or now - last_worker >= no_workers_timeout:
+            client.cancel(list(remaining))
+            return "stopped" if stop else "no_workers"
+        try:
+            fut = done.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            continue
+        remaining.discard(fut)
+        try:
+            record = fut.result()
+        except Exception as exc:  # noqa: BLE001 - KilledWorker, a bug: one point's failure
+            record = {"ran": True, "status": "failed",
+                      "message": f"task failed: {type(exc).__name__}: {one_line(exc)}"}
+        counts.add(record)
+        bar.update(1)
+        bar.set_postfix_str(f"ran {counts.ran}, failed {counts.failed}, skipped "
+                            f"{counts.skipped}", refresh=False)
+    return "done"
+
+
+def sweep(cfg: Config, vary: Mapping[str, Sequence[Any]], command: str = "solve",
+          out_dir: str | Path | None = None, *, scheduler: str | None = None,
+          workers: int | None = None, overwrite: bool = False, retry_failed: bool = False,
+          progress: bool = False, stop: StopFlag = NEVER, retries: int = RETRIES,
+          no_workers_timeout: float = NO_WORKERS_TIMEOUT) -> xr.Dataset:
+    """Run ``command`` (``"solve"``, ``"gibbs"`` or ``"sgd"``) at every point of the Cartesian
+    product of ``vary`` (dotted key -> values) applied to ``cfg``, one Dask task per point, and
+    return the collated table (an ``xarray.Dataset``, also written to ``out_dir/sweep.nc``; see
+    :mod:`meanfield_pde.sweeps.table`).
+
+    Parameters
+    ----------
+    out_dir: the sweep directory (default ``runs/sweep-<problem>``): one result file per point
+        plus the table.  Calling again with the same arguments skips the finished points,
+        resumes the interrupted ones from their checkpoints and rebuilds the table; new values
+        add points.
+    scheduler: address of a running Dask scheduler (``tcp://HOST:PORT``); its workers must see
+        ``out_dir`` at the same path.  None: a local cluster of ``workers`` single-threaded
+        processes (default one per core).
+    overwrite: recompute point files holding a run of another config or command (else a
+        :class:`~meanfield_pde.errors.ConfigError` before anything runs).
+    retry_failed: run again the points whose earlier run failed (else they are kept as failed).
+    progress: a progress bar over points on stderr (on a terminal).
+    stop: a flag set by a signal handler (:func:`~meanfield_pde.runner.trackers.trap_signals`):
+        cancel what is pending and raise :class:`SweepInterrupted`.
+    retries: times Dask reruns a task whose function raised.
+    no_workers_timeout: give up after this many seconds without any worker on the cluster
+        (workers never started, or all lost), keeping what is done.
+
+    A point failing with a :class:`~meanfield_pde.errors.MeanFieldError` (a value the schema
+    refuses, mass at a wall, a non-finite state, ...) is recorded with its one-line message
+    (``status``/``message`` in the table) and the others go on.  The table's attributes
+    ``n_ran``, ``n_failed``, ``n_skipped`` count what this call did (:class:`SweepCounts`).
+
+    Raises:
+        ConfigError: unknown command or key, malformed values, point files of another config
+            (without ``overwrite``), an unreachable scheduler, a cluster without workers for
+            ``no_workers_timeout`` seconds (the table of what is done is written first).
+        SweepInterrupted: ``stop`` was set; finished points and the table are kept.
+    """
+    from tqdm import tqdm
+
+    from ..cluster import open_client
+
+    if command not in COMMANDS:
+        raise ConfigError(f"command {command!r} cannot be swept; choose one of "
+                          f"{', '.join(COMMANDS)}")
+    vary = {k: list(v) for k, v in vary.items()}
+    points = make_points(cfg, vary)
+    out = Path(out_dir if out_dir is not None else Path("runs") / f"sweep-{cfg.problem}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file; give the sweep a directory with -o DIR")
+    out = out.resolve()  # the workers may run elsewhere: absolute paths
+    paths = point_paths(points, list(vary), out)
+    counts = SweepCounts()
+    todo = _plan(points, paths, command, overwrite, retry_failed, counts)
+    status = "done"
+    if todo:
+        with open_client(scheduler, workers) as client, \
+                tqdm(total=len(points), initial=len(points) - len(todo), unit="point",
+                     desc="sweep", disable=None if progress else True, leave=False) as bar:
+            out.mkdir(parents=True, exist_ok=True)  # once the cluster is there
+            futures = [client.submit(run_point, command, p.config.to_dict(), str(path),
+                                     uuid.uuid4().hex, retry_failed=retry_failed,
+                                     overwrite=overwrite, retries=retries, pure=False,
+                                     key=f"sweep-point-{path.stem}-{uuid.uuid4().hex[:8]}")
+                       for p, path in todo]
+            status = _collect(client, futures, counts, bar, stop, no_workers_timeout)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = build_table(cfg, vary, points, out, command)
+    ds.attrs.update(n_ran=counts.ran, n_failed=counts.failed, n_skipped=counts.skipped)
+    write_table(ds, out)
+    if status == "stopped":
+        n_done = int((ds["status"] != "pending").sum())
+        raise SweepInterrupted(out, stop.signum or signal.SIGINT, n_done, len(points))
+    if status == "no_workers":
+        where = scheduler or "the local cluster"
+        raise ConfigError(f"no Dask worker was connected to {where} for {no_workers_timeout:g} s;"
+                          f" start workers (`dask worker {scheduler or 'ADDRESS'}`, seeing {out}) "
+                          "and run the same sweep again: finished points are kept")
+    return ds
