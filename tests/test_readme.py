@@ -36,7 +36,8 @@ SMALL = {
     "single-neuron": [*NEURON_SMALL, *NEURON_BOX, "sgd.n_neurons=20", "sgd.eps=1e-3"],
 }
 SMALL_VALIDATE = ["--widths", "10", "20", "--seeds", "0", "--workers", "1"]
-WITH_SET = {"solve", "gibbs", "sgd", "validate"}
+WITH_SET = {"solve", "gibbs", "sgd", "validate", "sweep"}
+SMALL_SWEEP = ["--set", "time.t_end=1", "--set", "lagrangian.mass_cells=20"]  # 16 short points
 
 # README commands that fail today because of a known defect fixed elsewhere: {substring: reason}
 KNOWN_FAILURES: dict[str, str] = {}
@@ -125,6 +126,8 @@ def _run_shell(command: str, cwd: Path) -> tuple[int, str, list[str], set[Path],
             args += ["--set", item]
         if args[0] == "validate":
             args += SMALL_VALIDATE
+        if args[0] == "sweep":
+            args += SMALL_SWEEP
     if args[0] in ("resume", "info", "plot") and not (cwd / args[1]).exists():
         _interrupted_run(cwd / args[1])
     before = set(cwd.rglob("*"))
