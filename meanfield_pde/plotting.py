@@ -282,6 +282,21 @@ def marginal(result: Result, coord: str) -> tuple[np.ndarray, np.ndarray]:
     return edges, values
 
 
+def default_view(result: Result) -> str:
+    """The view a problem's figures use by default: ``DEFAULT_VIEW`` of the module of its
+    ``plot_run``, else ``density``."""
+    import sys
+
+    from meanfield_pde.problems import registry
+
+    try:
+        plotter = registry.get(result.problem).plot_run
+    except ConfigError:
+        return "density"
+    module = sys.modules.get(getattr(plotter, "__module__", ""), None)
+    return str(getattr(module, "DEFAULT_VIEW", "density"))
+
+
 def is_noisy(result: Result) -> bool:
     """True if the result's ``noise.beta`` is finite (entropy in the free energy)."""
     beta = (result.config.get("noise") or {}).get("beta", "inf")
