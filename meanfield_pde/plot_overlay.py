@@ -67,7 +67,11 @@ def draw_overlay(result: Result, sgd: Result, fig: Figure, options: PlotOptions)
     the PDE marginal and the SGD histogram at each chosen time, both on the same bins."""
     coords, z = _particles(result, sgd)
     t, ts = np.asarray(result.t, dtype=float), np.asarray(sgd.t, dtype=float)
-    indices = select_times(t, options.times, N_TIMES)
+    if options.times is None:  # spread over the times both runs cover
+        common = t[t <= ts[-1] + (float(np.max(np.diff(ts))) if ts.size > 1 else 0.0)]
+        indices = select_times(common if common.size else t, None, N_TIMES)
+    else:
+        indices = select_times(t, options.times, N_TIMES)
     view = options.view_or("density")
     single = options.size == "single"
     nrows, ncols = (len(indices), len(coords)) if single else (len(coords), len(indices))

@@ -355,7 +355,8 @@ def plot_heatmap(result: Result, coord: str = "r", view: str = "density",
 def plot_profiles(result: Result, coord: str = "r", times: Sequence[float] | None = None,
                   view: str = "density", ax: Axes | None = None, n: int = N_PROFILES) -> Figure:
     """The marginal of ``coord`` at the outputs nearest ``times`` (default ~``n`` spread in
-    time), one curve per time coloured from dark (early) to light (late)."""
+    time), one curve per time coloured from dark (early) to light (late); the legend sits above
+    the panel (in place of a title)."""
     from matplotlib import colormaps
 
     fig, ax = _axes(ax)
@@ -377,7 +378,8 @@ def plot_profiles(result: Result, coord: str = "r", times: Sequence[float] | Non
     ax.set_xlim(*mass_range(edges, values[indices]))
     ax.set_xlabel(COORD_LABELS.get(coord, coord))
     ax.set_ylabel(view_label(view, coord))
-    ax.legend(loc="best", handlelength=1.2)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=min(len(indices), 3),
+              handlelength=1.2, columnspacing=1.0, borderaxespad=0.2)  # above: curves fill it
     return fig
 
 

@@ -57,7 +57,6 @@ def plot_run(result: Result, fig: Figure, options: PlotOptions | None = None) ->
         axes[2].set_title("free energy (decreases)")
     plot_profiles(result, "r", options.times, view, ax=ax_prof)
     ax_prof.set_xlabel(R_LABEL)
-    ax_prof.set_title(VIEW_TITLES[view])
 
 
 def plot_equilibrium(result: Result, fig: Figure, options: PlotOptions | None = None) -> None:

@@ -96,14 +96,15 @@ def _sr_panels(sub: SubFigure, result: Result, indices: list[int], view: str,
         z = np.asarray(result["particles"], dtype=float)[indices]
         w = np.asarray(result.grid["particle_weights"], dtype=float)
         order = np.argsort(w)
-        size = 12.0 * w[order] / max(float(w.max()), 1e-300)
+        size = 20.0 * w[order] / max(float(w.max()), 1e-300)
         lo, hi = float(z[..., 0].min()), float(z[..., 0].max())
         for ax, zk in zip(axes, z, strict=True):
             art = ax.scatter(zk[order, 1], zk[order, 2], s=size, c=zk[order, 0], cmap="viridis",
                              vmin=lo, vmax=hi if hi > lo else lo + 1, linewidths=0,
                              rasterized=True)
         label, what = "a (particle colour)", "particles"
-        box = [(float(z[..., c].min()), float(z[..., c].max())) for c in (1, 2)]
+        heavy = w >= 1e-3 * w.max()  # the box holds the particles that carry the mass
+        box = [(float(z[:, heavy, c].min()), float(z[:, heavy, c].max())) for c in (1, 2)]
     else:
         a_edges = np.asarray(result.grid["a_edges"], dtype=float)
         rho = np.asarray(result["density"], dtype=float)[indices]
