@@ -34,6 +34,7 @@ _LAZY = {
     "resume": "runner.resume", "validate": "validation", "load": "io",
     "load_checkpoint": "io", "plot_result": "plotting", "register_problem": "problems.registry",
     "problem_names": "problems.registry", "export_netcdf": "io",
+    "plot": "plotting", "animate": "animation",
 }
 _ALIASES = {"register_problem": "register", "problem_names": "names"}
 
