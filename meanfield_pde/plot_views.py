@@ -65,7 +65,13 @@ def time_axis(ax: Axes, t: np.ndarray) -> None:
     """Scale and label the x axis of ``ax`` for output times ``t`` (t = 0 always shown)."""
     if symlog_time(t):
         first = float(t[t > 0][0])
-        ax.set_xscale("symlog", linthresh=first, linscale=0.4)
+        from matplotlib.ticker import FixedLocator
+
+        ax.set_xscale("symlog", linthresh=first, linscale=1.0)
+        lo, hi = math.ceil(math.log10(first)), math.floor(math.log10(float(t[-1])))
+        step = 1 if hi - lo <= 3 else 2  # > 3 decades: label every other one
+        ax.xaxis.set_major_locator(FixedLocator([0.0] + [10.0**k for k in range(hi, lo - 1,
+                                                                                 -step)]))
         ax.set_xlabel(f"t (log scale above {first:.2g})")
     else:
         ax.set_xlabel("t")
@@ -166,7 +172,9 @@ def mass_range(edges: np.ndarray, values: np.ndarray, tail: float = 1e-4) -> tup
     lo_i = int(np.argmax((cdf > tail).any(axis=0)))
     below = np.flatnonzero((cdf < 1.0 - tail).any(axis=0))
     hi_i = int(below.max()) if below.size else cdf.shape[-1] - 1
-    lo, hi = float(edges[lo_i]), float(edges[min(hi_i + 1, edges.size - 1)])
+    # cell i spans edges[i:i + 2] and cdf[i] is the mass up to edges[i + 1]: mass beyond a
+    # cell with cdf < 1 - tail lies in the next one
+    lo, hi = float(edges[lo_i]), float(edges[min(hi_i + 2, edges.size - 1)])
     pad = 0.05 * (hi - lo)
     lo = float(edges[0]) if lo - edges[0] < 0.25 * (hi - lo) else lo - pad  # keep r = 0 in view
     return lo, min(float(edges[-1]), hi + pad)

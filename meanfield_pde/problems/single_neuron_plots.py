@@ -81,14 +81,15 @@ def plot_run(result: Result, fig: Figure, options: PlotOptions | None = None) ->
     if not single:
         plot_profiles(result, "r", [float(t[k]) for k in indices], view, ax=panels[-1])
         panels[-1].set_xlabel(LABELS["r"])
-    _sr_panels(bottom, result, indices, view, 2 if single else len(indices))
+    ncols = 2 if single else len(indices)
+    _sr_panels(bottom, _grid(bottom, len(indices), ncols), result, indices, view)
 
 
-def _sr_panels(sub: SubFigure, result: Result, indices: list[int], view: str,
-               ncols: int) -> None:
-    """The (s, r) law at each snapshot of ``indices``: the weighted particles of a Lagrangian run
-    (colour = a) or the (s, r) marginal density, with one colour scale and bar for all."""
-    axes = _grid(sub, len(indices), ncols)
+def _sr_panels(sub: Figure | SubFigure, axes: list[Axes], result: Result, indices: list[int],
+               view: str, equilibrium: bool = False) -> None:
+    """The (s, r) law at each snapshot of ``indices`` on ``axes`` (rows of panels): the weighted
+    particles of a Lagrangian run (colour = a) or the (s, r) marginal density, with one colour
+    scale and one bar (on ``sub``) for all."""
     t = result.t
     s_edges = np.asarray(result.grid["s_edges"], dtype=float)
     r_edges = np.asarray(result.grid["r_edges"], dtype=float)
@@ -118,16 +119,18 @@ def _sr_panels(sub: SubFigure, result: Result, indices: list[int], view: str,
             art = ax.pcolormesh(s_edges, r_edges, sk.T, shading="flat", norm=norm,
                                 cmap="viridis", rasterized=True)
         label, what = view_label(sr_view, "(s, r)"), "(s, r) law"
-        box = [(s_edges[0], s_edges[-1]), (r_edges[0], r_edges[-1])]
+        box = None
     sub.colorbar(art, ax=axes, label=label, shrink=0.9)
+    lefts = min(ax.get_subplotspec().colspan.start for ax in axes)
     for ax, k in zip(axes, indices, strict=True):
-        (s_lo, s_hi), (r_lo, r_hi) = box
-        pad_s, pad_r = 0.1 * (s_hi - s_lo) + 1e-3, 0.1 * (r_hi - r_lo) + 1e-3
-        ax.set_xlim(s_lo - pad_s, s_hi + pad_s)
-        ax.set_ylim(max(0.0, r_lo - pad_r), r_hi + pad_r)
+        if box is not None:  # particles: zoom on them
+            (s_lo, s_hi), (r_lo, r_hi) = box
+            pad_s, pad_r = 0.1 * (s_hi - s_lo) + 1e-3, 0.1 * (r_hi - r_lo) + 1e-3
+            ax.set_xlim(s_lo - pad_s, s_hi + pad_s)
+            ax.set_ylim(max(0.0, r_lo - pad_r), r_hi + pad_r)
         ax.set_xlabel(LABELS["s"])
-        ax.set_ylabel(LABELS["r"] if ax in axes[::ncols] else "")
-        ax.set_title(f"{what}, t = {t[k]:.3g}")
+        ax.set_ylabel(LABELS["r"] if ax.get_subplotspec().colspan.start == lefts else "")
+        ax.set_title(what if equilibrium else f"{what}, t = {t[k]:.3g}")
 
 
 def plot_equilibrium(result: Result, fig: Figure, options: PlotOptions | None = None) -> None:
@@ -143,9 +146,7 @@ def plot_equilibrium(result: Result, fig: Figure, options: PlotOptions | None = 
         ax.get_legend().remove()
         ax.set_xlabel(LABELS[name])
         ax.grid(True, which="major", alpha=0.3)
-    axes[3].remove()
-    sub = fig.add_subfigure(axes[3].get_subplotspec())
-    _sr_panels(sub, result, [result.t.size - 1], view, 1)
+    _sr_panels(fig, axes[3:], result, [result.t.size - 1], view, equilibrium=True)
     caption = equilibrium_caption(result)
     if caption:
         axes[0].set_title(caption)
