@@ -201,8 +201,9 @@ def plot_profiles(result: Result, coord: str = "r", times: Sequence[float] | Non
     ax.set_xlim(*mass_range(edges, values[indices]))
     ax.set_xlabel(COORD_LABELS.get(coord, coord))
     ax.set_ylabel(view_label(view, coord))
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=min(len(indices), 3),
-              handlelength=1.2, columnspacing=1.0, borderaxespad=0.2)  # above: curves fill it
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0),  # above: curves fill the panel
+              ncols=len(indices) if len(indices) <= 4 else 3, handlelength=1.2,
+              columnspacing=1.0, borderaxespad=0.2)
     return fig
 
 
