@@ -20,6 +20,7 @@ from .errors import ConfigError, DataError, OutputExists
 from .io import Result
 from .plotting import (
     _style,
+    coord_label,
     default_view,
     marginal,
     mass_range,
@@ -151,7 +152,7 @@ def _movie_figure(result: Result, view: str, size: str):
             else:
                 ax.set_ylim(0.0, 1.05 * top if top > 0 else 1.0)
             ax.set_xlim(*mass_range(edges, values))
-            ax.set_xlabel(coord)
+            ax.set_xlabel(coord_label(result, coord))
             ax.set_ylabel(view_label(view, coord))
         title = fig.suptitle("")
 

@@ -17,6 +17,7 @@ import numpy as np
 from .errors import DataError
 from .plotting import (
     PlotOptions,
+    coord_label,
     figure_title,
     marginal,
     mass_range,
@@ -88,7 +89,7 @@ def draw_overlay(result: Result, sgd: Result, fig: Figure, options: PlotOptions)
             _panel(ax, edges, values[k], z[ks, :, c], bins, view,
                    "SGD" if same else f"SGD at t = {ts[ks]:.3g}")
             ax.set_title(f"{coord}, t = {t[k]:.3g}")
-            ax.set_xlabel(coord)
+            ax.set_xlabel(coord_label(result, coord))
             ax.set_ylabel(view_label(view, coord) if ax in axes[:, 0] else "")
     axes[0, 0].legend(loc="best")
     n = z.shape[1]

@@ -209,9 +209,8 @@ def marginal(result: Result, coord: str) -> tuple[np.ndarray, np.ndarray]:
     return edges, values
 
 
-def default_view(result: Result) -> str:
-    """The view a problem's figures use by default: ``DEFAULT_VIEW`` of the module of its
-    ``plot_run``, else ``density``."""
+def _plot_module_attr(result: Result, name: str, default: Any) -> Any:
+    """Attribute ``name`` of the module defining the problem's ``plot_run``, else ``default``."""
     import sys
 
     from meanfield_pde.problems import registry
@@ -219,9 +218,21 @@ def default_view(result: Result) -> str:
     try:
         plotter = registry.get(result.problem).plot_run
     except ConfigError:
-        return "density"
+        return default
     module = sys.modules.get(getattr(plotter, "__module__", ""), None)
-    return str(getattr(module, "DEFAULT_VIEW", "density"))
+    return getattr(module, name, default)
+
+
+def default_view(result: Result) -> str:
+    """The view a problem's figures use by default: ``DEFAULT_VIEW`` of the module of its
+    ``plot_run``, else ``density``."""
+    return str(_plot_module_attr(result, "DEFAULT_VIEW", "density"))
+
+
+def coord_label(result: Result, coord: str) -> str:
+    """Axis label of a coordinate: ``LABELS[coord]`` of the module of the problem's
+    ``plot_run`` (e.g. "r = |w|"), else the coordinate's name."""
+    return str(_plot_module_attr(result, "LABELS", {}).get(coord, coord))
 
 
 def is_noisy(result: Result) -> bool:

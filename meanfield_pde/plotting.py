@@ -50,6 +50,7 @@ from meanfield_pde.plot_views import (  # re-exported: the problems' plotters im
     VIEWS,
     _cmap,
     _colorbar,
+    coord_label,
     default_view,
     is_noisy,
     marginal,
@@ -93,7 +94,6 @@ STYLE = {"font.size": FONT_PT, "axes.titlesize": FONT_PT, "axes.labelsize": FONT
          "figure.titlesize": FONT_PT + 1, "lines.linewidth": 1.2, "axes.linewidth": 0.6,
          "legend.frameon": False, "svg.fonttype": "none", "pdf.fonttype": 42}
 """Matplotlib rc settings of every figure (fonts >= 8 pt at print size)."""
-COORD_LABELS = {"r": "r", "a": "a", "s": "s"}  # problems relabel (e.g. r = |w|)
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def plot_heatmap(result: Result, coord: str = "r", view: str = "density",
                          norm=norm or view_norm([shown], view), rasterized=True)
     _colorbar(fig, mesh, ax, view, view_label(view, coord))
     ax.set_ylim(*mass_range(edges, values))
-    ax.set_ylabel(COORD_LABELS.get(coord, coord))
+    ax.set_ylabel(coord_label(result, coord))
     return fig
 
 
@@ -199,7 +199,7 @@ def plot_profiles(result: Result, coord: str = "r", times: Sequence[float] | Non
         ax.set_yscale("log")
         ax.set_ylim(top * 10.0 ** -LOG_VIEW_DECADES, top * 2.0)
     ax.set_xlim(*mass_range(edges, values[indices]))
-    ax.set_xlabel(COORD_LABELS.get(coord, coord))
+    ax.set_xlabel(coord_label(result, coord))
     ax.set_ylabel(view_label(view, coord))
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0),  # above: curves fill the panel
               ncols=len(indices) if len(indices) <= 4 else 3, handlelength=1.2,

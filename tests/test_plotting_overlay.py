@@ -52,7 +52,7 @@ def test_single_neuron_overlay_draws_a_s_r(tmp_path: Path, size: str, shape) -> 
     fig = plot(pde, overlay=sgd, times=[0.0, 2.0], size=size)
     axes = fig.get_axes()
     assert len(axes) == shape[0] * shape[1]
-    assert {ax.get_xlabel() for ax in axes} == {"a", "s", "r"}
+    assert {ax.get_xlabel()[0] for ax in axes} == {"a", "s", "r"}  # e.g. "s = ⟨w, w*⟩"
 
 
 def test_overlay_refuses_wrong_files(tmp_path: Path, capsys) -> None:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 FIGSIZE = (7.2, 2.4)  # inches, of a run's figure at double-column width (rows add height)
 EQUILIBRIUM_FIGSIZE = (7.2, 2.4)  # of a Gibbs fixed point's
 DEFAULT_VIEW = "cdf"
-R_LABEL = "r = |w|"
+LABELS = {"r": "r = |w|"}  # axis labels of the coordinates (plotting.coord_label)
 VIEW_TITLES = {"density": "density of r", "cdf": "CDF of r", "logdensity": "log density of r"}
 
 
@@ -48,7 +48,6 @@ def plot_run(result: Result, fig: Figure, options: PlotOptions | None = None) ->
     axes = panel_grid(fig, n, options.size, width_ratios=[1.3, 1.0, 1.0])
     ax_map, ax_risk, ax_prof = axes[0], axes[1], axes[-1]
     plot_heatmap(result, "r", view, ax=ax_map)
-    ax_map.set_ylabel(R_LABEL)
     ax_map.set_title(VIEW_TITLES[view] + " over time")
     plot_energy(result, "risk", ax=ax_risk)
     ax_risk.set_title("risk")
@@ -56,7 +55,6 @@ def plot_run(result: Result, fig: Figure, options: PlotOptions | None = None) ->
         plot_energy(result, "free_energy", ax=axes[2])
         axes[2].set_title("free energy (decreases)")
     plot_profiles(result, "r", options.times, view, ax=ax_prof)
-    ax_prof.set_xlabel(R_LABEL)
 
 
 def plot_equilibrium(result: Result, fig: Figure, options: PlotOptions | None = None) -> None:
@@ -69,7 +67,6 @@ def plot_equilibrium(result: Result, fig: Figure, options: PlotOptions | None = 
     for ax, v in zip(axes, views, strict=True):
         plot_profiles(result, "r", [float(result.t[-1])], v, ax=ax)
         ax.get_legend().remove()
-        ax.set_xlabel(R_LABEL)
         ax.grid(True, which="major", alpha=0.3)
         ax.set_title(VIEW_TITLES[v])
     caption = equilibrium_caption(result)

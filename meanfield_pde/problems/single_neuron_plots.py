@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from ..io import Result
 
-LABELS = {"a": "a", "s": "s = ⟨w, w*⟩", "r": "r = |P⊥w|"}
+LABELS = {"a": "a", "s": "s = ⟨w, w*⟩", "r": "r = |P⊥w|"}  # axis labels (plotting.coord_label)
 FIGSIZE = (7.2, 6.6)  # inches, of a run's figure at double-column width
 EQUILIBRIUM_FIGSIZE = (7.2, 4.6)  # of a Gibbs fixed point's
 DEFAULT_VIEW = "cdf"
@@ -73,14 +73,12 @@ def plot_run(result: Result, fig: Figure, options: PlotOptions | None = None) ->
     top, middle, bottom = fig.subfigures(3, 1, height_ratios=heights)
     for ax, name in zip(_grid(top, 3, 1 if single else 3), "asr", strict=True):
         plot_heatmap(result, name, view, ax=ax)
-        ax.set_ylabel(LABELS[name])
     panels = _grid(middle, len(energies) + (0 if single else 1),
                    1 if single else len(energies) + 1)
     for ax, name in zip(panels, energies, strict=False):
         plot_energy(result, name, ax=ax)
     if not single:
         plot_profiles(result, "r", [float(t[k]) for k in indices], view, ax=panels[-1])
-        panels[-1].set_xlabel(LABELS["r"])
     ncols = 2 if single else len(indices)
     _sr_panels(bottom, _grid(bottom, len(indices), ncols), result, indices, view)
 
@@ -144,7 +142,6 @@ def plot_equilibrium(result: Result, fig: Figure, options: PlotOptions | None = 
     for ax, name in zip(axes[:3], "asr", strict=True):
         plot_profiles(result, name, [float(result.t[-1])], view, ax=ax)
         ax.get_legend().remove()
-        ax.set_xlabel(LABELS[name])
         ax.grid(True, which="major", alpha=0.3)
     _sr_panels(fig, axes[3:], result, [result.t.size - 1], view, equilibrium=True)
     caption = equilibrium_caption(result)
