@@ -90,7 +90,8 @@ def draw_overlay(result: Result, sgd: Result, fig: Figure, options: PlotOptions)
                    "SGD" if same else f"SGD at t = {ts[ks]:.3g}")
             ax.set_title(f"{coord}, t = {t[k]:.3g}")
             ax.set_xlabel(coord_label(result, coord))
-            ax.set_ylabel(view_label(view, coord) if ax in axes[:, 0] else "")
+            mixed = single and len(coords) > 1  # a row holds several coordinates
+            ax.set_ylabel("" if ax not in axes[:, 0] else view_label(view, "x" if mixed else coord))
     axes[0, 0].legend(loc="best")
     n = z.shape[1]
     fig.suptitle(figure_title(result, options.width) + f"\nPDE against SGD with N = {n}")
