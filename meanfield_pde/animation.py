@@ -157,6 +157,7 @@ def _movie_figure(result: Result, view: str, size: str):
         title = fig.suptitle("")
 
     def update(k: int):
+        """Draw snapshot ``k``: new curves, the time in the title."""
         for artist, shown in steps:
             if hasattr(artist, "set_ydata"):
                 artist.set_ydata(shown[k])

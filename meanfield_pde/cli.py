@@ -285,6 +285,39 @@ def _cli_words(exc: MeanFieldError) -> str:
     return str(exc)
 
 
+def _add_plot_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ``plot`` and ``animate`` subcommands."""
+    pl = sub.add_parser("plot", help="plot a result file (a Gibbs fixed point as an equilibrium)")
+    pl.add_argument("file", metavar="FILE.h5")
+    pl.add_argument("-o", "--output", required=True, metavar="FIG",
+                    help="figure file; the format follows the extension: .png, .pdf or .svg")
+    pl.add_argument("--times", metavar="T1,T2,...",
+                    help="snapshot times to show (the nearest outputs; default: spread over "
+                         "the run)")
+    pl.add_argument("--view", choices=["density", "cdf", "logdensity"], default=None,
+                    help="how marginal densities are shown (default: the problem's, cdf for "
+                         "gaussians and single-neuron)")
+    pl.add_argument("--size", choices=["single", "double"], default="double",
+                    help="single-column (3.5 in) or double-column (7.2 in) width")
+    pl.add_argument("--overlay", metavar="SGD.h5",
+                    help="particle SGD result: its histograms over the PDE marginals")
+    pl.set_defaults(func=_cmd_plot)
+
+    an = sub.add_parser("animate", help="a movie of the marginals over time (.gif or .mp4)")
+    an.add_argument("file", metavar="FILE.h5")
+    an.add_argument("-o", "--output", required=True, metavar="MOVIE",
+                    help=".gif (Pillow) or .mp4 (needs ffmpeg)")
+    an.add_argument("--fps", type=float, default=10.0, help="frames per second (default 10)")
+    an.add_argument("--max-frames", type=int, default=120, metavar="N",
+                    help="frame budget: snapshots are subsampled evenly to at most N "
+                         "(default 120)")
+    an.add_argument("--view", choices=["density", "cdf", "logdensity"], default=None,
+                    help="as for plot (default: the problem's)")
+    an.add_argument("--size", choices=["single", "double"], default="double")
+    an.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    an.set_defaults(func=_cmd_animate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -356,35 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--force", action="store_true", help="overwrite an existing output file")
     ex.set_defaults(func=_cmd_export)
 
-    pl = sub.add_parser("plot", help="plot a result file (a Gibbs fixed point as an equilibrium)")
-    pl.add_argument("file", metavar="FILE.h5")
-    pl.add_argument("-o", "--output", required=True, metavar="FIG",
-                    help="figure file; the format follows the extension: .png, .pdf or .svg")
-    pl.add_argument("--times", metavar="T1,T2,...",
-                    help="snapshot times to show (the nearest outputs; default: spread over "
-                         "the run)")
-    pl.add_argument("--view", choices=["density", "cdf", "logdensity"], default=None,
-                    help="how marginal densities are shown (default: the problem's, cdf for "
-                         "gaussians and single-neuron)")
-    pl.add_argument("--size", choices=["single", "double"], default="double",
-                    help="single-column (3.5 in) or double-column (7.2 in) width")
-    pl.add_argument("--overlay", metavar="SGD.h5",
-                    help="particle SGD result: its histograms over the PDE marginals")
-    pl.set_defaults(func=_cmd_plot)
-
-    an = sub.add_parser("animate", help="a movie of the marginals over time (.gif or .mp4)")
-    an.add_argument("file", metavar="FILE.h5")
-    an.add_argument("-o", "--output", required=True, metavar="MOVIE",
-                    help=".gif (Pillow) or .mp4 (needs ffmpeg)")
-    an.add_argument("--fps", type=float, default=10.0, help="frames per second (default 10)")
-    an.add_argument("--max-frames", type=int, default=120, metavar="N",
-                    help="frame budget: snapshots are subsampled evenly to at most N "
-                         "(default 120)")
-    an.add_argument("--view", choices=["density", "cdf", "logdensity"], default=None,
-                    help="as for plot (default: the problem's)")
-    an.add_argument("--size", choices=["single", "double"], default="double")
-    an.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    an.set_defaults(func=_cmd_animate)
+    _add_plot_parsers(sub)
 
     c = sub.add_parser("config", help="print the resolved configuration as TOML")
     c.add_argument("target", help=target_help)

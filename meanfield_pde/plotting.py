@@ -112,6 +112,7 @@ class PlotOptions:
     size: str = "double"
 
     def __post_init__(self) -> None:
+        """Check view, size and times (ConfigError naming the accepted values)."""
         if self.view is not None and self.view not in VIEWS:
             raise ConfigError(f"view {self.view!r} is not one of {', '.join(VIEWS)}")
         if self.size not in SIZES:
@@ -140,6 +141,7 @@ def _styled(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        """``fn`` in the style, tick labels fixed to it."""
         with _style():
             fig = fn(*args, **kwargs)
             _finish_fonts(fig)
@@ -426,6 +428,7 @@ def plot(result: Result, path: str | os.PathLike | None = None, *,
 
 
 def _format_of(out: Path) -> str:
+    """The matplotlib format of ``out`` from its extension (DataError if unknown)."""
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise DataError(
