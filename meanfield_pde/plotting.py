@@ -304,8 +304,9 @@ def figure_title(result: Result, width: float) -> str:
     noise = result.config.get("noise") or {}
     gibbs = result.attrs.get("solution") == "gibbs_fixed_point"
     if gibbs or is_noisy(result):
-        noise_text = (f"β = {_format_value(float(noise.get('beta', 'nan')))}, "
-                      f"λ = {_format_value(float(noise.get('lam', 0.0)))}")
+        nb = "\u00a0"  # no line break inside "β = 100"
+        noise_text = (f"β{nb}={nb}{_format_value(float(noise.get('beta', 'nan')))}, "
+                      f"λ{nb}={nb}{_format_value(float(noise.get('lam', 0.0)))}")
         title += ("  —  Gibbs equilibrium, " if gibbs else "  —  noisy, ") + noise_text
     elif not result.complete:
         title += f"  [incomplete run: {result.t.size} snapshots]"

@@ -106,7 +106,7 @@ def test_paper_sizes_and_fonts(tmp_path: Path, size: str) -> None:
 def test_noisy_run_has_beta_in_title_and_a_free_energy_panel(tmp_path: Path) -> None:
     result = gaussians_run(tmp_path / "run.h5", noisy=True)
     fig = plot(result)
-    title = fig.get_suptitle()
+    title = fig.get_suptitle().replace("\u00a0", " ")  # non-breaking spaces keep β = 50 whole
     assert "β = 50" in title and "λ = 0.02" in title
     ylabels = [ax.get_ylabel() for ax in _panels(fig)]
     assert "free energy F" in ylabels and "risk R" in ylabels
@@ -160,7 +160,8 @@ def _gibbs(path: Path):
 
 def test_gibbs_result_is_an_equilibrium(tmp_path: Path) -> None:
     fig = plot(_gibbs(tmp_path / "g.h5"))
-    assert "Gibbs equilibrium" in fig.get_suptitle() and "β = 10" in fig.get_suptitle()
+    title = fig.get_suptitle().replace("\u00a0", " ")
+    assert "Gibbs equilibrium" in title and "β = 10" in title
     panels = _panels(fig)
     assert len(panels) == 2 and panels[1].get_yscale() == "log"
     assert not any(ax.get_xlabel().startswith("t") for ax in panels)
