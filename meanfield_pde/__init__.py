@@ -36,7 +36,7 @@ _LAZY = {
     "load_checkpoint": "io", "plot_result": "plotting", "register_problem": "problems.registry",
     "problem_names": "problems.registry", "export_netcdf": "io",
     "sgd": "runner.sgd", "gibbs": "runner.gibbs", "Result": "io",  # the notebook API
-    "sweep": "sweeps.run",
+    "sweep": "sweeps.run", "plot": "plotting", "animate": "animation",
 }
 _ALIASES = {"register_problem": "register", "problem_names": "names", "sgd": "solve_sgd",
             "gibbs": "solve_gibbs"}

@@ -9,11 +9,13 @@
     meanfield-pde gibbs PROBLEM|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
     meanfield-pde info FILE.h5
     meanfield-pde export FILE.h5 --netcdf OUT.nc [--force]
-    meanfield-pde plot FILE.h5 -o FIG.png|FIG.pdf|FIG.svg
+    meanfield-pde plot FILE.h5 -o FIG.png|FIG.pdf|FIG.svg [--times T1,T2,...]
+                        [--view density|cdf|logdensity] [--size single|double] [--overlay SGD.h5]
+    meanfield-pde plot DIR -o FIG.png      (the phase diagram of a sweep)
+    meanfield-pde animate FILE.h5 -o MOVIE.gif|MOVIE.mp4 [--fps N] [--max-frames N] [--force]
     meanfield-pde sweep PROBLEM|CONFIG.toml --vary KEY=V1,V2,... [--vary KEY=start:stop:num]
                         [--set ...] [--command solve|gibbs|sgd]
                         [--scheduler ADDRESS | --workers N] -o DIR [--force] [--retry-failed]
-    meanfield-pde plot DIR -o FIG.png      (the phase diagram of a sweep)
     meanfield-pde config PROBLEM|CONFIG.toml [--set ...] [--keys [--markdown]]
 
 PROBLEM is the name (or an alias) of a registered problem (:mod:`meanfield_pde.problems`), e.g.
@@ -233,16 +235,42 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_times(text: str | None) -> list[float] | None:
+    """``--times 0,1,5`` -> [0.0, 1.0, 5.0]; a malformed list is a one-line ConfigError."""
+    if text is None:
+        return None
+    try:
+        times = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        times = []
+    if not times or not all(np.isfinite(times)):
+        raise ConfigError(f"--times {text!r} is not a comma-separated list of numbers, e.g. "
+                          "--times 0,1,5")
+    return times
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from .io import load
-    from .plotting import plot_result
+    from .plotting import plot
 
     if Path(args.file).is_dir():  # a sweep directory: its phase diagram
         from .sweeps.plot import plot_sweep
 
         print(f"wrote {plot_sweep(args.file, args.output)}")
         return 0
-    out = plot_result(load(args.file), args.output)
+    overlay = load(args.overlay) if args.overlay else None
+    plot(load(args.file), args.output, times=_parse_times(args.times), view=args.view,
+         size=args.size, overlay=overlay, overwrite=args.force)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_animate(args: argparse.Namespace) -> int:
+    from .animation import animate
+    from .io import load
+
+    out = animate(load(args.file), args.output, fps=args.fps, max_frames=args.max_frames,
+                  view=args.view, size=args.size, force=args.force)
     print(f"wrote {out}")
     return 0
 
@@ -328,6 +356,42 @@ def _cli_words(exc: MeanFieldError) -> str:
     return str(exc)
 
 
+def _add_plot_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ``plot`` and ``animate`` subcommands."""
+    pl = sub.add_parser("plot", help="plot a result file (a Gibbs fixed point as an equilibrium)"
+                        " or the phase diagram of a sweep directory")
+    pl.add_argument("file", metavar="FILE.h5|DIR")
+    pl.add_argument("-o", "--output", required=True, metavar="FIG",
+                    help="figure file; the format follows the extension: .png, .pdf or .svg")
+    pl.add_argument("--force", action="store_true",
+                    help="replace an existing -o file that is not a figure (never an input)")
+    pl.add_argument("--times", metavar="T1,T2,...",
+                    help="snapshot times to show (the nearest outputs; default: spread over "
+                         "the run)")
+    pl.add_argument("--view", choices=["density", "cdf", "logdensity"], default=None,
+                    help="how marginal densities are shown (default: the problem's, cdf for "
+                         "gaussians and single-neuron)")
+    pl.add_argument("--size", choices=["single", "double"], default="double",
+                    help="single-column (3.5 in) or double-column (7.2 in) width")
+    pl.add_argument("--overlay", metavar="SGD.h5",
+                    help="particle SGD result: its histograms over the PDE marginals")
+    pl.set_defaults(func=_cmd_plot)
+
+    an = sub.add_parser("animate", help="a movie of the marginals over time (.gif or .mp4)")
+    an.add_argument("file", metavar="FILE.h5")
+    an.add_argument("-o", "--output", required=True, metavar="MOVIE",
+                    help=".gif (Pillow) or .mp4 (needs ffmpeg)")
+    an.add_argument("--fps", type=float, default=10.0, help="frames per second (default 10)")
+    an.add_argument("--max-frames", type=int, default=120, metavar="N",
+                    help="frame budget: snapshots are subsampled evenly to at most N "
+                         "(default 120)")
+    an.add_argument("--view", choices=["density", "cdf", "logdensity"], default=None,
+                    help="as for plot (default: the problem's)")
+    an.add_argument("--size", choices=["single", "double"], default="double")
+    an.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    an.set_defaults(func=_cmd_animate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of every subcommand (each calls one library function)."""
     from . import __version__
@@ -407,12 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--force", action="store_true", help="overwrite an existing output file")
     ex.set_defaults(func=_cmd_export)
 
-    pl = sub.add_parser("plot", help="plot a result file (a Gibbs fixed point as an equilibrium)"
-                        " or the phase diagram of a sweep directory")
-    pl.add_argument("file", metavar="FILE.h5|DIR")
-    pl.add_argument("-o", "--output", required=True, metavar="FIG",
-                    help="figure file; the format follows the extension: .png, .pdf or .svg")
-    pl.set_defaults(func=_cmd_plot)
+    _add_plot_parsers(sub)
 
     sw = sub.add_parser("sweep", help="run a parameter sweep (one Dask task per point) and "
                         "collate DIR/sweep.nc")
