@@ -83,14 +83,21 @@ def write_row(f: h5py.File, name: str, k: int, arr: np.ndarray) -> None:
     """Resize the (K, *shape) dataset ``name`` to k + 1 rows and write row k (h5py's low-level
     API: the same HDF5 calls as ``ds.resize(k + 1, axis=0); ds[k] = arr`` in half the time)."""
     arr = np.asarray(arr, dtype=np.float64, order="C")  # (ascontiguousarray makes 0-d 1-d)
-    shape = arr.shape
+    write_rows(f, name, k, arr.reshape(1, *arr.shape))
+
+
+def write_rows(f: h5py.File, name: str, k: int, rows: np.ndarray) -> None:
+    """Resize the (K, *shape) dataset ``name`` to k + m rows and write ``rows`` (m, *shape) as
+    rows k … k + m − 1, in one HDF5 write."""
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    m, shape = rows.shape[0], rows.shape[1:]
     dsid = h5py.h5d.open(f.id, name.encode("utf-8"))
-    dsid.set_extent((k + 1, *shape))
-    if arr.size == 0:
+    dsid.set_extent((k + m, *shape))
+    if rows.size == 0:
         return
     fspace = dsid.get_space()
-    fspace.select_hyperslab((k, *([0] * len(shape))), (1, *shape))
-    dsid.write(h5py.h5s.create_simple((1, *shape)), fspace, arr.reshape(1, *shape))
+    fspace.select_hyperslab((k, *([0] * len(shape))), (m, *shape))
+    dsid.write(h5py.h5s.create_simple((m, *shape)), fspace, rows)
 
 
 def write_error(path: Path, exc: BaseException) -> DataError:

@@ -2,7 +2,8 @@
 
 * ``grid_sha256`` and each checkpoint slot's ``arrays_sha256``: :func:`digest_arrays`, the
   SHA-256 over named arrays (name, dtype, shape and C-order bytes, in sorted name order).
-* ``rows_sha256`` = "K h_K h_(K-1)": the hash chain of the snapshot rows, h_0 = SHA-256(""),
+* ``rows_sha256`` = "K h_K h_P": the hash chain of the snapshot rows (h_P: the rows committed
+  before the write that made K, P = K − 1 for single appends), h_0 = SHA-256(""),
   h_(k+1) = SHA-256(h_k || row k), h_k as its 64 hex characters and row k the float64
   little-endian bytes of t[k] and of every field's row k in sorted name order.
 * :func:`first_missing_row`: a pass over a dataset's chunk index (its v1 B-tree carries no
@@ -60,8 +61,8 @@ def chain(columns: list[np.ndarray], k: int) -> list[str]:
 
 
 def rows_attr(k: int, hashes: list[str]) -> np.bytes_:
-    """The rows_sha256 attribute "K h_K h_(K-1)" from ``hashes`` = [..., h_(K-1), h_K] (for
-    K = 0, h_(-1) is written as h_0)."""
+    """The rows_sha256 attribute "K h_K h_P" from ``hashes`` = [..., h_P, h_K] (h_P the hash
+    of the rows committed before; for K = 0 it is written as h_0)."""
     return str_attr(f"{k} {hashes[-1]} {hashes[-2] if len(hashes) > 1 else hashes[-1]}")
 
 
@@ -79,9 +80,10 @@ def check_digests(p: Path, raw: Mapping[str, Any], t: np.ndarray,
     stored SHA-256 digests in the root attributes ``raw``, if the file has them (``fields``
     None: the grid only, for a lazy read that never holds all rows).
 
-    rows_sha256 = "K h_K h_(K-1)" may trail n_snapshots = N after a crash: K = N + 1 (killed
-    between the two attributes of an append: h_(K-1) covers the N rows) or K < N (killed while
-    a resume was dropping rows: h_K covers the first K).
+    rows_sha256 = "K h_K h_P" (h_P: the hash of the rows committed before the write that made
+    K, P = K − 1 for single rows) may differ from n_snapshots = N after a crash: K > N (killed
+    between the two attributes of a write of K − N rows: h_P = h_N covers the N rows) or K < N
+    (killed while a resume was dropping rows: h_K covers the first K).
 
     Raises:
         CorruptFile: a digest does not match or is malformed.
@@ -99,11 +101,8 @@ def check_digests(p: Path, raw: Mapping[str, Any], t: np.ndarray,
         raise CorruptFile(p, f"cannot read {p}: {exc}") from exc
     if k_hash <= k:
         n, want = k_hash, last
-    elif k_hash == k + 1:
+    else:  # killed between the attributes of a write: h_prev covers the k committed rows
         n, want = k, prev
-    else:
-        raise CorruptFile(p, f"cannot read {p}: rows_sha256 covers {k_hash} rows but "
-                          f"n_snapshots is {k}")
     columns = [t, *(fields[name] for name in sorted(fields))]
     if chain(columns, n)[-1] != want:
         raise CorruptFile(p, f"cannot read {p}: the stored snapshots do not match their SHA-256 "

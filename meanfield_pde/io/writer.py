@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ import h5py
 import numpy as np
 from filelock import FileLock, Timeout
 
-from ..errors import CorruptFile, DataError, OutputExists, SolverError
+from ..errors import CorruptFile, DataError, MeanFieldError, OutputExists, SolverError
 from ..provenance import run_environment
 from .attrs import encode_attrs, package_version, sha256_text, str_attr, to_json
 from .checkpoint import write_slot
@@ -31,7 +32,7 @@ from .hdf5 import (
     retry_locked,
     vanished_error,
     write_error,
-    write_row,
+    write_rows,
 )
 from .integrity import CHAIN_START, chain, chain_step, digest_arrays, rows_attr
 from .layout import (
@@ -163,6 +164,11 @@ class ResultWriter:
             The layout's own attributes include the provenance ``versions``, ``git_revision``
             and ``git_dirty`` (:func:`~meanfield_pde.provenance.run_environment`).
         overwrite: Replace an existing file instead of raising OutputExists.
+        flush_seconds: Snapshots are written when the oldest one not yet on disk is this
+            old, and before every checkpoint, attribute update and :meth:`close` (0: each
+            at once).  A batch costs one open and one HDF5 write per field instead of one per
+            snapshot; what a crash can lose is only what a resume recomputes anyway (the rows
+            after the last checkpoint).
 
     Raises:
         OutputExists: ``path`` exists and ``overwrite`` is false.
@@ -182,8 +188,11 @@ class ResultWriter:
         fields: dict[str, tuple[int, ...]],
         attrs: dict | None = None,
         overwrite: bool = False,
+        flush_seconds: float = 0.0,
     ) -> None:
         self._path = Path(path)
+        self._pending: list[tuple[float, dict[str, np.ndarray]]] = []
+        self.flush_seconds, self._pending_since = float(flush_seconds), time.monotonic()
         # --- validate everything before touching the file system --------------------
         if not isinstance(problem, str) or not problem:
             raise ValueError(f"problem must be a non-empty string, got {problem!r}")
@@ -248,18 +257,29 @@ class ResultWriter:
         return self._path
 
     def close(self) -> None:
-        """Release the file to other writers (idempotent; the data stays as written)."""
-        lock, self._lock = getattr(self, "_lock", None), None
-        if lock is not None:
-            lock.release(force=True)
+        """Write the pending snapshots (best effort: this also runs on error paths, where the
+        first error is the one to report) and release the file to other writers
+        (idempotent)."""
+        try:
+            if getattr(self, "_pending", None):
+                self.flush()
+        except (MeanFieldError, OSError):
+            pass
+        finally:
+            lock, self._lock = getattr(self, "_lock", None), None
+            if lock is not None:
+                lock.release(force=True)
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: nothing left to report to
+            pass
 
     @property
     def n_snapshots(self) -> int:
-        """Number of snapshots written so far."""
-        return self._n
+        """Number of snapshots appended so far (on disk once :meth:`flush` has run)."""
+        return self._n + len(self._pending)
 
     def _check_row(self, t: float, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Validate one snapshot; return its fields as float64 copies (-0.0 cleared)."""
@@ -310,42 +330,61 @@ class ResultWriter:
         """
         t = float(t)
         arrays = self._check_row(t, values)
-        p = self._path
-        k = self._n
-        check_space(p, 8 + sum(a.nbytes + 4 for a in arrays.values()), "the next snapshot")
+        check_space(self._path, 8 + sum(a.nbytes + 4 for a in arrays.values()),
+                    "the next snapshot")
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append((t, arrays))
+        self._last_t = t
+        if time.monotonic() - self._pending_since >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending snapshots: one open, one resize and write per field, then the
+        digest and n_snapshots (last: readers trust it).
+
+        Raises:
+            DataError: The file vanished, was changed by someone else, or cannot be written.
+        """
+        if not self._pending:
+            return
+        p, k, m = self._path, self._n, len(self._pending)
+        rows = [{TIME_DATASET: np.float64(t), **arrays} for t, arrays in self._pending]
+        hashes = list(self._chain)
+        for row in rows:
+            hashes = [hashes[-1], chain_step(hashes[-1], self._row_order(row))]
         try:
             with open_file(p, "r+") as f:
                 self._check_count(f)
-                # Resizing to exactly k+1 also drops debris of an earlier interrupted append.
-                row = {TIME_DATASET: np.float64(t), **arrays}
-                for name, arr in row.items():
-                    write_row(f, name, k, arr)
-                # The digest may reach the disk before or after the rows (a reader of
-                # n_snapshots = k checks h_k, which it also holds), never after n_snapshots.
-                hashes = [self._chain[-1], chain_step(self._chain[-1], self._row_order(row))]
-                f.attrs["rows_sha256"] = rows_attr(k + 1, hashes)
+                # Resizing to exactly k+m also drops debris of an earlier interrupted write.
+                for name in rows[0]:
+                    write_rows(f, name, k, np.stack([np.asarray(r[name]) for r in rows]))
+                # rows_sha256 = "k+m h_(k+m) h_k": a reader of n_snapshots = k (the writer
+                # killed between the two attributes) checks h_k, which it also holds.
+                f.attrs["rows_sha256"] = rows_attr(k + m, [self._chain[-1], hashes[-1]])
                 f.flush()
-                f.attrs["n_snapshots"] = np.int64(k + 1)  # last: readers trust it
+                f.attrs["n_snapshots"] = np.int64(k + m)  # last: readers trust it
                 f.flush()
         except FileNotFoundError as exc:
             raise vanished_error(p) from exc
         except (OSError, RuntimeError, KeyError) as exc:
             raise write_error(p, exc) from exc
-        self._n = k + 1
-        self._last_t = t
-        self._chain = hashes
+        self._n, self._chain, self._pending = k + m, hashes, []
 
     def _row_order(self, row: Mapping[str, Any]) -> list[np.ndarray]:
         """The arrays of one row in hash-chain order: t, then the fields by sorted name."""
         return [np.asarray(row[TIME_DATASET]), *(np.asarray(row[n]) for n in sorted(self._fields))]
 
     @classmethod
-    def reopen(cls, path: str | os.PathLike, n_snapshots: int) -> ResultWriter:
+    def reopen(cls, path: str | os.PathLike, n_snapshots: int,
+               flush_seconds: float = 0.0) -> ResultWriter:
         """A writer that continues the file ``path`` after its first ``n_snapshots`` snapshots
         (rows beyond them, written after the checkpoint being resumed, are dropped) and marks it
-        incomplete until :meth:`finish`."""
+        incomplete until :meth:`finish`; ``flush_seconds`` as for a new writer."""
         self = cls.__new__(cls)
         p = self._path = Path(path)
+        self._pending, self._lock = [], None
+        self.flush_seconds, self._pending_since = float(flush_seconds), time.monotonic()
         self._lock = writer_lock(p)
         try:
             self._reopen(n_snapshots)
@@ -383,6 +422,7 @@ class ResultWriter:
     def update_config(self, config: dict) -> None:
         """Replace the stored resolved config (a resume past ``time.t_end`` extends it)."""
         text = to_json(config, "config")
+        self.flush()
         check_space(self._path, 2 * len(text), "the config")
         try:
             with open_file(self._path, "r+") as f:
@@ -400,6 +440,7 @@ class ResultWriter:
         ``n_snapshots`` (the snapshots finished so far) and a sequence number added (see
         :func:`~meanfield_pde.io.checkpoint.write_slot`).
         """
+        self.flush()  # the checkpoint counts the snapshots on disk
         p = self._path
         check_space(p, CHECKPOINT_META_BYTES + sum(np.asarray(a).nbytes for a in arrays.values()),
                     "a checkpoint")
@@ -427,7 +468,9 @@ class ResultWriter:
             self.close()
 
     def _write_attrs(self, encoded: dict[str, tuple[Any, bool]], complete: bool | None) -> None:
-        """Write encoded attributes and, if given, the ``complete`` flag, in one open."""
+        """Write encoded attributes and, if given, the ``complete`` flag, in one open (after
+        the pending snapshots)."""
+        self.flush()
         p = self._path
         check_space(p, sum(np.asarray(v).nbytes for v, _ in encoded.values()), "the attributes")
         try:

@@ -68,6 +68,12 @@ class PdeStart:
     seconds: dict[str, float] = field(default_factory=dict)  # compile, setup
 
 
+
+#: snapshots of a PDE run reach the file in batches at most this old (and at every checkpoint):
+#: one open per batch instead of one per snapshot (200 snapshots: 0.6 s -> ~0.05 s); a crash
+#: loses only rows a resume would recompute (those after the last checkpoint)
+SNAPSHOT_FLUSH_SECONDS = 0.5
+
 def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = False,
           progress: bool = False, problem: Problem | None = None,
           on_warning: Callable[[str], None] | None = None, steady: bool = False,
@@ -131,7 +137,7 @@ def solve(cfg: Config, output: str | Path | None = None, *, overwrite: bool = Fa
         Path(output), problem=cfg.problem, config=cfg.to_dict(), grid=problem.grid,
         fields=problem.fields, attrs={"seed": "none (deterministic solver)", **problem.attrs(),
                                       **output_spacing(cfg)},
-        overwrite=overwrite,
+        overwrite=overwrite, flush_seconds=SNAPSHOT_FLUSH_SECONDS,
     )
     snap = problem.snapshot(state)
     writer.append(0.0, snap)

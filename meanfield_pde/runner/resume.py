@@ -19,7 +19,7 @@ from ..errors import DataError, MeanFieldError, OptionError
 from ..io import ResultWriter, load, load_checkpoint
 from ..problems import build_problem, problem_class
 from .companion import PairedProblem, with_companion
-from .pde import PdeStart, run_pde
+from .pde import SNAPSHOT_FLUSH_SECONDS, PdeStart, run_pde
 from .plan import Plan, extend, plan_stops
 from .sgd import run_sgd
 from .summary import RunSummary, SGDSummary
@@ -112,10 +112,11 @@ def _fixed_walls(cfg: Config, attrs: dict) -> Config:
                         "by a solve of this package") from None
 
 
-def _reopen(path: Path, k: int, new_cfg: Config | None) -> ResultWriter:
+def _reopen(path: Path, k: int, new_cfg: Config | None,
+            flush_seconds: float = 0.0) -> ResultWriter:
     """The first write of a resume (after every check): drop the rows after the checkpoint's
     ``k`` snapshots and store the extended config (``--t-end``), if any."""
-    writer = ResultWriter.reopen(path, k)
+    writer = ResultWriter.reopen(path, k, flush_seconds)
     if new_cfg is not None:
         writer.update_config(new_cfg.to_dict())
     return writer
@@ -176,5 +177,5 @@ def _resume_pde(path: Path, cfg: Config, new_cfg: Config, res, ck, extended: boo
         rates=(meta["rate"], meta["rho_rate"]),
         seconds={"compile": compile_seconds, "setup": time.perf_counter() - t0 - compile_seconds},
     )
-    writer = _reopen(path, k, new_cfg if extended else None)
+    writer = _reopen(path, k, new_cfg if extended else None, SNAPSHOT_FLUSH_SECONDS)
     return run_pde(new_cfg, problem, stepper, writer, start, progress=progress, stop=stop)
