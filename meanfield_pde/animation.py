@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, DataError, OutputExists
+from .errors import ConfigError, DataError, OptionError, OutputExists
 from .io import Result
 from .plotting import (
     _style,
@@ -40,8 +40,7 @@ def frame_indices(n_snapshots: int, max_frames: int) -> np.ndarray:
     """Snapshot indices of the frames: all, or ``max_frames`` evenly spread (first and last
     kept)."""
     if max_frames < 2:
-        raise ConfigError(f"the frame budget (max_frames, --max-frames) is {max_frames}; "
-                          "it must be >= 2")
+        raise OptionError("max_frames", f"the frame budget {{opt}} = {max_frames} must be >= 2")
     if n_snapshots <= max_frames:
         return np.arange(n_snapshots)
     return np.unique(np.round(np.linspace(0, n_snapshots - 1, max_frames)).astype(int))
@@ -126,8 +125,8 @@ def _movie_figure(result: Result, view: str, size: str):
 
     PlotOptions(view=view, size=size)  # validates both
     if result.attrs.get("kind") == "sgd" or result.attrs.get("solution") == "gibbs_fixed_point":
-        raise DataError(f"{result.path} is not a time-dependent PDE run; animate a file "
-                        "written by `meanfield-pde solve`")
+        raise DataError(f"{result.path} is not a time-dependent PDE run (an SGD or Gibbs "
+                        "result); animate the result of a PDE solve")
     coords = list(registry.get(result.problem).marginal_fields)
     if not coords or result.t.size == 0:
         raise DataError(f"{result.path} has no marginals or no snapshots to animate")

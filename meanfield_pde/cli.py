@@ -46,7 +46,8 @@ from .runner.trackers import Interrupted, SetupInterrupted, trap_signals
 PROG = "meanfield-pde"
 #: run-function arguments (errors.OptionError) -> the flag that sets them
 OPTION_FLAGS = {"t_end": "--t-end", "steady": "--steady", "overrides": "--set",
-                "workers": "--workers", "scheduler": "--scheduler"}
+                "workers": "--workers", "scheduler": "--scheduler", "times": "--times",
+                "overlay": "--overlay", "max_frames": "--max-frames"}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -40,8 +40,8 @@ def _particles(result: Result, sgd: Result) -> tuple[tuple[str, ...], np.ndarray
     from .problems import registry
 
     if sgd.attrs.get("kind") != "sgd":
-        raise DataError(f"{sgd.path} is not a particle SGD result (write one with "
-                        "`meanfield-pde sgd`); --overlay takes an SGD file")
+        raise DataError(f"{sgd.path} is not a particle SGD result; the overlay is the result "
+                        "of an SGD run of the same problem")
     if sgd.problem != result.problem:
         raise DataError(f"{sgd.path} is SGD of problem {sgd.problem!r} but {result.path} is of "
                         f"{result.problem!r}; overlay files of the same problem")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from meanfield_pde.errors import ConfigError, DataError
+from meanfield_pde.errors import ConfigError, DataError, OptionError
 from meanfield_pde.io import Result
 
 if TYPE_CHECKING:
@@ -121,8 +121,8 @@ def select_times(t: np.ndarray, times: Sequence[float] | None, n: int = N_PROFIL
     out: list[int] = []
     for x in times:
         if x < t[0] - slack or x > t[-1] + slack:
-            raise ConfigError(f"time {x:g} is outside the outputs t = {t[0]:g} .. {t[-1]:g}; "
-                              "choose --times within them")
+            raise OptionError("times", f"time {x:g} is outside the outputs t = {t[0]:g} .. "
+                              f"{t[-1]:g}; choose {{opt}} within them")
         k = int(np.argmin(np.abs(t - x)))
         if k not in out:
             out.append(k)

@@ -486,11 +486,14 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
     return out
 
 
-def plot_result(result: Result, out: str | os.PathLike, **options: Any) -> Path:
+def plot_result(result: Result, out: str | os.PathLike, *,
+                times: Sequence[float] | None = None, view: str | None = None,
+                size: str = "double", overlay: Result | None = None,
+                overwrite: bool = False) -> Path:
     """Draw ``result`` (:func:`plot`, same keyword options) and save it to ``out``.
 
     Returns:
         The path of the file written.
     """
-    plot(result, out, **options)
+    plot(result, out, times=times, view=view, size=size, overlay=overlay, overwrite=overwrite)
     return Path(out)

@@ -19,7 +19,7 @@ cluster of single-threaded worker processes, or a running scheduler whose worker
 write DIR): the task function :func:`run_sgd_file` is importable at top level, writes its file
 itself (nothing but a small dict travels back) and is retried (:data:`RETRIES`) when it fails
 for a reason other than a user error (a lost worker is rescheduled by Dask itself).  A task holds
-an advisory lock on ``DIR/sgd/n{N}-seed{S}.h5.lock`` while it works, so a task left running by a
+a lock on ``DIR/sgd/n{N}-seed{S}.h5.task.lock`` while it works, so a task left running by a
 killed client (on a remote cluster) and the task of a rerun never write one file at once.
 
 :func:`execute` waits for the tasks with a progress bar over runs and polls a
@@ -44,6 +44,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock
 
 from .config import Config, build_config
 from .errors import ConfigError, DataError, MeanFieldError, OutputExists, SolverError
@@ -139,18 +141,11 @@ def plan_runs(cfg: Config, widths: list[int], seeds: list[int], times: list[floa
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An advisory lock on ``path.lock`` for the block (none where fcntl does not exist)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
+    """The task's lock on ``path.task.lock`` for the block (filelock, blocking: a retried task
+    waits for a copy left running by a lost worker; the result file's own writer lock,
+    ``path.lock``, refuses instead of waiting)."""
+    with FileLock(f"{path}.task.lock", thread_local=False):
         yield
-        return
-    with open(f"{path}.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _user_error(exc: MeanFieldError) -> dict:

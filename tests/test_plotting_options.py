@@ -44,7 +44,7 @@ def test_plot_returns_a_figure_and_saves_only_when_asked(tmp_path: Path) -> None
     result = gaussians_run(tmp_path / "run.h5")
     fig = plot(result)
     assert isinstance(fig, Figure)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock") == ["run.h5"]
     plot(result, tmp_path / "fig.svg")
     assert (tmp_path / "fig.svg").read_bytes()[:5] == b"<?xml"
 
@@ -177,4 +177,5 @@ def test_cli_plot_options(tmp_path: Path, capsys) -> None:
                        "--times")
     one_line_cli_error(["plot", run, "-o", tmp_path / "x.png", "--view", "heat"], capsys,
                        "--view")
-    one_line_cli_error(["plot", tmp_path, "-o", tmp_path / "x.png"], capsys, "directory")
+    # a directory is a sweep's: without sweep.nc it says how to make one
+    one_line_cli_error(["plot", tmp_path, "-o", tmp_path / "x.png"], capsys, "sweep.nc")

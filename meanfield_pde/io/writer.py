@@ -330,8 +330,10 @@ class ResultWriter:
         """
         t = float(t)
         arrays = self._check_row(t, values)
-        check_space(self._path, 8 + sum(a.nbytes + 4 for a in arrays.values()),
-                    "the next snapshot")
+        nbytes = 8 + sum(a.nbytes + 4 for a in arrays.values())
+        # the reserve counts the snapshots not yet on disk too: a full disk stops the run at
+        # the same snapshot whatever the batching
+        check_space(self._path, nbytes * (len(self._pending) + 1), "the next snapshot")
         if not self._pending:
             self._pending_since = time.monotonic()
         self._pending.append((t, arrays))
@@ -349,6 +351,8 @@ class ResultWriter:
         if not self._pending:
             return
         p, k, m = self._path, self._n, len(self._pending)
+        check_space(p, sum(8 + sum(a.nbytes + 4 for a in arrays.values())
+                           for _, arrays in self._pending), "the pending snapshots")
         rows = [{TIME_DATASET: np.float64(t), **arrays} for t, arrays in self._pending]
         hashes = list(self._chain)
         for row in rows:

@@ -461,9 +461,9 @@ def _set_attr(path: Path, name: str, value) -> None:
 
 
 def test_rows_digest_allows_the_crash_windows_only(tmp_path: Path) -> None:
-    """rows_sha256 = "K h_K h_(K-1)" is written between a snapshot's rows and n_snapshots = N:
-    a kill there leaves K = N + 1 (h_(K-1) covers the rows); a kill inside a resume's reopen
-    leaves K < N (h_K covers a prefix). Any other K is corruption."""
+    """rows_sha256 = "K h_K h_P" is written between a write's rows and n_snapshots = N: a kill
+    there leaves K > N with h_P = h_N (the previous commit's hash covers the rows); a kill
+    inside a resume's reopen leaves K < N (h_K covers a prefix).  Anything else fails a digest."""
     path = tmp_path / "run.h5"
     write(path, 4)
     with h5py.File(path, "r") as f:
@@ -471,8 +471,8 @@ def test_rows_digest_allows_the_crash_windows_only(tmp_path: Path) -> None:
     assert k == "4"
     _set_attr(path, "n_snapshots", np.int64(3))  # killed before n_snapshots = 4
     assert load(path).n_snapshots == 3
-    _set_attr(path, "n_snapshots", np.int64(2))  # K = N + 2: not a crash window
-    with pytest.raises(DataError, match="covers 4 rows but n_snapshots is 2"):
+    _set_attr(path, "n_snapshots", np.int64(2))  # K = N + 2 but h_P = h_3: not a crash window
+    with pytest.raises(DataError, match="do not match their SHA-256"):
         load(path)
     write(tmp_path / "prefix.h5", 2)
     with h5py.File(tmp_path / "prefix.h5", "r") as f:
