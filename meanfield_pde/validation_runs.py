@@ -19,8 +19,10 @@ cluster of single-threaded worker processes, or a running scheduler whose worker
 write DIR): the task function :func:`run_sgd_file` is importable at top level, writes its file
 itself (nothing but a small dict travels back) and is retried (:data:`RETRIES`) when it fails
 for a reason other than a user error (a lost worker is rescheduled by Dask itself).  A task holds
-an advisory lock on ``DIR/sgd/n{N}-seed{S}.h5.lock`` while it works, so a task left running by a
-killed client (on a remote cluster) and the task of a rerun never write one file at once.
+an advisory lock on ``DIR/sgd/n{N}-seed{S}.h5.task.lock`` while it works (not ``.h5.lock``: the
+result writer holds that one itself, and a second lock on it from the same process is refused),
+so a task left running by a killed client (on a remote cluster) and the task of a rerun never
+write one file at once.
 
 :func:`execute` waits for the tasks with a progress bar over runs and polls a
 :class:`~.runner.trackers.StopFlag`.  On SIGINT / SIGTERM it sets a Dask ``Event`` that the tasks
@@ -139,13 +141,14 @@ def plan_runs(cfg: Config, widths: list[int], seeds: list[int], times: list[floa
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An advisory lock on ``path.lock`` for the block (none where fcntl does not exist)."""
+    """An advisory lock on ``path.task.lock`` for the block (none where fcntl does not exist);
+    ``path.lock`` is the result writer's own (:mod:`.io.writer`)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    with open(f"{path}.lock", "a") as fh:
+    with open(f"{path}.task.lock", "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
