@@ -73,6 +73,9 @@ def _risk_panels(ax_risk: Axes, ax_gap: Axes, pde: Result, data: dict[int, dict]
     for ax in (ax_risk, ax_gap):
         time_axis(ax, t_pde)
         ax.grid(True, which="major", alpha=0.3)
+    positive = r_pde[np.isfinite(r_pde) & (r_pde > 0)]
+    if positive.size and positive.max() / positive.min() > 100:  # as plotting.plot_energy
+        ax_risk.set_yscale("log")
     ax_risk.set_ylabel("risk R(t)")
     ax_risk.set_title("risk")
     ax_risk.legend(loc="upper right")
@@ -103,7 +106,7 @@ def _decay_panel(ax: Axes, report: dict, data: dict[int, dict]) -> None:
     _log_log(ax, ns)
     ax.set_xlabel("width N")
     ax.set_ylabel("sup_t |R_SGD − R_PDE|")
-    ax.set_title(rf"sup gap, fit $\propto N^{{-p}}$, p = {p:.2f}±{se:.2f}" if p is not None
+    ax.set_title(rf"sup gap $\propto N^{{-p}}$: p = {p:.2f}±{se:.2f}" if p is not None
                  else "sup gap against N (a fit needs ≥ 3 widths)")
     ax.grid(True, which="major", alpha=0.3)
 
@@ -140,7 +143,6 @@ def _histogram_row(axes, pde: Result, run: dict, row: int, coord: str, field: st
         ax.set_xlabel(coord_label(pde, coord))
         if col == 0:
             ax.set_ylabel(f"density, per unit {coord}")
-            ax.legend(loc="best")
 
 
 def draw(report: dict, pde: Result, idx: np.ndarray, runs: list[dict],
@@ -166,6 +168,9 @@ def draw(report: dict, pde: Result, idx: np.ndarray, runs: list[dict],
         for row, x in enumerate(names):
             axes = [fig.add_subplot(grid[1 + row, c]) for c in range(3)]
             _histogram_row(axes, pde, run, row, x, marginal_fields[x], picks)
+            if row == 0:  # one legend for all histograms, below them: none covers a bar
+                fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",
+                           ncol=2)
         seeds = report["seeds"]
         fig.suptitle(f"{report['problem']}: PDE against particle SGD (eps = {report['eps']:g}, "
                      f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} per width; "
