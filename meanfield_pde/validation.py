@@ -15,8 +15,9 @@ interrupted validate resumes: :mod:`.validation_runs`), and reports per N
   (single-neuron) and the PDE's marginal density, at every output time,
 * the exponent p of a fit gap ≈ C N^(−p) (the theorem's rate is between 1/2 and 1),
 
-writes ``validation.json`` and ``validation.png`` (risk curves overlaid; histograms of the particles
-over the PDE density at three times, as in MMN18 Fig. 1).
+writes ``validation.json`` and ``validation.png`` (every seed's risk and risk gap over t, the gap
+against N with the fitted exponent, histograms of the particles over the PDE density at three
+times as in MMN18 Fig. 1: :mod:`.validation_figure`).
 """
 
 from __future__ import annotations
@@ -275,43 +276,9 @@ def _compare(cfg: Config, pde, idx: np.ndarray, runs: list[dict], widths: list[i
 
 def _figure(report: dict, pde, idx: np.ndarray, runs: list[dict], marginal_fields: dict[str, str],
             out: Path) -> None:
-    """Risk curves of the PDE and SGD; per particle coordinate (the keys of ``marginal_fields``,
-    in the order of the particles' columns), histograms of the largest width's particles over
-    the PDE's marginal density (the field ``marginal_fields[coordinate]``)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """``validation.png``: all seeds' risk and risk gap over t, the gap against N with the
+    fitted exponent, and the largest width's particles over the PDE marginals
+    (:func:`.validation_figure.draw`)."""
+    from .validation_figure import draw
 
-    names = list(marginal_fields)
-    fig = Figure(figsize=(16, 4.5 + 3.5 * (len(names) - 1)), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(names), 4, squeeze=False)
-    ax = axes[0, 0]
-    ax.plot(pde.t, pde["risk"], "k-", lw=2, label="PDE")
-    for i, run in enumerate(r for r in runs if r["seed"] == report["seeds"][0]):
-        ax.plot(run["t"], run["risk"], "-", color=f"C{i}", lw=1, label=f"SGD N = {run['n']}")
-    ax.set_xlabel("t")
-    ax.set_ylabel("risk")
-    ax.legend(fontsize="small")
-    ax.set_title(f"risk: PDE and SGD (seed {report['seeds'][0]})")
-    largest = max(report["widths"])
-    run = next(r for r in runs if r["n"] == largest and r["seed"] == report["seeds"][0])
-    coords = np.asarray(run["coords"])
-    picks = [idx[len(idx) // 4], idx[len(idx) // 2], idx[-1]]
-    for row, x in enumerate(names):
-        if row:
-            axes[row, 0].axis("off")
-        edges = pde.grid[f"{x}_edges"]
-        dens = pde[marginal_fields[x]]
-        for col, k in enumerate(picks):
-            ax = axes[row, col + 1]
-            j = int(np.argmin(np.abs(np.asarray(run["t"]) - pde.t[k])))  # nearest SGD output
-            vals = coords[j] if coords.ndim == 2 else coords[j][:, row]  # (K, N) or (K, N, C)
-            ax.hist(vals, bins=60, density=True, alpha=0.5, color="C1",
-                    label=f"SGD N = {largest}")
-            ax.stairs(dens[k], edges, color="k", label="PDE")
-            ax.set_xlabel(x)
-            ax.set_title(f"t = {pde.t[k]:.3g}")
-            if col == 0:
-                ax.legend(fontsize="small")
-    fig.suptitle(f"{report['problem']}: PDE vs particle SGD (eps = {report['eps']:g})")
-    fig.savefig(out, dpi=110)
+    draw(report, pde, idx, runs, marginal_fields, out)
