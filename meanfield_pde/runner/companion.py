@@ -27,6 +27,7 @@ converged references.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -62,13 +63,27 @@ def curve_error(risk: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.abs(np.asarray(risk) - np.asarray(reference)))
 
 
+def thread_budget() -> int:
+    """Threads this process may use: the cores it may run on, capped by ``NUMBA_NUM_THREADS``
+    (set to 1 inside the Dask workers of :mod:`meanfield_pde.cluster`, where one task per core
+    already fills the machine)."""
+    import numba
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, int(numba.config.NUMBA_NUM_THREADS)))
+
+
 class PairedStepper(Stepper):
     """Advances the main part of the state (views from ``split``, each in its problem's shape) by
     up to ``max_steps`` steps, then the companion's part to the same time (in as many calls as
     it needs).
 
-    When both steppers are :attr:`~meanfield_pde.problems.base.Stepper.concurrent`, the
-    companion runs towards ``t_stop`` in a second thread while the main part steps (two cores
+    When both steppers are :attr:`~meanfield_pde.problems.base.Stepper.concurrent` and the
+    process may use two threads (:func:`thread_budget`), the companion runs towards ``t_stop``
+    in a second thread while the main part steps (two cores
     for two independent ODE systems; on a busy machine the threads share a core and cost what
     the serial order costs).  Should the main part stop short of ``t_stop`` (a step budget, a
     failure), the companion is restored and re-run to the main part's time, so the result does
@@ -77,7 +92,8 @@ class PairedStepper(Stepper):
     def __init__(self, main: Stepper, companion: Stepper,
                  split: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]):
         self.main, self.companion, self.split = main, companion, split
-        self.concurrent_pair = bool(main.concurrent and companion.concurrent)
+        self.concurrent_pair = bool(main.concurrent and companion.concurrent
+                                    and thread_budget() > 1)
 
     def _catch_up(self, comp: np.ndarray, t: float, t_stop: float,
                   max_steps: int) -> StepReport:

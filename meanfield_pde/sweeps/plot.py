@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import DataError
-from ..plotting import DPI, FORMATS, log_scale_if_wide, set_time_axis, use_log_time
+from ..plot_views import time_axis
+from ..plotting import DPI, FORMATS, SIZES, STYLE, log_scale_if_wide
 from .table import read_table
 
 if TYPE_CHECKING:
@@ -105,21 +106,19 @@ def _risk_over_time(ax: Axes, ds: xr.Dataset) -> None:
     index = list(np.ndindex(ds["status"].shape))
     first = ds[dims[0]].values
     colour = [colormaps["viridis"](i / max(first.size - 1, 1)) for i in range(first.size)]
-    log = use_log_time(t)
-    show = t > 0 if log else np.ones(t.size, bool)
     drawn = 0
     for idx, curve in zip(index, risk, strict=True):
-        ok = np.isfinite(curve) & show
+        ok = np.isfinite(curve)
         if not ok.any():
             continue
         name = ", ".join(f"{d}={_fmt(ds[d].values[i])}" for d, i in zip(dims, idx, strict=True))
         ax.plot(t[ok], curve[ok], color=colour[idx[0]], lw=1.2, label=name)
         drawn += 1
-    set_time_axis(ax, log, hidden_zero=log and bool(np.any(t <= 0)))
+    time_axis(ax, t)  # t = 0 shown (symlog above the first output for log-spaced outputs)
     ax.set_ylabel("risk R(t)")
     log_scale_if_wide(ax, risk)
     if 0 < drawn <= MAX_LEGEND:
-        ax.legend(fontsize=7, ncols=1 if drawn <= 6 else 2)
+        ax.legend(fontsize=7, ncols=1 if drawn <= 4 else 3 if drawn > 8 else 2)
     elif drawn:
         ax.legend([Line2D([], [], color=c) for c in colour],
                   [f"{_label(ds, dims[0])} = {_fmt(v)}" for v in first], fontsize=7)
@@ -135,6 +134,7 @@ def plot_sweep(sweep_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
         DataError: no readable ``sweep.nc``, no finished point, an unknown extension, or
             ``out`` not writable.
     """
+    from matplotlib import rc_context
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -150,23 +150,34 @@ def plot_sweep(sweep_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
     dims = list(ds["status"].dims)
     rest = {d: ds[d].values[0] for d in dims[2:]}
     grid = ds.isel({d: 0 for d in dims[2:]})
-    panels = 3 if len(dims) >= 2 else 2
-    fig = Figure(figsize=(5.4 * panels, 4.4), layout="constrained")
-    fig.get_layout_engine().set(wspace=0.06)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, panels)
-    if len(dims) >= 2:
-        _heatmap(fig, axes[0], grid, dims[0], dims[1])
-        _curves(axes[1], grid, dims[0], dims[1])
-    else:
-        _curves(axes[0], grid, dims[0], None)
-    _risk_over_time(axes[-1], ds)
+    two = len(dims) >= 2
+    with rc_context(STYLE):  # the package's paper style: 7.2 in wide, 8 pt fonts
+        fig = Figure(figsize=(SIZES["double"], 6.0 if two else 3.0), layout="constrained")
+        FigureCanvasAgg(fig)
+        gs = fig.add_gridspec(2 if two else 1, 2)
+        if two:  # phase diagram on top, every point's risk(t) below across the page
+            _heatmap(fig, fig.add_subplot(gs[0, 0]), grid, dims[0], dims[1])
+            _curves(fig.add_subplot(gs[0, 1]), grid, dims[0], dims[1])
+            _risk_over_time(fig.add_subplot(gs[1, :]), ds)
+        else:
+            _curves(fig.add_subplot(gs[0, 0]), grid, dims[0], None)
+            _risk_over_time(fig.add_subplot(gs[0, 1]), ds)
+        _finish(fig, ds, dims, rest)
+    return _save(fig, out, fmt)
+
+
+def _finish(fig: Figure, ds: xr.Dataset, dims: list[str], rest: dict) -> None:
+    """The figure's title: what was swept, how many points finished, the fixed keys."""
     n_ok = int((ds["status"] == "ok").sum())
     keys = ", ".join(json.loads(ds.attrs.get("varied_keys", "[]")) or dims)
     fixed = ("; at " + ", ".join(f"{_label(ds, d)} = {_fmt(v)}" for d, v in rest.items())
              if rest else "")
     fig.suptitle(f"{ds.attrs.get('problem', '')}: {ds.attrs.get('command', 'solve')} swept "
                  f"over {keys} ({n_ok} of {ds['status'].size} points finished){fixed}")
+
+
+def _save(fig: Figure, out: Path, fmt: str) -> Path:
+    """Write ``fig`` to ``out`` in format ``fmt`` (DataError naming the path if it fails)."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=DPI, format=fmt)
