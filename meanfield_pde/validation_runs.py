@@ -50,7 +50,7 @@ from filelock import FileLock
 from .config import Config, build_config
 from .errors import ConfigError, DataError, MeanFieldError, OutputExists, SolverError
 from .io import load
-from .runner.trackers import NEVER, SIGNAL_NAMES, Interrupted, StopFlag
+from .runner.trackers import NEVER, Interrupted, SignalStopped, StopFlag
 
 __all__ = ["GRACE_SECONDS", "RETRIES", "SGD_DIR", "EventFlag", "SGDRun",
            "ValidateInterrupted", "execute", "file_state", "in_process", "make_sgd_file",
@@ -63,21 +63,16 @@ EVENT_POLL_SECONDS = 0.25  # how often a task asks whether the client wants it t
 GRACE_SECONDS = 10.0  # how long a stopped client waits for its tasks to checkpoint and return
 
 
-class ValidateInterrupted(MeanFieldError):
+class ValidateInterrupted(SignalStopped):
     """validate stopped by the signal ``signum``; the finished SGD files are kept and a rerun
     with the same arguments continues.  The CLI exits with :attr:`exit_code`."""
 
     def __init__(self, signum: int, done: int, total: int, directory: object):
         self.signum, self.done, self.total = int(signum), int(done), int(total)
         self.directory = directory
-        name = SIGNAL_NAMES.get(self.signum, f"signal {self.signum}")
-        super().__init__(f"interrupted by {name}: {done} of {total} SGD runs finished in "
-                         f"{directory} (kept, interrupted ones resume from their checkpoints)")
-
-    @property
-    def exit_code(self) -> int:
-        """128 + signal number: 130 for SIGINT, 143 for SIGTERM."""
-        return 128 + self.signum
+        super().__init__(f"interrupted by {self.signal_name}: {done} of {total} SGD runs "
+                         f"finished in {directory} (kept, interrupted ones resume from their "
+                         "checkpoints)")
 
 
 @dataclass(frozen=True)

@@ -43,15 +43,11 @@ SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
 
 # ----------------------------------------------------------------------------- signals
-class Interrupted(MeanFieldError):
-    """A run stopped by the signal ``signum`` at time ``t`` after writing a checkpoint to
-    ``path``.  The message names the Python API's way on (``meanfield_pde.resume(path)``); the
-    CLI words its own (``meanfield-pde resume FILE``) and exits with :attr:`exit_code`."""
+class SignalStopped(MeanFieldError):
+    """Something stopped by the signal ``signum`` (set by the subclass): its name and the
+    exit code the command line returns."""
 
-    def __init__(self, path: object, t: float, signum: int):
-        self.path, self.t, self.signum = path, float(t), int(signum)
-        super().__init__(f"interrupted by {self.signal_name} at t = {self.t:.6g}; checkpoint "
-                         f"written, continue with meanfield_pde.resume({str(path)!r})")
+    signum: int = 0
 
     @property
     def signal_name(self) -> str:
@@ -62,6 +58,17 @@ class Interrupted(MeanFieldError):
     def exit_code(self) -> int:
         """128 + signal number: 130 for SIGINT, 143 for SIGTERM."""
         return 128 + self.signum
+
+
+class Interrupted(SignalStopped):
+    """A run stopped by the signal ``signum`` at time ``t`` after writing a checkpoint to
+    ``path``.  The message names the Python API's way on (``meanfield_pde.resume(path)``); the
+    CLI words its own (``meanfield-pde resume FILE``) and exits with :attr:`exit_code`."""
+
+    def __init__(self, path: object, t: float, signum: int):
+        self.path, self.t, self.signum = path, float(t), int(signum)
+        super().__init__(f"interrupted by {self.signal_name} at t = {self.t:.6g}; checkpoint "
+                         f"written, continue with meanfield_pde.resume({str(path)!r})")
 
 
 class StopFlag:

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
-from ..errors import ConfigError, MeanFieldError
+from ..errors import ConfigError
 from ..io.layout import one_line
-from ..runner.trackers import NEVER, SIGNAL_NAMES, StopFlag
+from ..runner.trackers import NEVER, SignalStopped, StopFlag
 from .files import COMMANDS, PointState, point_state
 from .points import Point, make_points
 from .table import TABLE_NAME, build_table, point_paths, write_table
@@ -48,7 +48,7 @@ WORKER_CHECK_SECONDS = 5.0
 NO_WORKERS_TIMEOUT = 600.0
 
 
-class SweepInterrupted(MeanFieldError):
+class SweepInterrupted(SignalStopped):
     """A sweep stopped by SIGINT / SIGTERM: the finished points are kept and the table written;
     running the same sweep again continues it.  :attr:`exit_code` is 128 + the signal."""
 
@@ -57,14 +57,6 @@ class SweepInterrupted(MeanFieldError):
         super().__init__(f"interrupted by {self.signal_name}: {n_done} of {n_points} points "
                          f"finished, kept in {out_dir} (table {out_dir / TABLE_NAME}); continue "
                          "by calling the same sweep(...) again")
-
-    @property
-    def signal_name(self) -> str:
-        return SIGNAL_NAMES.get(self.signum, f"signal {self.signum}")
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 @dataclass
