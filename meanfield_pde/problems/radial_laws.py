@@ -21,13 +21,13 @@ def _cell_averages(edges: np.ndarray, cdf: np.ndarray, sf: np.ndarray) -> np.nda
 def chi_law(edges: np.ndarray, kappa: float, dof: int) -> np.ndarray:
     """Cell averages of the law of r = (κ/√k) χ_k, i.e. |w| for w ~ N(0, κ²/k I_k):
     P(r <= x) = P(a, k x²/(2κ²)) with a = k/2 (regularised incomplete gamma)."""
-    x = dof * edges**2 / (2.0 * kappa**2)
+    x = 0.5 * dof * (edges / kappa) ** 2  # (not κ²: it overflows for κ > 1e154)
     return _cell_averages(edges, special.gammainc(dof / 2, x), special.gammaincc(dof / 2, x))
 
 
 def chi_quantile(p_upper: float, kappa: float, dof: int) -> float:
     """The r with P(r > x) = p_upper under (κ/√k) χ_k."""
-    return float(np.sqrt(2.0 * kappa**2 * special.gammainccinv(dof / 2, p_upper) / dof))
+    return float(kappa * np.sqrt(2.0 * special.gammainccinv(dof / 2, p_upper) / dof))
 
 
 def gaussian_law(edges: np.ndarray, mean: float, std: float) -> np.ndarray:
