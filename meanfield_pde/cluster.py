@@ -21,7 +21,6 @@ naming the address and how to start one.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -58,10 +57,9 @@ class IgnoreSigint(WorkerPlugin):
 
 def default_workers() -> int:
     """The number of local worker processes when none is asked for: the cores we may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    from .fv.threads import usable_cores
+
+    return usable_cores()
 
 
 @contextmanager

@@ -50,6 +50,16 @@ from collections.abc import Callable, MutableMapping
 
 from .stepper1d import MAX_STEPS
 
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; the CPU count where that is not
+    known), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 WAIT_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_LIBRARY")
 
 

@@ -27,7 +27,6 @@ converged references.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -69,11 +68,9 @@ def thread_budget() -> int:
     already fills the machine)."""
     import numba
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, int(numba.config.NUMBA_NUM_THREADS)))
+    from ..fv.threads import usable_cores
+
+    return max(1, min(usable_cores(), int(numba.config.NUMBA_NUM_THREADS)))
 
 
 class PairedStepper(Stepper):
