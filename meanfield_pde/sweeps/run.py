@@ -1,10 +1,11 @@
 """The sweep engine: one Dask task per point, a progress bar over points, the table at the end.
 
 :func:`sweep` resolves the points (:mod:`.points`), looks at their files (:mod:`.files`: what is
-finished, failed, interrupted), submits one :func:`~.task.run_point` task per point still to
-do on a Dask client (:func:`meanfield_pde.cluster.open_client`: a local cluster of
-single-threaded worker processes, or a running cluster by address), collects the small records
-as the tasks end, and collates ``DIR/sweep.nc`` from the files (:mod:`.table`).
+finished, failed, interrupted), hands one :func:`~.task.run_point` task per point still to do
+to a Dask client (:func:`meanfield_pde.cluster.open_client`: a local cluster of single-threaded
+worker processes, or a running cluster by address) as its worker threads come free
+(:func:`_dispatch`), collects the small records as the tasks end, and collates
+``DIR/sweep.nc`` from the files (:mod:`.table`).
 
 Fault tolerance comes from the files, not from the client: every point file is complete on its
 own and checkpointed, so a worker lost mid-task is retried by Dask (the retry resumes the
@@ -19,7 +20,10 @@ import queue
 import signal
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +34,7 @@ from ..io.layout import one_line
 from ..runner.trackers import NEVER, SignalStopped, StopFlag
 from .files import COMMANDS, PointState, point_state
 from .points import Point, make_points
-from .table import TABLE_NAME, build_table, point_paths, write_table
+from .table import TABLE_NAME, build_table, point_paths, point_row, write_table
 from .task import run_point
 
 if TYPE_CHECKING:
@@ -101,39 +105,73 @@ def _plan(points: Sequence[Point], paths: Sequence[Path], command: str, overwrit
     return todo
 
 
-def _collect(client, futures: list, counts: SweepCounts, bar, stop: StopFlag,
-             no_workers_timeout: float) -> str:
-    """Wait for the tasks as they complete, counting their records.  Returns "done", or
-    "stopped" when ``stop`` was set first, or "no_workers" when the cluster had no worker for
-    ``no_workers_timeout`` seconds (then the pending tasks are cancelled)."""
+def _warm_table_imports() -> None:
+    """Import what writing the table needs (xarray, h5netcdf: ~0.5 s) ahead of time."""
+    import h5netcdf  # noqa: F401
+    import xarray  # noqa: F401
+
+
+def _threads(client) -> int:
+    """Worker threads the cluster has now (0: no worker connected)."""
+    return sum(client.nthreads().values())
+
+
+def _dispatch(client, submit: Callable[[Point, Path], Any], todo: list[tuple[Point, Path]],
+              counts: SweepCounts, bar, stop: StopFlag, no_workers_timeout: float,
+              ended: Callable[[Point, Path], None] = lambda p, path: None) -> str:
+    """Hand the points to the cluster as its worker threads come free, count their records as
+    they complete and call ``ended(point, path)`` for each.  Returns "done", or "stopped" when
+    ``stop`` was set first, or "no_workers" when the cluster had no worker for
+    ``no_workers_timeout`` seconds (then the tasks in flight are cancelled).
+
+    At most one task per worker thread is in flight (at least one, so that a cluster without
+    workers yet is noticed): points differ in cost by orders of magnitude, and Dask assigns a
+    task to a worker when it is submitted (a group of distinct tasks is not queued on the
+    scheduler), so a point submitted early could wait behind a long one while another worker
+    idles.  Dispatched this way, the points run in their order on whichever worker is free.
+    """
     done: queue.Queue = queue.Queue()
-    for fut in futures:
-        fut.add_done_callback(done.put)  # called in the client's thread
-    remaining = set(futures)
+    waiting = deque(todo)
+    running: dict = {}  # future -> (point, path)
+    threads = _threads(client)
     last_worker = last_check = time.monotonic()
-    while remaining:
+
+    def top_up() -> None:
+        while waiting and len(running) < max(threads, 1):
+            item = waiting.popleft()
+            fut = submit(*item)
+            running[fut] = item
+            fut.add_done_callback(done.put)  # called in the client's thread
+
+    top_up()
+    while running:
         now = time.monotonic()
         if now - last_check >= WORKER_CHECK_SECONDS:
-            last_check = now
-            if client.nthreads():
+            last_check, threads = now, _threads(client)
+            if threads:
                 last_worker = now
+            top_up()
         if stop or now - last_worker >= no_workers_timeout:
-            client.cancel(list(remaining))
+            client.cancel(list(running))
             return "stopped" if stop else "no_workers"
         try:
             fut = done.get(timeout=POLL_SECONDS)
         except queue.Empty:
             continue
-        remaining.discard(fut)
+        point, path = running.pop(fut)
         try:
             record = fut.result()
         except Exception as exc:  # noqa: BLE001 - KilledWorker, a bug: one point's failure
             record = {"ran": True, "status": "failed",
                       "message": f"task failed: {type(exc).__name__}: {one_line(exc)}"}
         counts.add(record)
+        ended(point, path)
         bar.update(1)
         bar.set_postfix_str(f"ran {counts.ran}, failed {counts.failed}, skipped "
                             f"{counts.skipped}", refresh=False)
+        if not stop:
+            threads = _threads(client) or threads
+            top_up()
     return "done"
 
 
@@ -193,22 +231,38 @@ def sweep(cfg: Config, vary: Mapping[str, Sequence[Any]], command: str = "solve"
     paths = point_paths(points, list(vary), out)
     counts = SweepCounts()
     todo = _plan(points, paths, command, overwrite, retry_failed, counts)
-    status = "done"
-    if todo:
-        with open_client(scheduler, workers) as client, \
-                tqdm(total=len(points), initial=len(points) - len(todo), unit="point",
-                     desc="sweep", disable=None if progress else True, leave=False) as bar:
-            out.mkdir(parents=True, exist_ok=True)  # once the cluster is there
-            futures = [client.submit(run_point, command, p.config.to_dict(), str(path),
-                                     uuid.uuid4().hex, retry_failed=retry_failed,
-                                     overwrite=overwrite, retries=retries, pure=False,
-                                     key=f"sweep-point-{path.stem}-{uuid.uuid4().hex[:8]}")
-                       for p, path in todo]
-            status = _collect(client, futures, counts, bar, stop, no_workers_timeout)
-    out.mkdir(parents=True, exist_ok=True)
-    ds = build_table(cfg, vary, points, out, command)
-    ds.attrs.update(n_ran=counts.ran, n_failed=counts.failed, n_skipped=counts.skipped)
-    write_table(ds, out)
+    status, known = "done", {}
+    with ThreadPoolExecutor(1) as background:
+        closing = None
+        if todo:
+            background.submit(_warm_table_imports)  # while the points run
+            with ExitStack() as stack:
+                client = stack.enter_context(open_client(scheduler, workers))
+                bar = stack.enter_context(tqdm(
+                    total=len(points), initial=len(points) - len(todo), unit="point",
+                    desc="sweep", disable=None if progress else True, leave=False))
+                out.mkdir(parents=True, exist_ok=True)  # once the cluster is there
+
+                def submit(p: Point, path: Path):
+                    return client.submit(run_point, command, p.config.to_dict(), str(path),
+                                         uuid.uuid4().hex, retry_failed=retry_failed,
+                                         overwrite=overwrite, retries=retries, pure=False,
+                                         key=f"sweep-point-{path.stem}-{uuid.uuid4().hex[:8]}")
+
+                def ended(p: Point, path: Path) -> None:  # its row, read while others run
+                    known[path] = point_row(p, path, command)
+
+                status = _dispatch(client, submit, todo, counts, bar, stop,
+                                   no_workers_timeout, ended)
+                # the cluster shuts down while the table is written (an error above closes
+                # it at once, by the with block)
+                closing = background.submit(stack.pop_all().close)
+        out.mkdir(parents=True, exist_ok=True)
+        ds = build_table(cfg, vary, points, out, command, known)
+        ds.attrs.update(n_ran=counts.ran, n_failed=counts.failed, n_skipped=counts.skipped)
+        write_table(ds, out)
+        if closing is not None:
+            closing.result()
     if status == "stopped":
         n_done = int((ds["status"] != "pending").sum())
         raise SweepInterrupted(out, stop.signum or signal.SIGINT, n_done, len(points))

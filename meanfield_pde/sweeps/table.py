@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +40,7 @@ from .points import Point, dim_names
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["TABLE_NAME", "build_table", "point_paths", "read_table", "write_table"]
+__all__ = ["TABLE_NAME", "build_table", "point_paths", "point_row", "read_table", "write_table"]
 
 TABLE_NAME = "sweep.nc"
 _FLOATS = ("risk_final", "risk_error_final", "free_energy_final", "mass_drift", "wall_seconds")
@@ -62,8 +62,8 @@ def _coordinate(values: list[Any]) -> np.ndarray:
     return np.array([v if isinstance(v, str) else json.dumps(v) for v in values], dtype=object)
 
 
-def _point_row(point: Point, path: Path, command: str) -> dict[str, Any]:
-    """What the table holds of one point, from its files."""
+def point_row(point: Point, path: Path, command: str) -> dict[str, Any]:
+    """What the table holds of one point, from its files (read once the point has ended)."""
     row: dict[str, Any] = {"status": "pending", "message": "", "file": path.name, "worker": "",
                            "run_id": "", "pid": -1}
     if point.config is None:
@@ -115,14 +115,17 @@ def _nearest(t: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 
 def build_table(cfg: Config, vary: dict[str, list[Any]], points: Sequence[Point],
-                out_dir: Path, command: str) -> xr.Dataset:
-    """The table of the sweep (module docstring) from the files in ``out_dir``."""
+                out_dir: Path, command: str,
+                known: Mapping[Path, dict[str, Any]] | None = None) -> xr.Dataset:
+    """The table of the sweep (module docstring) from the files in ``out_dir``; ``known``:
+    rows already read (:func:`point_row`) of points that ended in this call."""
     import xarray as xr
 
     keys = list(vary)
     dims = dim_names(keys)
     shape = tuple(len(vary[k]) for k in keys)
-    rows = [_point_row(p, path, command)
+    known = known or {}
+    rows = [known[path] if path in known else point_row(p, path, command)
             for p, path in zip(points, point_paths(points, keys, out_dir), strict=True)]
     t = _time_axis(rows)
     data: dict[str, np.ndarray] = {k: np.full(shape, np.nan) for k in _FLOATS}
