@@ -98,6 +98,19 @@ def risk_cost() -> dict:
 EPS = 2.5e-5  # small enough that the O(ε) lead of SGD is below the N = 3200 gap
 
 
+#: why the SGD cost of an accuracy no measured width reaches is not extrapolated in N
+NOT_EXTRAPOLATED = (
+    "not extrapolated: the SGD error has a finite-N part (≈ 4/N) and a step-size part linear in "
+    "ε (≈ 5e-3 at t ≈ 5 for ε = 2.5e-5, as an independent SGD of the full network found), so "
+    "growing N alone does not reach 1e-3; a cost model in both N and ε is not measured yet")
+
+
+def sgd_reached(sg: dict) -> bool:
+    """Whether a measured width reached the tolerance (files written before extrapolation was
+    dropped mark an extrapolated one as not measured)."""
+    return sg.get("reached", True) and not sg.get("extrapolated", False)
+
+
 def _pde_time(cfg, n: int, tmp: str) -> float:
     """Wall time of a full solve (load, setup, solve, 201 snapshot writes) on n cells."""
     t0 = time.perf_counter()
@@ -108,9 +121,9 @@ def _pde_time(cfg, n: int, tmp: str) -> float:
 def reproduce(widths=(200, 800, 3200), seeds=(0, 1, 2)) -> dict:
     """SGD (ε = 2.5e-5, stratified initial radii) against the PDE, in this one run: the sup gap of
     the seed-averaged risk curve per N, its wall time, the fitted gap ≈ C N^-p, and the time each
-    method needs for a risk curve accurate to 1e-2 and 1e-3 (SGD: measured where reached, else
-    extrapolated with cost ∝ N per sample; PDE: the grid whose risk error is below the tolerance,
-    n = 1000 for 1e-2 and n = 4000 for 1e-3, see the radial suite)."""
+    method needs for a risk curve accurate to 1e-2 and 1e-3 (SGD: where a measured width reaches
+    it, never extrapolated: :data:`NOT_EXTRAPOLATED`; PDE: the grid whose risk error is below
+    the tolerance, n = 1000 for 1e-2 and n = 4000 for 1e-3, see the radial suite)."""
     cfg = default_config("gaussians").with_overrides(
         [f"sgd.eps={EPS}", "sgd.init_sampling='stratified'"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,18 +149,12 @@ def reproduce(widths=(200, 800, 3200), seeds=(0, 1, 2)) -> dict:
                      "reproduced_1e-2": bool(gap.max() < 1e-2)})
     ns = np.array([r["n"] for r in rows], dtype=float)
     gaps = np.array([r["sup_gap"] for r in rows])
-    p, logc = np.polyfit(np.log(ns), np.log(gaps), 1)
+    p, _ = np.polyfit(np.log(ns), np.log(gaps), 1)
     sgd_time = {}
-    for tol in (1e-2, 1e-3):
+    for tol in (1e-2, 1e-3):  # measured only: see NOT_EXTRAPOLATED
         hit = [r for r in rows if r["sup_gap"] < tol]
-        if hit:
-            sgd_time[f"{tol:.0e}"] = {"n": hit[0]["n"], "seconds": hit[0]["sgd_seconds"],
-                                      "extrapolated": False}
-        else:
-            n_needed = float(np.exp((np.log(tol) - logc) / p))
-            last = rows[-1]
-            sgd_time[f"{tol:.0e}"] = {"n": n_needed, "extrapolated": True,
-                                      "seconds": last["sgd_seconds"] * n_needed / last["n"]}
+        sgd_time[f"{tol:.0e}"] = ({"n": hit[0]["n"], "seconds": hit[0]["sgd_seconds"],
+                                   "extrapolated": False} if hit else {"reached": False})
     return {"eps": EPS, "pde_seconds": pde_seconds, "pde_solve_seconds": s.wall_seconds,
             "pde_time_to": pde_time, "sgd_time_to": sgd_time, "gap_exponent": float(-p),
             "rows": rows}
@@ -207,18 +214,18 @@ def render(data: dict) -> str:
                      f"{r['sgd_seconds']:.1f} s | "
                      f"{r['sgd_seconds'] / rep['pde_seconds']:.0f}× |")
     if "sgd_time_to" in rep:
-        lines += ["", f"Time to a risk curve within a tolerance (SGD: where not reached, "
-                  f"extrapolated with the gap ∝ N^-{rep['gap_exponent']:.2f} fitted over the "
-                  f"{len(rep['rows'])} widths above and cost ∝ N — a two-width fit is rough: the "
-                  "3-seed study in the README measures 0.0055 at N = 3200; PDE: n = 1000 for "
-                  "1e-2, 4000 for 1e-3):",
+        lines += ["", "Time to a risk curve within a tolerance (SGD: the first width above that "
+                  f"reaches it, {NOT_EXTRAPOLATED}; PDE: n = 1000 for 1e-2, 4000 for 1e-3):",
                   "", "| tolerance | SGD: N | SGD time | PDE time | ratio |",
                   "|---|---|---|---|---|"]
+        widest = max(r["n"] for r in rep["rows"])
         for tol in ("1e-02", "1e-03"):
             sg = rep["sgd_time_to"][tol]
             pt = rep["pde_time_to"][tol.replace("e-0", "e-")]
-            est = " (extrapolated)" if sg["extrapolated"] else ""
-            lines.append(f"| {tol} | {sg['n']:.0f}{est} | {sg['seconds']:.0f} s | {pt:.1f} s | "
-                         f"{sg['seconds'] / pt:.0f}× |")
+            if sgd_reached(sg):
+                lines.append(f"| {tol} | {sg['n']:.0f} | {sg['seconds']:.0f} s | {pt:.1f} s | "
+                             f"{sg['seconds'] / pt:.0f}× |")
+            else:
+                lines.append(f"| {tol} | not reached at N ≤ {widest} | – | {pt:.1f} s | – |")
     lines.append("")
     return "\n".join(lines)

@@ -343,7 +343,7 @@ def _cli_words(exc: MeanFieldError) -> str:
                 "with -o")
     if isinstance(exc, DiskFull):
         cont = f", then continue with: meanfield-pde resume {exc.path}" if exc.resumable else ""
-        return f"disk full: {exc.detail}; free some disk space{cont}"
+        return f"{exc.what}: {exc.detail}; {exc.fix}{cont}"
     if isinstance(exc, WallReached):
         return exc.words(f"--set grid.{exc.key}={exc.new:.3g}")
     if isinstance(exc, OptionError):

@@ -65,10 +65,12 @@ class DiskFull(DataError):
     names the Python API's way to continue (``resume(path)``) when the file is resumable; the
     CLI words its own (``meanfield-pde resume FILE``)."""
 
-    def __init__(self, path: object, detail: str, resumable: bool):
+    def __init__(self, path: object, detail: str, resumable: bool,
+                 fix: str = "free some disk space", what: str = "disk full"):
         self.path, self.detail, self.resumable = path, detail, resumable
+        self.fix, self.what = fix, what
         cont = f", then continue with meanfield_pde.resume({str(path)!r})" if resumable else ""
-        super().__init__(f"disk full: {detail}; free some disk space{cont}")
+        super().__init__(f"{what}: {detail}; {fix}{cont}")
 
 
 class CorruptFile(DataError):

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import CorruptFile, DataError
 from .attrs import to_json
-from .hdf5 import open_file
+from .hdf5 import read_file
 from .integrity import digest_arrays
 from .layout import CHECKPOINT_GROUP, CHECKPOINT_META_BYTES, one_line
 from .reader import load
@@ -185,6 +185,14 @@ def _choose(p: Path, g: h5py.Group) -> Checkpoint:
     return Checkpoint(p, slot, meta, arrays, fallback=slot != current)
 
 
+def _checkpoint_of(p: Path, f: h5py.File) -> Checkpoint:
+    """The checkpoint in force in the open file ``f`` (see :func:`load_checkpoint`)."""
+    if CHECKPOINT_GROUP not in f or "current" not in f[CHECKPOINT_GROUP]:
+        raise DataError(f"{p} has no checkpoint (it was written before checkpoints "
+                        "existed, or killed before the first one); run the solve again")
+    return _choose(p, f[CHECKPOINT_GROUP])
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read the last complete checkpoint.
 
@@ -202,11 +210,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     p = Path(path)
     load(p)  # the snapshots must be readable too; raises the one-line errors of load()
     try:
-        with open_file(p, "r") as f:
-            if CHECKPOINT_GROUP not in f or "current" not in f[CHECKPOINT_GROUP]:
-                raise DataError(f"{p} has no checkpoint (it was written before checkpoints "
-                                "existed, or killed before the first one); run the solve again")
-            return _choose(p, f[CHECKPOINT_GROUP])
+        return read_file(p, lambda f: _checkpoint_of(p, f))
     except DataError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:

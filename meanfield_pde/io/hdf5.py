@@ -1,5 +1,14 @@
-"""Raw HDF5 primitives: create a file in the 1.8 format, open it waiting for other processes'
-locks, write one row of a resizable dataset, and the one-line errors of failed writes."""
+"""Raw HDF5 primitives: create a file in the 1.8 format, open it for a write, read it without
+ever blocking a writer, write rows of a resizable dataset, and the one-line errors of failed
+writes.
+
+Nobody takes HDF5's own file locks (``locking=False``): one writer per file is the writer's
+``filelock`` (:func:`~.writer.writer_lock`), and a reader must never stop it — with HDF5's locks
+a reader polling a running solve held the file often enough that the solve's next write waited
+and gave up.  A reader instead checks that the file did not change while it read it (its size,
+modification time and inode before and after, a sequence lock) and reads again if it did
+(:func:`read_file`): what it returns is a state of the file between two writes.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +22,11 @@ from typing import TypeVar
 import h5py
 import numpy as np
 
-from ..errors import DataError, OutputExists
+from ..errors import CorruptFile, DataError, OutputExists
 from .layout import one_line
 
-__all__ = ["check_new_output", "create_file", "open_file", "retry_locked", "vanished_error",
-           "write_error", "write_row"]
+__all__ = ["READ_RETRY_SECONDS", "check_new_output", "create_file", "open_file", "read_file",
+           "vanished_error", "write_error", "write_row"]
 
 # HDF5 1.8 file format: checksummed superblock, object headers and link storage, so
 # corrupted metadata is detected instead of being parsed, and (unlike the 1.10 format) no
@@ -26,7 +35,8 @@ _LIBVER = (h5py.h5f.LIBVER_V18, h5py.h5f.LIBVER_V18)
 # Keep every root attribute in the (checksummed) object header: HDF5 moves them to "dense"
 # storage (a fractal heap) beyond 8 by default.
 _MAX_COMPACT_ATTRIBUTES = 4096
-_LOCK_TIMEOUT_SECONDS = 10.0  # how long to wait for another process holding the file
+READ_RETRY_SECONDS = 10.0  # how long a reader tries again while a writer changes the file
+READ_QUIET_SECONDS = 1.0  # a failed read of a file written more recently is tried again
 _T = TypeVar("_T")
 
 
@@ -42,27 +52,12 @@ def check_new_output(path: str | os.PathLike, overwrite: bool) -> Path:
     return p
 
 
-def retry_locked(fn: Callable[[], _T], path: Path) -> _T:
-    """Call ``fn``; while another process holds the HDF5 file lock, retry for a while."""
-    deadline = time.monotonic() + _LOCK_TIMEOUT_SECONDS
-    delay = 0.005
-    while True:
-        try:
-            return fn()
-        except BlockingIOError as exc:  # HDF5 file lock held by another process
-            if time.monotonic() > deadline:
-                raise DataError(
-                    f"{path} stayed locked by another process for {_LOCK_TIMEOUT_SECONDS:g} s "
-                    f"({one_line(exc)}); close the other program or retry later"
-                ) from exc
-            time.sleep(delay)
-            delay = min(2 * delay, 0.2)
-
-
 def create_file(path: Path, overwrite: bool) -> h5py.File:
-    """Create ``path`` in the HDF5 1.8 format with every root attribute kept compact."""
+    """Create ``path`` in the HDF5 1.8 format with every root attribute kept compact (no HDF5
+    file lock: module docstring)."""
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_libver_bounds(*_LIBVER)
+    fapl.set_file_locking(False, True)
     fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
     fcpl.set_attr_phase_change(_MAX_COMPACT_ATTRIBUTES, 0)
     flags = h5py.h5f.ACC_TRUNC if overwrite else h5py.h5f.ACC_EXCL
@@ -71,12 +66,70 @@ def create_file(path: Path, overwrite: bool) -> h5py.File:
 
 @contextmanager
 def open_file(path: Path, mode: str) -> Iterator[h5py.File]:
-    """Open ``path`` with h5py, waiting for file locks held by other processes."""
-    f = retry_locked(lambda: h5py.File(path, mode), path)
+    """Open ``path`` with h5py for the writer (``"r+"``), without HDF5's file lock (module
+    docstring); reads go through :func:`read_file`."""
+    f = h5py.File(path, mode, locking=False)
     try:
         yield f
     finally:
         f.close()
+
+
+def _stamp(path: Path) -> tuple[int, int, int, int] | None:
+    """What changes when the file is written or replaced (None: it is gone)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _recent(stamp: tuple[int, int, int, int] | None) -> bool:
+    """Whether the file was written less than :data:`READ_QUIET_SECONDS` ago (or is gone)."""
+    return stamp is None or time.time_ns() - stamp[2] < READ_QUIET_SECONDS * 1e9
+
+
+def read_file(path: Path, read: Callable[[h5py.File], _T],
+              retry_seconds: float = READ_RETRY_SECONDS) -> _T:
+    """``read(f)`` on ``path`` opened read-only, without any lock, so a writer is never blocked
+    or slowed: read again when the file changed during the read (a writer wrote meanwhile),
+    and when the read failed on a file written less than :data:`READ_QUIET_SECONDS` ago (a
+    writer may be between two of the HDF5 writes of one update, so that the file stayed the
+    same during a read of a half-updated state).  What it returns, or the error it lets
+    through, belongs to one state of the file.
+
+    Raises:
+        whatever ``read`` or h5py raise for a file that stayed the same while it was read and
+        had been quiet for :data:`READ_QUIET_SECONDS`; DataError if that did not happen within
+        ``retry_seconds``.
+    """
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.002
+    while True:
+        before = _stamp(path)
+        try:
+            with h5py.File(path, "r", locking=False) as f:
+                out = read(f)
+        except Exception as exc:
+            logical = isinstance(exc, DataError) and not isinstance(exc, CorruptFile)
+            if _stamp(path) == before and (logical or not _recent(before)):
+                raise  # a consistent state's own error
+            if time.monotonic() > deadline:
+                if _stamp(path) == before:
+                    raise
+                raise _unsettled(path, retry_seconds) from None
+        else:
+            if _stamp(path) == before:
+                return out
+            if time.monotonic() > deadline:
+                raise _unsettled(path, retry_seconds)
+        time.sleep(delay)
+        delay = min(2 * delay, 0.05)
+
+
+def _unsettled(path: Path, seconds: float) -> DataError:
+    return DataError(f"{path} changed while it was read, again and again for {seconds:g} s "
+                     "(a run writing it without pause); read it again later")
 
 
 def write_row(f: h5py.File, name: str, k: int, arr: np.ndarray) -> None:

@@ -106,9 +106,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["CHECKPOINT_GROUP", "CHECKPOINT_META_BYTES", "COORDINATES", "DENSITY_DIMS",
-           "FORMAT_VERSION", "GRID_GROUP", "JSON_ATTRS", "RESERVED_ATTRS", "RESERVED_NAMES",
-           "SGD_FIELDS", "TIME_DATASET", "VARIABLES", "Variable", "check_name", "one_line"]
+__all__ = ["CHECKPOINT_GROUP", "CHECKPOINT_META_BYTES", "CONFIG_BEFORE_EXTENSION", "COORDINATES",
+           "DENSITY_DIMS", "FORMAT_VERSION", "GRID_GROUP", "JSON_ATTRS", "RESERVED_ATTRS",
+           "RESERVED_NAMES", "SGD_FIELDS", "TIME_DATASET", "VARIABLES", "Variable", "check_name",
+           "one_line"]
 
 FORMAT_VERSION: int = 1
 """Version of the HDF5 layout written by this package; the reader refuses newer ones."""
@@ -118,6 +119,9 @@ GRID_GROUP = "grid"
 CHECKPOINT_GROUP = "checkpoint"
 CHECKPOINT_META_BYTES = 16384  # fixed size of a slot's JSON metadata
 JSON_ATTRS = "json_attrs"
+CONFIG_BEFORE_EXTENSION = "config_before_extension"
+"""The config a resume past ``time.t_end`` extended (JSON text): the checkpoints written before the
+extension's first one belong to it, so a run killed in between still resumes."""
 RESERVED_ATTRS = frozenset(
     {
         "format_version",
@@ -134,6 +138,7 @@ RESERVED_ATTRS = frozenset(
         "git_revision",
         "git_dirty",
         JSON_ATTRS,
+        CONFIG_BEFORE_EXTENSION,
     }
 )
 """Root attributes of the layout itself; every other root attribute describes the run."""

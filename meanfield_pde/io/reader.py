@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import CorruptFile, DataError
 from . import derived
 from .attrs import decode_attr, decode_root_attrs, package_version, sha256_text
-from .hdf5 import open_file
+from .hdf5 import read_file
 from .integrity import check_digests, first_missing_row
 from .layout import (
     FORMAT_VERSION,
@@ -91,21 +91,25 @@ class LazyFields(Mapping[str, np.ndarray]):
             return self._cache[name][start:stop]
         return self._read([name], (start, stop))[name]
 
+    def _read_open(self, f: h5py.File, names: list[str],
+                   rows: tuple[int, int] | None) -> dict[str, np.ndarray]:
+        p = self.path
+        stamp = (decode_attr(f.attrs.get("created_utc")),
+                 decode_attr(f.attrs.get("config_sha256")))
+        if stamp != self._stamp:
+            raise DataError(f"{p} was replaced since it was loaded (another run wrote "
+                            "it); load it again")
+        now = decode_attr(f.attrs.get("n_snapshots"))
+        if not isinstance(now, int) or now < self.k:
+            raise DataError(f"{p} now holds {now} snapshots, fewer than the {self.k} "
+                            "it held when loaded (a resume dropped rows); load it again")
+        return {n: _rows(p, f, n, self.k, rows) for n in names}
+
     def _read(self, names: list[str], rows: tuple[int, int] | None) -> dict[str, np.ndarray]:
         """All K rows (``rows`` None) or rows ``start:stop`` of the fields ``names``."""
         p = self.path
         try:
-            with open_file(p, "r") as f:
-                stamp = (decode_attr(f.attrs.get("created_utc")),
-                         decode_attr(f.attrs.get("config_sha256")))
-                if stamp != self._stamp:
-                    raise DataError(f"{p} was replaced since it was loaded (another run wrote "
-                                    "it); load it again")
-                now = decode_attr(f.attrs.get("n_snapshots"))
-                if not isinstance(now, int) or now < self.k:
-                    raise DataError(f"{p} now holds {now} snapshots, fewer than the {self.k} "
-                                    "it held when loaded (a resume dropped rows); load it again")
-                return {n: _rows(p, f, n, self.k, rows) for n in names}
+            return read_file(p, lambda f: self._read_open(f, names, rows))
         except DataError:
             raise
         except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
@@ -250,8 +254,7 @@ def load(path: str | os.PathLike, lazy: bool = False) -> Result:
     """
     p = _existing(path)
     try:
-        with open_file(p, "r") as f:
-            return _read(p, f, lazy)
+        return read_file(p, lambda f: _read(p, f, lazy))
     except DataError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
@@ -263,8 +266,8 @@ def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
     (``config`` as JSON text), without reading or checking its datasets."""
     p = _existing(path)
     try:
-        with open_file(p, "r") as f:
-            return decode_root_attrs({name: decode_attr(f.attrs[name]) for name in f.attrs})
+        return read_file(p, lambda f: decode_root_attrs(
+            {name: decode_attr(f.attrs[name]) for name in f.attrs}))
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
         raise _read_error(p, exc) from exc
 

@@ -29,7 +29,6 @@ from .hdf5 import (
     check_new_output,
     create_file,
     open_file,
-    retry_locked,
     vanished_error,
     write_error,
     write_rows,
@@ -37,6 +36,7 @@ from .hdf5 import (
 from .integrity import CHAIN_START, chain, chain_step, digest_arrays, rows_attr
 from .layout import (
     CHECKPOINT_META_BYTES,
+    CONFIG_BEFORE_EXTENSION,
     FORMAT_VERSION,
     GRID_GROUP,
     JSON_ATTRS,
@@ -203,6 +203,7 @@ class ResultWriter:
         self._fields = _check_fields(fields)
         extra = encode_attrs(attrs)
         self._n = 0
+        self._replay = np.zeros(0)  # times of rows on disk the run has yet to reach (reopen)
         self._last_t = -math.inf
         self._chain = [CHAIN_START]  # h_(K-1), h_K of the rows written (see rows_sha256)
         head = {
@@ -236,7 +237,7 @@ class ResultWriter:
         check_space(p, sum(a.nbytes for a in grid_arrays.values()) + len(config_json),
                     "the new file", resumable=False)
         try:
-            f = retry_locked(lambda: create_file(p, overwrite), p)
+            f = create_file(p, overwrite)
         except FileExistsError as exc:  # created by someone else since the check above
             raise OutputExists(p) from exc
         except OSError as exc:
@@ -278,8 +279,10 @@ class ResultWriter:
 
     @property
     def n_snapshots(self) -> int:
-        """Number of snapshots appended so far (on disk once :meth:`flush` has run)."""
-        return self._n + len(self._pending)
+        """Number of snapshots the run has produced so far (on disk once :meth:`flush` has
+        run; after :meth:`reopen`, rows already on disk ahead of the run are not counted until
+        the run reproduces them)."""
+        return self._n - len(self._replay) + len(self._pending)
 
     def _check_row(self, t: float, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Validate one snapshot; return its fields as float64 copies (-0.0 cleared)."""
@@ -323,6 +326,11 @@ class ResultWriter:
             t: Output time; finite and larger than the previous one.
             values: Exactly the declared fields, each with its declared shape.
 
+        After :meth:`reopen`, a snapshot at the time of the next row already on disk is that
+        row again (recomputed from the checkpoint) and is not written: rows durably written
+        before an interruption are never removed by the run that resumes it.  A snapshot at
+        another time (a resume with another output plan) drops the rows from there on.
+
         Raises:
             ValueError: Wrong keys, shapes or times (programming errors).
             SolverError: A field holds NaN or ±inf (nothing is written).
@@ -330,6 +338,11 @@ class ResultWriter:
         """
         t = float(t)
         arrays = self._check_row(t, values)
+        if self._replay.size:
+            if abs(t - self._replay[0]) <= 1e-12 * max(1.0, abs(self._replay[0])):
+                self._replay, self._last_t = self._replay[1:], t  # on disk already: kept
+                return
+            self._truncate(self.n_snapshots)  # another output plan (resume --t-end)
         nbytes = 8 + sum(a.nbytes + 4 for a in arrays.values())
         # the reserve counts the snapshots not yet on disk too: a full disk stops the run at
         # the same snapshot whatever the batching
@@ -382,12 +395,13 @@ class ResultWriter:
     @classmethod
     def reopen(cls, path: str | os.PathLike, n_snapshots: int,
                flush_seconds: float = 0.0) -> ResultWriter:
-        """A writer that continues the file ``path`` after its first ``n_snapshots`` snapshots
-        (rows beyond them, written after the checkpoint being resumed, are dropped) and marks it
-        incomplete until :meth:`finish`; ``flush_seconds`` as for a new writer."""
+        """A writer that continues the file ``path`` from its checkpoint after ``n_snapshots``
+        snapshots and marks it incomplete until :meth:`finish`; ``flush_seconds`` as for a new
+        writer.  The rows on disk after the checkpoint stay: the run reproduces them (see
+        :meth:`append`), so an interruption of the resume loses none of them."""
         self = cls.__new__(cls)
         p = self._path = Path(path)
-        self._pending, self._lock = [], None
+        self._pending, self._lock, self._replay = [], None, np.zeros(0)
         self.flush_seconds, self._pending_since = float(flush_seconds), time.monotonic()
         self._lock = writer_lock(p)
         try:
@@ -398,7 +412,8 @@ class ResultWriter:
         return self
 
     def _reopen(self, n_snapshots: int) -> None:
-        """:meth:`reopen` under the lock."""
+        """:meth:`reopen` under the lock: the rows up to the file's count stay; those after
+        the checkpoint's ``n_snapshots`` are to be reproduced (:meth:`append`)."""
         p = self._path
         check_space(p, 0, "reopening the file")
         try:
@@ -406,30 +421,57 @@ class ResultWriter:
                 self._fields = {name: tuple(f[name].shape[1:]) for name in f
                                 if name not in RESERVED_NAMES and isinstance(f[name], h5py.Dataset)}
                 t = f[TIME_DATASET]
-                if not 0 <= n_snapshots <= t.shape[0]:
-                    raise CorruptFile(p, f"{p} has {t.shape[0]} snapshots, fewer than the "
-                                      f"checkpoint's {n_snapshots}")
-                self._last_t = float(t[n_snapshots - 1]) if n_snapshots else -math.inf
-                columns = [np.asarray(f[name][:n_snapshots])
-                           for name in (TIME_DATASET, *sorted(self._fields))]
-                self._chain = chain(columns, n_snapshots)[-2:]
-                f.attrs["rows_sha256"] = rows_attr(n_snapshots, self._chain)
-                f.flush()  # before n_snapshots: see the reader's check of rows_sha256
-                f.attrs["n_snapshots"] = np.int64(n_snapshots)
+                stored = int(f.attrs["n_snapshots"])
+                if not 0 <= n_snapshots <= stored <= t.shape[0]:
+                    raise CorruptFile(p, f"{p} counts {stored} snapshots in {t.shape[0]} rows, "
+                                      f"not at least the checkpoint's {n_snapshots}")
+                times = np.asarray(t[:stored], dtype=np.float64)
+                self._last_t = float(times[n_snapshots - 1]) if n_snapshots else -math.inf
+                self._replay = times[n_snapshots:]
+                self._chain = self._stored_chain(f, stored)
+                f.attrs["rows_sha256"] = rows_attr(stored, self._chain)
+                f.flush()
                 f.attrs["complete"] = np.bool_(False)
         except DataError:
             raise
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
             raise write_error(p, exc) from exc
-        self._n = n_snapshots
+        self._n = stored
 
-    def update_config(self, config: dict) -> None:
-        """Replace the stored resolved config (a resume past ``time.t_end`` extends it)."""
-        text = to_json(config, "config")
+    def _stored_chain(self, f: h5py.File, n: int) -> list[str]:
+        """The last two hashes of the chain over the first ``n`` rows in ``f``."""
+        columns = [np.asarray(f[name][:n]) for name in (TIME_DATASET, *sorted(self._fields))]
+        return chain(columns, n)[-2:]
+
+    def _truncate(self, n: int) -> None:
+        """Drop the rows on disk from ``n`` on (none pending): the count, then the digest."""
+        p = self._path
+        try:
+            with open_file(p, "r+") as f:
+                self._check_count(f)
+                self._chain = self._stored_chain(f, n)
+                # first: a reader of the old count checks the first n rows against h_n
+                f.attrs["rows_sha256"] = rows_attr(n, self._chain)
+                f.flush()
+                f.attrs["n_snapshots"] = np.int64(n)
+                f.flush()
+        except FileNotFoundError as exc:
+            raise vanished_error(p) from exc
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            raise write_error(p, exc) from exc
+        self._n, self._replay = n, np.zeros(0)
+
+    def update_config(self, config: dict, previous: dict) -> None:
+        """Replace the stored resolved config by ``config`` (a resume past ``time.t_end``
+        extends it), keeping ``previous``, the config of the checkpoint in force, as
+        :data:`~.layout.CONFIG_BEFORE_EXTENSION`: until the extension writes its first
+        checkpoint, a resume finds that checkpoint's config there."""
+        text, before = to_json(config, "config"), to_json(previous, "config")
         self.flush()
-        check_space(self._path, 2 * len(text), "the config")
+        check_space(self._path, 2 * (len(text) + len(before)), "the config")
         try:
             with open_file(self._path, "r+") as f:
+                f.attrs[CONFIG_BEFORE_EXTENSION] = str_attr(before)  # first: see resume
                 f.attrs["config"] = str_attr(text)
                 f.attrs["config_sha256"] = str_attr(sha256_text(text))
         except (OSError, RuntimeError) as exc:
@@ -451,7 +493,7 @@ class ResultWriter:
         try:
             with open_file(p, "r+") as f:
                 self._check_count(f)
-                return write_slot(f, arrays, meta, self._n)
+                return write_slot(f, arrays, meta, self.n_snapshots)
         except DataError:
             raise
         except FileNotFoundError as exc:
@@ -467,6 +509,8 @@ class ResultWriter:
         """Set extra root attributes, mark the run complete (``complete = True``) and
         :meth:`close`."""
         try:
+            if self._replay.size:  # the run ended before rows on disk: they are not its own
+                self._truncate(self.n_snapshots)
             self._write_attrs(encode_attrs(attrs), complete=True)
         finally:
             self.close()

@@ -8,6 +8,7 @@ its rows after the checkpoint are dropped, and the runner of its kind continues:
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 from ..config import Config, build_config
 from ..errors import DataError, MeanFieldError, OptionError
 from ..io import ResultWriter, load, load_checkpoint
+from ..io.layout import CONFIG_BEFORE_EXTENSION
 from ..problems import build_problem, problem_class
 from .companion import PairedProblem, with_companion
 from .pde import SNAPSHOT_FLUSH_SECONDS, PdeStart, run_pde
@@ -47,15 +49,13 @@ def resume(path: str | Path, *, t_end: float | None = None, progress: bool = Fal
                         "resume")
     ck = load_checkpoint(path)
     meta = ck.meta
-    if meta.get("config_hash") != config_hash(res.config):
-        raise DataError(f"the stored config of {path} does not match its checkpoint (the file "
-                        "was edited or mixed from two runs); run the solve again")
+    stored, t_end = _checkpoint_config(path, res, meta, t_end)
     kind = "sgd" if res.attrs.get("kind") == "sgd" else "pde"
     if meta.get("kind") != kind:
         raise DataError(f"the checkpoint of {path} is of kind {meta.get('kind')!r}, the file of "
                         f"kind {kind!r}; {path} is corrupt, run the solve again")
     try:
-        cfg = build_config(res.problem, _pin_method(res.problem, res.config))
+        cfg = build_config(res.problem, _pin_method(res.problem, stored))
     except MeanFieldError as exc:
         raise DataError(f"the stored config of {path} is not valid for this version of "
                         f"meanfield-pde ({exc}); run the solve again") from None
@@ -70,9 +70,33 @@ def resume(path: str | Path, *, t_end: float | None = None, progress: bool = Fal
         if theta is None or theta.ndim != 2 or theta.shape[0] != n:
             raise DataError(f"the checkpoint of {path} holds no parameters of {n} neurons; "
                             f"{path} is corrupt, run the sgd again")
-        writer = _reopen(path, k, new_cfg if t_end is not None else None)
+        writer = _reopen(path, k, cfg, new_cfg if t_end is not None else None)
         return run_sgd(new_cfg, writer, (meta, theta), progress=progress, stop=stop)
     return _resume_pde(path, cfg, new_cfg, res, ck, t_end is not None, progress, stop)
+
+
+def _checkpoint_config(path: Path, res, meta: dict,
+                       t_end: float | None) -> tuple[dict, float | None]:
+    """The config the checkpoint in force was written with, and the ``t_end`` to continue to.
+
+    That is the stored config, except while a ``resume --t-end`` has stored its extended config
+    but not yet written a checkpoint of its own (a kill in between): then the checkpoint
+    belongs to the config before the extension (:data:`CONFIG_BEFORE_EXTENSION`), and the run
+    continues the extension (to the stored ``time.t_end``, unless ``t_end`` says otherwise).
+    """
+    want = meta.get("config_hash")
+    if want == config_hash(res.config):
+        return res.config, t_end
+    before = res.attrs.get(CONFIG_BEFORE_EXTENSION)
+    if isinstance(before, str):
+        try:
+            before = json.loads(before)
+        except ValueError:
+            before = None
+    if isinstance(before, dict) and want == config_hash(before):
+        return before, t_end if t_end is not None else float(res.config["time"]["t_end"])
+    raise DataError(f"the stored config of {path} does not match its checkpoint (the file "
+                    "was edited or mixed from two runs); run the solve again")
 
 
 def _pin_method(problem: str, stored: dict) -> dict:
@@ -112,13 +136,14 @@ def _fixed_walls(cfg: Config, attrs: dict) -> Config:
                         "by a solve of this package") from None
 
 
-def _reopen(path: Path, k: int, new_cfg: Config | None,
+def _reopen(path: Path, k: int, cfg: Config, new_cfg: Config | None,
             flush_seconds: float = 0.0) -> ResultWriter:
-    """The first write of a resume (after every check): drop the rows after the checkpoint's
-    ``k`` snapshots and store the extended config (``--t-end``), if any."""
+    """The first write of a resume (after every check): continue after the checkpoint's ``k``
+    snapshots (the rows after it stay until the run reproduces them) and store the extended
+    config (``--t-end``), if any, keeping ``cfg``, the checkpoint's, beside it."""
     writer = ResultWriter.reopen(path, k, flush_seconds)
     if new_cfg is not None:
-        writer.update_config(new_cfg.to_dict())
+        writer.update_config(new_cfg.to_dict(), cfg.to_dict())
     return writer
 
 
@@ -177,5 +202,5 @@ def _resume_pde(path: Path, cfg: Config, new_cfg: Config, res, ck, extended: boo
         rates=(meta["rate"], meta["rho_rate"]),
         seconds={"compile": compile_seconds, "setup": time.perf_counter() - t0 - compile_seconds},
     )
-    writer = _reopen(path, k, new_cfg if extended else None, SNAPSHOT_FLUSH_SECONDS)
+    writer = _reopen(path, k, cfg, new_cfg if extended else None, SNAPSHOT_FLUSH_SECONDS)
     return run_pde(new_cfg, problem, stepper, writer, start, progress=progress, stop=stop)

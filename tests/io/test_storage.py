@@ -385,7 +385,7 @@ def _full_file(path: Path) -> ResultWriter:
         w.write_checkpoint({"state": np.arange(N, dtype=float) + seq}, {"t": 1.5, "seq_": seq})
     w.close()  # one writer per file: the first lets go before the reopen
     w = ResultWriter.reopen(path, 3)
-    w.update_config({**CONFIG, "times": [0.0, 2.0]})
+    w.update_config({**CONFIG, "times": [0.0, 2.0]}, CONFIG)
     w.append(1.25, snapshot(3))
     w.finish(wall_seconds=1.0, note="done")
     return w

@@ -202,7 +202,7 @@ def test_a_lazy_reader_follows_a_running_writer(tmp_path):
     np.testing.assert_array_equal(res["density"][:, 0], [1.0, 2.0, 3.0])
     np.testing.assert_allclose(res.at(1.25)["density"], np.full(4, 2.25), rtol=ROUND_OFF)
     w.close()  # the run ended (one writer per file)
-    ResultWriter.reopen(path, 2).close()  # a resume from an earlier checkpoint drops rows
+    ResultWriter.reopen(path, 2).finish()  # a resume that ended before the third row drops it
     with pytest.raises(DataError, match="fewer than the 3"):
         res.snapshot(2)
     path.unlink()
