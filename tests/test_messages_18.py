@@ -258,3 +258,40 @@ def test_validate_quiet_draws_no_progress_bar(monkeypatch, tmp_path):
     monkeypatch.setattr(validation, "validate", fake_validate)
     assert main(["validate", "gaussians", "-q", "-o", str(tmp_path / "v")]) == 2
     assert seen["progress"] is False
+
+
+def test_unsearchable_directory_of_an_input_is_permission_denied(tmp_path, capsys, monkeypatch):
+    """A result file in a directory without search permission (simulated: root passes): its
+    stat fails with EACCES, named as such instead of a raw OSError."""
+    import pathlib
+
+    hidden = tmp_path / "private" / "r.h5"
+    real = pathlib.Path.exists
+
+    def exists(self, *args, **kwargs):
+        if self == hidden:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "exists", exists)
+    one_line_cli_error(["info", hidden], capsys,
+                       f"cannot reach result file {hidden}: permission denied")
+
+
+@pytest.mark.parametrize("code, says", [
+    (errno.EACCES, "permission denied: choose a location your user may write"),
+    (errno.EROFS, "the file system is read-only: choose a location on a writable one"),
+])
+def test_failed_create_names_the_cause(tmp_path, capsys, monkeypatch, code, says):
+    """The writer cannot create its file: the error number decides the fix (it said "check that
+    the location is writable and the disk is not full" whatever the cause)."""
+    import meanfield_pde.io.writer as writer
+
+    def refuse(path, overwrite):
+        raise OSError(code, f"Unable to synchronously create file (unable to open file: name = "
+                            f"'{path}', errno = {code}, error message = '{os.strerror(code)}')")
+
+    monkeypatch.setattr(writer, "create_file", refuse)
+    out = tmp_path / "r.h5"
+    one_line_cli_error(["solve", "gaussians", "-q", "-o", out], capsys, says)
+    assert not out.exists()
