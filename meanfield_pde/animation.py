@@ -51,14 +51,15 @@ def _check_paths(result: Result, out: Path, force: bool) -> str:
     output without ``force`` and MP4 without ffmpeg."""
     from matplotlib import animation
 
+    from .io import check_new_output
+
+    check_new_output(out, overwrite=True)  # a directory, a dangling link, below a file
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
         raise ConfigError(f"cannot tell the movie format of {out} from its extension; "
                           f"use {' or '.join(FORMATS)}")
     if out.exists() and Path(result.path).exists() and os.path.samefile(out, result.path):
         raise ConfigError(f"{out} is the input file; choose another output path")
-    if out.is_dir():
-        raise DataError(f"output {out} is a directory; choose a file path")
     if out.exists() and not force:
         raise OutputExists(out)
     if suffix == ".mp4" and not animation.writers.is_available("ffmpeg"):

@@ -5,8 +5,8 @@
     meanfield-pde sgd PROBLEM|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
     meanfield-pde resume FILE.h5 [--t-end T]
     meanfield-pde validate PROBLEM|CONFIG.toml [--widths N ...] [--seeds S ...]
-                        [--scheduler ADDRESS | --workers P] [-o DIR] [--force]
-    meanfield-pde gibbs PROBLEM|CONFIG.toml [--set ...] [-o FILE.h5] [--force]
+                        [--scheduler ADDRESS | --workers P] [-o DIR] [--force] [-q]
+    meanfield-pde gibbs PROBLEM|CONFIG.toml [--set ...] [-o FILE.h5] [--force] [-q]
     meanfield-pde info FILE.h5
     meanfield-pde export FILE.h5 --netcdf OUT.nc [--force]
     meanfield-pde plot FILE.h5 -o FIG.png|FIG.pdf|FIG.svg [--times T1,T2,...]
@@ -21,7 +21,9 @@
 PROBLEM is the name (or an alias) of a registered problem (:mod:`meanfield_pde.problems`), e.g.
 gaussians or single-neuron; ``meanfield-pde --help`` lists them.
 
-User errors print one line ``meanfield-pde: error: ...`` on stderr and exit with code 2.
+User errors print one line ``meanfield-pde: error: ...`` on stderr and exit with code 2 (so does a
+standard output that cannot be written, e.g. redirected to a full disk); the package's warnings
+print one line ``meanfield-pde: warning: ...``.
 SIGINT / SIGTERM during solve, sgd or resume write a checkpoint, print the resume command and
 exit with 130 / 143.
 """
@@ -30,9 +32,11 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -149,7 +153,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     with trap_signals() as stop:
         try:
             rep = validate(cfg, args.widths, args.seeds, out, workers=args.workers,
-                           scheduler=args.scheduler, overwrite=args.force, progress=True,
+                           scheduler=args.scheduler, overwrite=args.force,
+                           progress=not args.quiet,
                            stop=stop)
         except ValidateInterrupted as exc:  # finished SGD files stay; the cluster is closed
             print(f"{PROG}: {_printable(exc)}; rerun the same command to continue",
@@ -451,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="overwrite validation.json / validation.png already in the directory "
                          "and recompute SGD files there of another config (a rerun without "
                          "--force resumes: finished SGD files are reused)")
+    va.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     va.set_defaults(func=_cmd_validate)
 
     gb = sub.add_parser("gibbs", help="solve the self-consistent Gibbs state directly (noise)")
@@ -459,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     gb.add_argument("-o", "--output", metavar="FILE.h5",
                     help="result file (default: runs/<problem>-gibbs-<UTC time>.h5)")
     gb.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    gb.add_argument("-q", "--quiet", action="store_true",
+                    help="no progress bar (gibbs draws none: accepted as by every command "
+                         "that runs)")
     gb.set_defaults(func=_cmd_gibbs)
 
     i = sub.add_parser("info", help="show the configuration and summary of a result file")
@@ -510,11 +519,85 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _StdoutFailed(Exception):
+    """Writing to standard output failed (other than a closed pipe): the OSError as cause."""
+
+
+class _CheckedStdout:
+    """``sys.stdout`` whose failed writes raise :class:`_StdoutFailed` (so a full disk behind
+    ``> FILE`` is told apart from a failure to write a result file)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _StdoutFailed() from exc
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _StdoutFailed() from exc
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _show_warning(shown, message, category, filename, lineno, file=None, line=None) -> None:
+    """The package's warnings (e.g. no writable kernel cache) as one line on stderr; others as
+    ``shown`` (Python's ``showwarning``) shows them."""
+    from .kernel_cache import KernelCacheWarning
+
+    if issubclass(category, KernelCacheWarning):
+        print(_printable(f"{PROG}: warning: {message}"), file=sys.stderr)
+    else:
+        shown(message, category, filename, lineno, file, line)
+
+
+def _silence_stdout() -> None:
+    """Point the stdout descriptor at /dev/null: the buffered rest is dropped at exit without a
+    second error."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's stream): nothing to do
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    stdout = sys.stdout
+    sys.stdout = _CheckedStdout(stdout)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+            return _main(argv)
+    finally:
+        sys.stdout = stdout
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a full stdout fails here, not in the flush at exit
+        return code
+    except _StdoutFailed as exc:
+        err = exc.__cause__
+        print(_printable(f"{PROG}: error: cannot write to standard output: "
+                         f"{getattr(err, 'strerror', None) or err}; redirect it to a place with "
+                         "free space (a result file, if the command writes one, is complete)"),
+              file=sys.stderr)
+        _silence_stdout()
+        return 2
     except Interrupted as exc:
         print(f"{PROG}: {_printable(_cli_words(exc))}", file=sys.stderr)
         return exc.exit_code
@@ -522,8 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {_printable(_cli_words(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `meanfield-pde info r.h5 | head -3`: the reader left
-        devnull = os.open(os.devnull, os.O_WRONLY)  # (no flush error at exit)
-        os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()  # (no flush error at exit)
         return 128 + signal.SIGPIPE
     except OSError as exc:  # disk full, permissions, ... while writing
         hint = "free some disk space" if exc.errno == errno.ENOSPC else "check the path"

@@ -448,15 +448,17 @@ FIGURE_MAGIC = {"png": (b"\x89PNG",), "pdf": (b"%PDF",), "svg": (b"<?xml", b"<sv
 def check_figure_output(out: Path, inputs: Sequence[Result | None], overwrite: bool) -> str:
     """The format of ``out``; refused (before any drawing) when it is one of the ``inputs``'
     files, a directory, or an existing file that is not a figure of that format unless
-    ``overwrite`` (issue 18: ``plot FILE.h5 -o FILE.h5`` replaced the result file)."""
+    ``overwrite`` (issue 18: ``plot FILE.h5 -o FILE.h5`` replaced the result file); a
+    directory or a dangling symlink is named as such before the extension is looked at."""
+    from .io import check_new_output
+
+    check_new_output(out, overwrite=True)  # a directory, a dangling link, below a file
     fmt = _format_of(out)
     if not out.exists():
         return fmt
     for res in inputs:
         if res is not None and Path(res.path).exists() and os.path.samefile(out, res.path):
             raise DataError(f"{out} is an input file; choose another output path")
-    if out.is_dir():
-        raise DataError(f"output {out} is a directory; choose a file path")
     try:
         with open(out, "rb") as fh:
             head = fh.read(16).lstrip()

@@ -191,6 +191,9 @@ def validate(cfg: Config, widths: list[int], seeds: list[int], out_dir: str | Pa
         raise ConfigError("workers= applies to the local cluster only; with a scheduler start "
                           "workers with `dask worker ADDRESS` on the cluster")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir} is a file; validate writes a directory (pde.h5, sgd/, "
+                        "validation.json, validation.png): choose a directory path")
     existing = [n for n in ("validation.json", "validation.png") if (out_dir / n).exists()]
     if existing and not overwrite:
         raise OutputExists(out_dir / existing[0], "report")

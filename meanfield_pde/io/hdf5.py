@@ -41,12 +41,21 @@ _T = TypeVar("_T")
 
 
 def check_new_output(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse, before any work, an output ``path`` that is a directory (DataError) or that
-    exists while ``overwrite`` is false (:class:`~meanfield_pde.errors.OutputExists`); returns
-    it as a Path.  The writer checks again when it creates the file."""
+    """Refuse, before any work, an output ``path`` that is a directory, a dangling symlink
+    (whatever ``overwrite``) or below a regular file (DataError), or that exists while
+    ``overwrite`` is false (:class:`~meanfield_pde.errors.OutputExists`); returns it as a Path.
+    The writer checks again when it creates the file."""
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise DataError(f"output {p} is a dangling symlink to {os.readlink(p)} (nothing is "
+                        "there); remove the link or choose another path")
     if p.is_dir():
-        raise DataError(f"output {p} is a directory; choose a file path")
+        raise DataError(f"output {p} is a directory; choose a file path inside it or "
+                        "another path")
+    parent = next((q for q in p.parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise DataError(f"cannot write {p}: {parent} is a file, not a directory; choose "
+                        "another path")
     if p.exists() and not overwrite:
         raise OutputExists(p)
     return p
@@ -154,11 +163,20 @@ def write_rows(f: h5py.File, name: str, k: int, rows: np.ndarray) -> None:
 
 
 def write_error(path: Path, exc: BaseException) -> DataError:
-    """One-line DataError for a failed write (unwritable location, disk full, ...)."""
-    return DataError(
-        f"cannot write {path}: {one_line(exc)}; check that the location is writable "
-        "and the disk is not full"
-    )
+    """One-line DataError for a failed write: the cause named when the error number tells it
+    (no permission, read-only file system, disk full), else the location to check."""
+    import errno
+
+    fix = {errno.EACCES: "permission denied: choose a location your user may write or change "
+                         "its permissions",
+           errno.EPERM: "permission denied: choose a location your user may write or change "
+                        "its permissions",
+           errno.EROFS: "the file system is read-only: choose a location on a writable one",
+           errno.ENOSPC: "the disk is full: free some disk space",
+           errno.EDQUOT: "the disk quota is exceeded: free some space or raise the quota"}
+    hint = fix.get(getattr(exc, "errno", None),
+                   "check that the location is writable and the disk is not full")
+    return DataError(f"cannot write {path}: {one_line(exc)}; {hint}")
 
 
 def vanished_error(path: Path) -> DataError:

@@ -273,9 +273,18 @@ def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _existing(path: str | os.PathLike) -> Path:
-    """``path`` as a Path, or a DataError if it is missing or a directory."""
+    """``path`` as a Path, or a DataError if it is missing, a dangling symlink, a directory or
+    behind a directory this user may not search."""
     p = Path(path)
-    if not p.exists():
+    try:
+        exists, link = p.exists(), p.is_symlink()
+    except PermissionError as exc:  # a parent directory without search (x) permission
+        raise DataError(f"cannot reach result file {p}: permission denied ({one_line(exc)}); "
+                        "give your user access to its directory or pass a copy") from exc
+    if not exists and link:
+        raise DataError(f"result file {p} is a dangling symlink to {os.readlink(p)} (nothing "
+                        "is there); point the link at a result file or pass the file itself")
+    if not exists:
         raise DataError(f"result file {p} does not exist; check the path or run the solve first")
     if p.is_dir():
         raise DataError(f"{p} is a directory, not a result file; pass the .h5 file of a solve")
@@ -283,8 +292,15 @@ def _existing(path: str | os.PathLike) -> Path:
 
 
 def _read_error(p: Path, exc: BaseException) -> DataError:
-    """The one-line error of a failed read: not HDF5 at all, or truncated/corrupt."""
+    """The one-line error of a failed read: no permission, not HDF5 at all, or
+    truncated/corrupt."""
+    import errno
+
     reason = one_line(exc)
+    if isinstance(exc, PermissionError) or getattr(exc, "errno", None) in (errno.EACCES,
+                                                                             errno.EPERM):
+        return DataError(f"cannot read {p}: permission denied; give your user read "
+                         f"permission (chmod u+r {p}, as its owner) or read a copy")
     if "file signature not found" in reason:
         return DataError(
             f"{p} is not an HDF5 file ({reason}); pass a result file written by meanfield-pde"

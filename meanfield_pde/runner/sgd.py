@@ -142,11 +142,26 @@ class _SGDRun:
         self.truncation = 0.0
 
     def guard(self, state: Any, t: float) -> None:
-        if not np.all(np.isfinite(state.theta)):
-            raise SolverError(
-                f"the SGD parameters became non-finite at t = {state.t:.6g} (step {state.step}); "
-                f"lower sgd.eps or the schedule's xi0; the {self.writer.n_snapshots} snapshots so "
-                f"far are kept in {self.writer.path}")
+        """Stop a diverged run: parameters non-finite or so large that |θ|² overflows (the
+        population risk could not be evaluated any more)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            size = float(np.einsum("ij,ij->", state.theta, state.theta))
+        if not np.isfinite(size):
+            raise self.diverged(state)
+
+    def diverged(self, state: Any) -> SolverError:
+        """The one-line error of a diverged run: the cause (the step size against the scale of
+        the data and activation) and the fix (a smaller ``sgd.eps``)."""
+        eng = self.engine
+        eps, batch = eng.eps, eng.batch
+        step = eps * float(eng.schedule(state.t))
+        return SolverError(
+            f"SGD diverged at t = {state.t:.6g} (step {state.step}): the parameters grew without "
+            f"bound because the step size, sgd.eps * xi(t) = {step:.3g} per sample (batch "
+            f"{batch}), is too large for the scale of the data and activation; lower sgd.eps, "
+            f"e.g. to {eps / 2:.3g} (half the current {eps:g}; halve again if it still "
+            f"diverges); the {self.writer.n_snapshots} snapshots so far are kept in "
+            f"{self.writer.path}")
 
     def snapshot(self, state: Any, t: float) -> dict:
         self.guard(state, t)
@@ -154,6 +169,8 @@ class _SGDRun:
         tick = time.perf_counter()
         value = risk(state.theta)
         self.risk_seconds += time.perf_counter() - tick
+        if not np.isfinite(value):  # finite parameters whose risk overflows: diverged as well
+            raise self.diverged(state)
         self.truncation = max(self.truncation, risk.truncation_error)
         self.last_output_step = int(state.step)
         return {"risk": float(value), self.key: self.engine.coords(state.theta)}

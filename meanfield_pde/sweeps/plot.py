@@ -138,7 +138,9 @@ def plot_sweep(sweep_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    out = Path(out)
+    from ..io import check_new_output
+
+    out = check_new_output(out, overwrite=True)  # a directory, a dangling link, below a file
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise DataError(f"cannot tell the figure format of {out} from its extension "
