@@ -58,7 +58,8 @@ def check_space(path: Path, need: float, what: str, *, resumable: bool = True) -
         raise DiskFull(path, f"{path} is {max(room, 0.0) / 2**20:.3g} MiB below the file-size "
                        f"limit of this process, {what} needs {need / 2**20:.3g} MiB and "
                        f"{DISK_RESERVE_BYTES / 2**20:.3g} MiB are kept in reserve", resumable,
-                       fix="raise the limit (`ulimit -f`, RLIMIT_FSIZE) or write elsewhere",
+                       fix="raise the file-size limit (RLIMIT_FSIZE, set by the shell's "
+                       "ulimit) or write elsewhere",
                        what="file-size limit reached")
     try:
         free = _free_bytes(path)
