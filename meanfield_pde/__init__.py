@@ -26,6 +26,7 @@ kernel_cache.install()  # before any kernel module is imported: compiled kernels
 
 from .config import Config, default_config, load_config  # noqa: E402
 from .errors import ConfigError, DataError, MeanFieldError, SolverError  # noqa: E402
+from .kernel_cache import KernelCacheWarning  # noqa: E402
 
 #: public name -> the module defining it; imported on first access (PEP 562), so that
 #: ``import meanfield_pde`` stays cheap while ``help(meanfield_pde.solve)`` shows the real
@@ -57,6 +58,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "Config", "ConfigError", "DataError", "MeanFieldError", "SolverError", "__version__",
+    "Config", "ConfigError", "DataError", "KernelCacheWarning", "MeanFieldError", "SolverError",
+    "__version__",
     "default_config", "load_config", *_LAZY,
 ]
