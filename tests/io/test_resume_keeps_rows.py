@@ -140,6 +140,7 @@ def finished_and_extended(tmp_path_factory):
     return d / "done.h5", d / "extended.h5", time.perf_counter() - t0
 
 
+@pytest.mark.slow  # ~45 s; the state it can leave is tested directly above
 def test_kill_9_during_resume_t_end_leaves_a_resumable_file(finished_and_extended, tmp_path):
     """``kill -9`` at 8 random moments of ``resume FILE --t-end T``: the file always loads and
     keeps its snapshots; ``resume FILE`` (without --t-end, once the extension is stored)
@@ -216,3 +217,44 @@ def test_a_file_size_limit_stops_solve_and_resume_cleanly(tmp_path):
     assert load(path).n_snapshots >= written.n_snapshots
     assert main(["resume", str(path), "-q"]) == 0
     assert max_difference(path, ref) <= PDE_TOL
+
+
+@pytest.mark.slow  # ~25 s; a resume stopped before its rows is tested directly above
+def test_kill_9_of_the_run_then_of_its_resume(tmp_path):
+    """``kill -9`` at a random moment of a solve, then at a random moment of the ``resume`` that
+    continues it: the file keeps every snapshot it held, and a last ``resume`` gives the
+    uninterrupted run (5 trials)."""
+    import os
+    import random
+    import subprocess
+    import sys
+    import time
+
+    from test_checkpoint import SUBPROCESS_RUNS, _start, _wait_for_checkpoint
+
+    ref = tmp_path / "ref.h5"
+    t0 = time.perf_counter()
+    assert main([*SUBPROCESS_RUNS["solve"], "-o", str(ref), "-q"]) == 0
+    duration = time.perf_counter() - t0
+    rng = random.Random(1818)
+    for trial in range(5):
+        path = tmp_path / f"k{trial}.h5"
+        proc = _start("solve", path)
+        _wait_for_checkpoint(proc, path)
+        time.sleep(rng.uniform(0.0, 0.8 * duration))
+        proc.kill()
+        proc.communicate()
+        before = load(path)
+        if not before.complete:
+            proc = subprocess.Popen([sys.executable, "-m", "meanfield_pde", "resume", str(path),
+                                     "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            time.sleep(rng.uniform(0.0, 1.2 * duration))
+            proc.kill()
+            proc.communicate()
+            after = load(path)
+            assert after.n_snapshots >= before.n_snapshots, trial
+            assert (after.t[:before.n_snapshots] == before.t).all(), trial
+            if not after.complete:
+                assert main(["resume", str(path), "-q"]) == 0, trial
+        assert max_difference(path, ref) <= PDE_TOL, trial
