@@ -25,8 +25,9 @@ import numpy as np
 from ..errors import CorruptFile, DataError, OutputExists
 from .layout import one_line
 
-__all__ = ["READ_RETRY_SECONDS", "check_new_output", "create_file", "open_file", "read_file",
-           "vanished_error", "write_error", "write_row"]
+__all__ = ["READ_QUIET_SECONDS", "READ_RETRY_SECONDS", "check_new_output", "create_file",
+           "open_file", "read_file", "vanished_error", "write_error", "write_row",
+           "writer_lock_path"]
 
 # HDF5 1.8 file format: checksummed superblock, object headers and link storage, so
 # corrupted metadata is detected instead of being parsed, and (unlike the 1.10 format) no
@@ -93,6 +94,39 @@ def _stamp(path: Path) -> tuple[int, int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+def writer_lock_path(path: Path) -> Path:
+    """The lock file a writer of ``path`` holds for its whole run (:func:`~.writer.
+    writer_lock`)."""
+    return Path(f"{path}.lock")
+
+
+def _writer_active(path: Path) -> bool | None:
+    """Whether a writer holds the lock of ``path`` now (None: cannot tell).  A probe: a shared
+    ``flock`` (the lock ``filelock`` takes on Unix), released at once; a writer starting in
+    that instant waits for it (its lock has a short timeout), it is never refused."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fd = os.open(writer_lock_path(path), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 def _recent(stamp: tuple[int, int, int, int] | None) -> bool:
     """Whether the file was written less than :data:`READ_QUIET_SECONDS` ago (or is gone)."""
     return stamp is None or time.time_ns() - stamp[2] < READ_QUIET_SECONDS * 1e9
@@ -102,10 +136,10 @@ def read_file(path: Path, read: Callable[[h5py.File], _T],
               retry_seconds: float = READ_RETRY_SECONDS) -> _T:
     """``read(f)`` on ``path`` opened read-only, without any lock, so a writer is never blocked
     or slowed: read again when the file changed during the read (a writer wrote meanwhile),
-    and when the read failed on a file written less than :data:`READ_QUIET_SECONDS` ago (a
-    writer may be between two of the HDF5 writes of one update, so that the file stayed the
-    same during a read of a half-updated state).  What it returns, or the error it lets
-    through, belongs to one state of the file.
+    and when the read failed on a file written less than :data:`READ_QUIET_SECONDS` ago while
+    a writer holds its lock (it may be between two of the HDF5 writes of one update, so that
+    the file stayed the same during a read of a half-updated state).  What it returns, or the
+    error it lets through, belongs to one state of the file.
 
     Raises:
         whatever ``read`` or h5py raise for a file that stayed the same while it was read and
@@ -121,7 +155,8 @@ def read_file(path: Path, read: Callable[[h5py.File], _T],
                 out = read(f)
         except Exception as exc:
             logical = isinstance(exc, DataError) and not isinstance(exc, CorruptFile)
-            if _stamp(path) == before and (logical or not _recent(before)):
+            if _stamp(path) == before and (logical or not _recent(before)
+                                            or _writer_active(path) is False):
                 raise  # a consistent state's own error
             if time.monotonic() > deadline:
                 if _stamp(path) == before:

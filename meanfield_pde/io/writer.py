@@ -32,6 +32,7 @@ from .hdf5 import (
     vanished_error,
     write_error,
     write_rows,
+    writer_lock_path,
 )
 from .integrity import CHAIN_START, chain, chain_step, digest_arrays, rows_attr
 from .layout import (
@@ -47,6 +48,9 @@ from .layout import (
 from .space import check_space
 
 __all__ = ["ResultWriter"]
+
+#: seconds a new writer waits for the lock of its file before it is refused
+WRITER_LOCK_WAIT = 0.5
 
 
 def _check_grid(grid: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -133,8 +137,11 @@ def writer_lock(path: Path) -> FileLock:
     """The lock that makes one writer per result file: ``FILE.lock`` beside it, held (by the
     ``filelock`` library: an OS lock the kernel drops when the process dies, so a killed run
     never leaves it stale) from the creation or reopening of the file to :meth:`ResultWriter.
-    close`.  A second writer is refused at once, before it touches the file."""
-    lock = FileLock(f"{path}.lock", timeout=0, thread_local=False, is_singleton=False)
+    close`.  A second writer is refused within :data:`WRITER_LOCK_WAIT` seconds, before it
+    touches the file (the wait only lets a reader's instant probe of the lock pass:
+    :func:`~.hdf5.read_file`)."""
+    lock = FileLock(str(writer_lock_path(path)), timeout=WRITER_LOCK_WAIT, thread_local=False,
+                    is_singleton=False)
     try:
         lock.acquire()
     except Timeout as exc:

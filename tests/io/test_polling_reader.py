@@ -80,9 +80,10 @@ def test_a_reader_polling_a_running_solve_never_stops_it(tmp_path):
 
 def test_a_read_is_repeated_while_the_file_changes_or_was_just_written(tmp_path, monkeypatch):
     """The sequence lock of :func:`read_file`: an error raised while the file changed, or by a
-    file written less than READ_QUIET_SECONDS ago (a writer between two HDF5 writes of one
-    update), is not reported: the read is repeated; a file changing during every read for the
-    budget gives a one-line DataError; a quiet, stable file's own error comes at once."""
+    file written less than READ_QUIET_SECONDS ago while its writer holds the lock (between two
+    HDF5 writes of one update), is not reported: the read is repeated; a file changing during
+    every read for the budget gives a one-line DataError; a stable file's own error comes at
+    once when it is quiet or no writer holds its lock."""
     import time as clock
 
     import pytest
@@ -95,6 +96,7 @@ def test_a_read_is_repeated_while_the_file_changes_or_was_just_written(tmp_path,
     path = tmp_path / "r.h5"
     state = {"changes": 0, "recent": 0, "reads": 0}
     old = 0  # an mtime of 1970: quiet
+    just_now = clock.time_ns() + 10**12  # recent for the whole test
 
     def stamp(p):
         if state["changes"] > 0:
@@ -102,7 +104,7 @@ def test_a_read_is_repeated_while_the_file_changes_or_was_just_written(tmp_path,
             return (state["changes"], 0, old, 0)
         if state["recent"] > 0:
             state["recent"] -= 1
-            return (0, 0, clock.time_ns(), 0)  # written just now, then stable
+            return (0, 0, just_now, 0)  # written just now, then stable
         return (0, 0, old, 0)
 
     def read(f):
@@ -112,6 +114,8 @@ def test_a_read_is_repeated_while_the_file_changes_or_was_just_written(tmp_path,
         return int(f.attrs["n_snapshots"])
 
     monkeypatch.setattr(hdf5, "_stamp", stamp)
+    writer = {"active": True}
+    monkeypatch.setattr(hdf5, "_writer_active", lambda p: writer["active"])
     state.update(changes=6)  # the file changes during the first 3 reads
     assert hdf5.read_file(path, read) == 3 and state["reads"] == 4
     state.update(recent=6, reads=0)  # just written, stable: 3 failed reads, then quiet
@@ -129,3 +133,22 @@ def test_a_read_is_repeated_while_the_file_changes_or_was_just_written(tmp_path,
     with pytest.raises(OSError, match="boom"):
         hdf5.read_file(path, broken)
     assert state["reads"] == 1
+    writer["active"] = False  # just written, but nobody writes it now: at once
+    state.update(recent=10**9, reads=0)
+    with pytest.raises(OSError, match="boom"):
+        hdf5.read_file(path, broken)
+    assert state["reads"] == 1
+
+
+def test_the_writer_probe_sees_a_running_writer_only(tmp_path):
+    """:func:`_writer_active` is True while a ResultWriter holds the file, False after (the lock
+    file stays), and a writer opened during a probe is not refused."""
+    from meanfield_pde.io import ResultWriter, hdf5
+
+    path = tmp_path / "w.h5"
+    assert hdf5._writer_active(path) is False  # no lock file at all
+    w = ResultWriter(path, problem="gaussians", config={"problem": "gaussians"}, grid={},
+                     fields={"mass": ()})
+    assert hdf5._writer_active(path) is True
+    w.close()
+    assert hdf5.writer_lock_path(path).exists() and hdf5._writer_active(path) is False
