@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tomli_w
 
 from .errors import ConfigError, OptionError
@@ -497,6 +498,7 @@ def _check_common(values: dict[str, dict[str, Any]]) -> None:
             raise ConfigError(
                 f"time.t_first = {time['t_first']:g} must be < time.t_end = {time['t_end']:g}"
             )
+        _check_distinct_outputs(time)
     sched = values.get("schedule")
     if sched is not None and sched["kind"] == "piecewise":
         times, vals = sched["times"], sched["values"]
@@ -507,6 +509,33 @@ def _check_common(values: dict[str, dict[str, Any]]) -> None:
             )
         if any(b <= a for a, b in zip(times, times[1:], strict=False)):
             raise ConfigError("schedule.times must be strictly increasing")
+
+
+#: the smallest spacing of uniform output times: the smallest normal double, below which the
+#: times k * t_end / (n_outputs - 1) lose their relative precision and coincide
+MIN_OUTPUT_SPACING = 2.2250738585072014e-308
+
+
+def _check_distinct_outputs(time: dict[str, Any]) -> None:
+    """Uniform or log output times that floating point cannot tell apart are refused (a
+    ``time.t_end`` of 5e-324 would store 2 snapshots of the 201 asked for)."""
+    t_end, n = time["t_end"], time["n_outputs"]
+    least = (n - 1) * MIN_OUTPUT_SPACING
+    if time["outputs"] == "uniform" and t_end < least:
+        step = 10.0 ** (math.floor(math.log10(least)) - 2)  # 3 digits, rounded up: accepted
+        shown = float(f"{math.ceil(least / step) * step:.3g}")
+        raise ConfigError(
+            f"time.t_end = {t_end:g} is too small for time.n_outputs = {n} distinct output "
+            f"times; accepted: time.t_end >= {shown:g}; raise time.t_end"
+            f"{' or lower time.n_outputs' if n > 2 else ''} (the spacing t_end / (n_outputs - 1) "
+            f"must be at least the smallest normal double, {MIN_OUTPUT_SPACING:.4g})")
+    if time["outputs"] == "log":
+        times = np.geomspace(time["t_first"], t_end, n - 1)
+        if not np.all(np.diff(times) > 0.0):
+            raise ConfigError(
+                f"time.t_first = {time['t_first']:g} and time.t_end = {t_end:g} are too close "
+                f"for time.n_outputs = {n} distinct log-spaced output times; lower "
+                "time.t_first or time.n_outputs, or raise time.t_end")
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | Iterable[str] | str = ()
