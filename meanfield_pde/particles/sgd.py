@@ -276,8 +276,9 @@ class ParticleSGD:
         for the run; checked when ``landing``), or whose work (samples x N x D + outputs x
         N² x d) exceeds :data:`MAX_WORK`; one line naming the keys to change and the limit."""
         tau = self.step_time
-        steps = math.ceil(t_last / tau * (1.0 - STEP_TOL)) if t_last / tau < 2.0**62 else math.inf
-        if landing and math.isfinite(steps) and steps * tau - t_last > MAX_OVERSHOOT * t_last:
+        q = t_last / tau  # steps to t_last (a float: it may exceed any integer type)
+        steps = math.ceil(q * (1.0 - STEP_TOL)) if q < 2.0**62 else q
+        if landing and q < 2.0**62 and steps * tau - t_last > MAX_OVERSHOOT * t_last:
             raise ConfigError(
                 f"one SGD step, sgd.batch * sgd.eps = {self.batch} * {self.eps:g} = {tau:g}, "
                 f"would take the run to t = {steps * tau:.4g}, past time.t_end = {t_last:g}; "
@@ -288,7 +289,7 @@ class ParticleSGD:
                 + float(min(n_outputs, steps + 1)) * self.n * self.n * self.d)
         if not work <= MAX_WORK:
             raise ConfigError(
-                f"particle SGD to t = {t_last:g} takes {t_last / self.eps:.3g} samples with "
+                f"particle SGD to t = {t_last:g} takes {_about(t_last / self.eps)} samples with "
                 f"sgd.eps = {self.eps:g}: {_about(work)} operations at sgd.n_neurons = "
                 f"{self.n}, model.d = {self.d} (at most {MAX_WORK:.0e}, about a day); raise "
                 "sgd.eps, or lower sgd.n_neurons, time.t_end or time.n_outputs")
@@ -306,7 +307,7 @@ class ParticleSGD:
 
 
 def _about(x: float) -> str:
-    return f"about {x:.2g}" if math.isfinite(x) else "over 1e308"
+    return f"about {x:.3g}" if math.isfinite(x) else "over 1e308"
 
 
 def _check_run(n: int, eps: float, batch: int, seed: int) -> None:
