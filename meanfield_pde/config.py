@@ -28,6 +28,7 @@ from typing import Any
 
 import tomli_w
 
+from .config_checks import MIN_OUTPUT_SPACING, check_common  # noqa: F401 (importable here)
 from .errors import ConfigError, OptionError
 
 INF_NAMES = ("inf", "infinity", "+inf")
@@ -38,7 +39,9 @@ INF_NAMES = ("inf", "infinity", "+inf")
 # --------------------------------------------------------------------------------------------
 def _fmt(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**60:
-        return f"an integer of {len(str(abs(value)))} digits"
+        digits = int(math.log10(abs(value))) + 1  # str() refuses more than 4300 digits
+        digits -= 10 ** (digits - 1) > abs(value)  # log10 rounded up to a power of ten
+        return f"an integer of {digits} digits"
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -308,6 +311,14 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+class UnknownKey(ConfigError, KeyError):
+    """``cfg[key]`` or ``cfg.section(name)`` of a key or section the configuration does not have
+    (a KeyError too, as a mapping's lookup is)."""
+
+    def __str__(self) -> str:  # the message itself, not KeyError's repr of it
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclass(frozen=True)
 class Config:
     """A resolved configuration: every key of the problem's schema, checked.
@@ -318,15 +329,30 @@ class Config:
     problem: str
     values: dict[str, dict[str, Any]]
 
+    def __post_init__(self) -> None:
+        """Check ``values`` as :func:`build_config` does (a Config built by hand too): every
+        key coerced, missing keys set to their defaults, the problem's alias replaced by its
+        name.
+
+        Raises:
+            ConfigError: an unknown problem, section or key, or a value the schema refuses."""
+        name, values = _resolve(self.problem, self.values)
+        object.__setattr__(self, "problem", name)
+        object.__setattr__(self, "values", values)
+
     def __getitem__(self, dotted: str) -> Any:
-        section, _, key = dotted.partition(".")
+        section, _, key = dotted.partition(".") if isinstance(dotted, str) else ("", "", "")
         try:
             return self.values[section][key]
         except KeyError:
-            raise KeyError(dotted) from None
+            raise UnknownKey(f"{_fmt(dotted)} is not a key of the {self.problem} configuration; "
+                             'write "section.key", e.g. cfg["time.t_end"]') from None
 
     def section(self, name: str) -> dict[str, Any]:
         """A copy of the section ``name`` as a dict key -> value."""
+        if not isinstance(name, str) or name not in self.values:
+            raise UnknownKey(f"{_fmt(name)} is not a section of the {self.problem} configuration; "
+                             f"known sections: {', '.join(self.values)}")
         return dict(self.values[name])
 
     def to_dict(self) -> dict[str, Any]:
@@ -363,8 +389,14 @@ class Config:
     def _updated(self, updates: Mapping[str, Any], reset: Iterable[str], arg: str) -> Config:
         """:meth:`replace`; ``arg`` is the caller's argument, named by the errors."""
         data = self.to_dict()
-        for section in reset:
-            data.pop(section, None)
+        for section in _items(reset, "reset", 'section names, e.g. reset=["model"]'):
+            if not isinstance(section, str) or section not in self.values:
+                raise OptionError("reset", f"{{opt}} names {_fmt(section)}, not a section of "
+                                  f"{self.problem}; known sections: {', '.join(self.values)}")
+            data.pop(section, None)  # named twice: once is enough
+        if not isinstance(updates, Mapping):
+            raise OptionError(arg, f"{{opt}} = {_fmt(updates)} is not accepted; give a dict "
+                              '{"section.key": value}, e.g. {"model.delta": 0.5}')
         _set_dotted(data, updates, arg)
         return build_config(self.problem, data)
 
@@ -440,8 +472,7 @@ def build_config(problem: str, data: Mapping[str, Any],
     from .problems import registry
 
     cls = registry.get(problem)
-    schema = cls.schema
-    data = copy.deepcopy(dict(data))
+    data = _copied(data, f"the configuration of {cls.name}")
     file_problem = data.pop("problem", problem)
     if file_problem != problem and (not isinstance(file_problem, str)
                                     or registry.canonical(file_problem) != cls.name):
@@ -452,14 +483,49 @@ def build_config(problem: str, data: Mapping[str, Any],
     if isinstance(overrides, Mapping):
         _set_dotted(data, overrides, "overrides")
     else:
-        for item in [overrides] if isinstance(overrides, str) else overrides:
+        for item in _items(overrides, "overrides", 'a dict {"section.key": value} or '
+                           '"section.key=value" strings'):
             path, value = parse_override(item)
             _merge(data, path, value)
-    values: dict[str, dict[str, Any]] = {}
+    return Config(cls.name, data)
+
+
+def _copied(data: Any, what: str) -> dict[str, Any]:
+    """A deep copy of the mapping ``data`` as a dict (ConfigError naming ``what`` if it is not
+    a mapping or cannot be copied)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{what} must be a table (a dict of sections), got {_fmt(data)}")
+    try:
+        return copy.deepcopy(dict(data))
+    except Exception as exc:  # e.g. a value that cannot be copied (a lock, a generator)
+        raise ConfigError(f"{what} cannot be copied ({_first_line(exc)}); give plain numbers, "
+                          "strings, lists and tables") from None
+
+
+def _items(items: Any, arg: str, hint: str) -> list:
+    """``items`` (one string, or an iterable of them) as a list; OptionError naming ``arg``
+    and what to give (``hint``)."""
+    if isinstance(items, str):
+        return [items]
+    try:
+        return list(items)
+    except TypeError:
+        raise OptionError(arg, f"{{opt}} = {_fmt(items)} is not accepted; give {hint}") from None
+
+
+def _resolve(problem: Any, data: Any) -> tuple[str, dict[str, dict[str, Any]]]:
+    """(the problem's name, every key of its schema checked, defaults filled in) of ``data``
+    (section -> key -> value); ConfigError for an unknown problem, section or key, or a value the
+    schema or a cross-key check refuses."""
+    from .problems import registry
+
+    cls = registry.get(problem)
+    schema = cls.schema
+    data = _copied(data, f"the configuration of {cls.name}")
     for section, table in data.items():
         if section not in schema:
             raise ConfigError(
-                f"unknown section [{section}]; known sections for {problem}: "
+                f"unknown section [{section}]; known sections for {cls.name}: "
                 f"{', '.join(schema)}"
             )
         if not isinstance(table, Mapping):
@@ -470,6 +536,7 @@ def build_config(problem: str, data: Mapping[str, Any],
                     f"unknown key {section}.{key}; known keys of [{section}]: "
                     f"{', '.join(schema[section])}"
                 )
+    values: dict[str, dict[str, Any]] = {}
     for section, specs in schema.items():
         given = data.get(section, {})
         values[section] = {
@@ -477,36 +544,8 @@ def build_config(problem: str, data: Mapping[str, Any],
             else copy.deepcopy(spec.default)
             for key, spec in specs.items()
         }
-    _check_common(values)
-    return Config(cls.name, values)
-
-
-def _check_common(values: dict[str, dict[str, Any]]) -> None:
-    """Cross-key checks shared by every problem (time grid and schedule)."""
-    time = values.get("time")
-    if time is not None:
-        outs = time["outputs"]
-        if isinstance(outs, list):
-            bad = [t for t in outs if t > time["t_end"]]
-            if bad:
-                raise ConfigError(
-                    f"time.outputs contains {bad[0]:g} > time.t_end = {time['t_end']:g}; "
-                    "remove it or raise time.t_end"
-                )
-        if outs == "log" and time["t_first"] >= time["t_end"]:
-            raise ConfigError(
-                f"time.t_first = {time['t_first']:g} must be < time.t_end = {time['t_end']:g}"
-            )
-    sched = values.get("schedule")
-    if sched is not None and sched["kind"] == "piecewise":
-        times, vals = sched["times"], sched["values"]
-        if len(vals) != len(times) + 1:
-            raise ConfigError(
-                f"schedule.kind = 'piecewise' needs one more entry in schedule.values than in "
-                f"schedule.times (breakpoints); got {len(vals)} and {len(times)}"
-            )
-        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
-            raise ConfigError("schedule.times must be strictly increasing")
+    check_common(values)
+    return cls.name, values
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | Iterable[str] | str = ()

@@ -8,8 +8,11 @@ import math
 
 from .config import Choice, Float, FloatList, Int, Outputs, Schema
 
+#: the doc of time.t_end (every problem's, whatever its default)
+T_END_DOC = ("final time of the run; uniform outputs need t_end >= (n_outputs - 1) * 2.2e-308 "
+             "(distinct output times)")
 TIME = {
-    "t_end": Float(20.0, lo=0.0, doc="final time of the run"),
+    "t_end": Float(20.0, lo=0.0, doc=T_END_DOC),
     "outputs": Outputs("uniform", doc='"uniform", "log" or a list of output times'),
     "n_outputs": Int(201, lo=2, hi=1_000_000, doc="number of output times (uniform / log)"),
     "t_first": Float(1e-3, lo=0.0, doc="first positive output time of log spacing"),
@@ -26,14 +29,19 @@ SCHEDULE = {
 }
 NOISE = {
     "beta": Float(math.inf, lo=0.0, allow_inf=True,
-                  doc="inverse temperature of noisy SGD (inf = noiseless)"),
+                  doc="inverse temperature of noisy SGD (inf = noiseless); gibbs refuses a "
+                      "beta whose round-off in beta * potential exceeds 1e-4 (about 3e10 for "
+                      "the gaussians defaults)"),
     "lam": Float(0.0, lo=0.0, lo_closed=True, doc="l2 penalty lambda (also without noise)"),
 }
 SGD = {
     "n_neurons": Int(800, lo=1, hi=10_000_000, doc="SGD: width N of the network"),
-    "eps": Float(1e-4, lo=0.0, doc="SGD: time per sample (step size s_k = eps xi(k eps))"),
+    "eps": Float(1e-4, lo=0.0, doc="SGD: time per sample (step size s_k = eps xi(k eps)); a "
+                                    "run's work, t_end / eps samples x N x d (+ outputs x N^2 "
+                                    "x d for the risk), may be at most 1e14"),
     "batch": Int(1, lo=1, hi=1_000_000, doc="SGD: samples per step (a step advances t by "
-                                             "batch * eps)"),
+                                             "batch * eps, at most 1% of time.t_end or a whole "
+                                             "fraction of it)"),
     "seed": Int(0, lo=0, hi=2**63 - 1, doc="SGD: seed of the random generator"),
     "init_sampling": Choice("iid", options=("iid", "stratified"),
                             doc="SGD: initial radii i.i.d. from rho_0, or stratified (one per "

@@ -210,12 +210,15 @@ def _erf_hermite_kernel(t, b, kmax):
 
 @numba.njit(cache=True)
 def _smooth_value(code, u):
-    """sigma(u) for code 0 = tanh, 1 = sigmoid, 2 = softplus (overflow-free forms)."""
+    """sigma(u) for code 0 = tanh, 1 = sigmoid, 2 = softplus (overflow-free forms); code 3 is
+    softplus minus relu, log1p(exp(-|u|)) (bounded: the large-scale split of softplus)."""
     if code == 0:
         return math.tanh(u)
     e = math.exp(-abs(u))
     if code == 1:
         return 1.0 / (1.0 + e) if u >= 0.0 else e / (1.0 + e)
+    if code == 3:
+        return math.log1p(e)
     return max(u, 0.0) + math.log1p(e)
 
 

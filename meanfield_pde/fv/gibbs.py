@@ -158,7 +158,12 @@ def gibbs_core(ext: np.ndarray, log_w: np.ndarray, feats: np.ndarray, lam_k: np.
         cov = vol * ((fc * rho) @ fc.T)
         a = np.eye(mu.size) + beta * (sqrt_lam[:, None] * cov * sqrt_lam[None, :])
         rhs = sqrt_lam * (g - mu)
-        y = np.linalg.solve(a, rhs)
+        if not np.all(np.isfinite(a)):
+            break  # β C overflows: the state is a point mass the iteration cannot refine
+        try:
+            y = np.linalg.solve(a, rhs)
+        except np.linalg.LinAlgError:
+            break  # numerically singular: no Newton step; report the current iterate
         delta = y / sqrt_lam
         slope = float(rhs @ y)  # ∇D·δ >= 0
         d_round = 1e3 * _EPS * (abs(d_val) + abs(log_z) * mass / beta + 1.0)

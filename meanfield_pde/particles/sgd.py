@@ -69,6 +69,13 @@ from .sgd_kernel import Network, StepRule, _sgd_block, step_work
 
 BLOCK_ELEMS = 1 << 20  # standard normals drawn per block (8 MB)
 STEP_TOL = 1e-9  # an output time within this many steps of a boundary is on it
+#: the work budget of one run, in neuron-coordinate operations: samples x N x D for the steps
+#: plus outputs x N^2 x d for the population risk (its Gram matrix); about a day at the measured
+#: 1e9 per second (benchmarks/RESULTS.md, sgd suite: 3.2e4 samples/s at N = 800, d = 40)
+MAX_WORK = 1e14
+#: how far past its requested time the last output may land (a step is never shortened), as a
+#: fraction of that time: a step B eps of at most this fraction of time.t_end always fits
+MAX_OVERSHOOT = 0.01
 
 
 # ============================================================================ state and result
@@ -246,16 +253,46 @@ class ParticleSGD:
             state.theta[:, :] = wt.T
 
     # ------------------------------------------------------------------ outputs
-    def output_steps(self, times: np.ndarray) -> np.ndarray:
-        """Sorted unique step indices of the outputs: the first boundary at or after each t."""
+    def output_steps(self, times: np.ndarray, t_end: float | None = None) -> np.ndarray:
+        """Sorted unique step indices of the outputs: the first boundary at or after each t.
+
+        Raises:
+            ConfigError: the run does not fit its budget (:meth:`check_budget`; the landing of
+                the last output is checked against ``t_end``, the config's ``time.t_end``,
+                when given)."""
         times = np.asarray(times, dtype=np.float64).ravel()
         if times.size == 0 or not np.all(np.isfinite(times)) or np.any(times < 0):
             raise ConfigError("output times must be a non-empty list of finite times >= 0")
+        self.check_budget(float(np.max(times)), times.size, t_end is not None)
         q = times / self.step_time
         near = np.rint(q)
         on = np.abs(q - near) <= STEP_TOL * np.maximum(1.0, q)
         steps = np.where(on, near, np.ceil(q)).astype(np.int64)
         return np.unique(steps)
+
+    def check_budget(self, t_last: float, n_outputs: int, landing: bool = True) -> None:
+        """Refuse, before any step, a run to ``t_last`` with ``n_outputs`` outputs whose last
+        output would land more than :data:`MAX_OVERSHOOT` past ``t_last`` (a step B ε too long
+        for the run; checked when ``landing``), or whose work (samples x N x D + outputs x
+        N² x d) exceeds :data:`MAX_WORK`; one line naming the keys to change and the limit."""
+        tau = self.step_time
+        q = t_last / tau  # steps to t_last (a float: it may exceed any integer type)
+        steps = math.ceil(q * (1.0 - STEP_TOL)) if q < 2.0**62 else q
+        if landing and q < 2.0**62 and steps * tau - t_last > MAX_OVERSHOOT * t_last:
+            raise ConfigError(
+                f"one SGD step, sgd.batch * sgd.eps = {self.batch} * {self.eps:g} = {tau:g}, "
+                f"would take the run to t = {steps * tau:.4g}, past time.t_end = {t_last:g}; "
+                f"accepted: sgd.batch * sgd.eps <= {MAX_OVERSHOOT * t_last:.3g} "
+                f"({MAX_OVERSHOOT:.0%} of time.t_end) or a whole fraction of time.t_end; lower "
+                "sgd.batch or sgd.eps")
+        work = (float(steps) * self.batch * self.n * self.dim
+                + float(min(n_outputs, steps + 1)) * self.n * self.n * self.d)
+        if not work <= MAX_WORK:
+            raise ConfigError(
+                f"particle SGD to t = {t_last:g} takes {_about(t_last / self.eps)} samples with "
+                f"sgd.eps = {self.eps:g}: {_about(work)} operations at sgd.n_neurons = "
+                f"{self.n}, model.d = {self.d} (at most {MAX_WORK:.0e}, about a day); raise "
+                "sgd.eps, or lower sgd.n_neurons, time.t_end or time.n_outputs")
 
     def coords(self, theta: np.ndarray) -> np.ndarray:
         """The reduced coordinates of ``theta`` (:meth:`ParticleModel.reduced_coordinates`)."""
@@ -267,6 +304,10 @@ class ParticleSGD:
         if self._risk is None:
             self._risk = PopulationRisk(self.cfg)
         return self._risk
+
+
+def _about(x: float) -> str:
+    return f"about {x:.3g}" if math.isfinite(x) else "over 1e308"
 
 
 def _check_run(n: int, eps: float, batch: int, seed: int) -> None:
@@ -303,7 +344,8 @@ def run_sgd(cfg: Config, *, n_neurons: int | None = None, eps: float | None = No
     """
     t_wall = time.perf_counter()
     sgd = ParticleSGD(cfg, n_neurons=n_neurons, eps=eps, batch=batch, seed=seed)
-    steps = sgd.output_steps(output_times(cfg) if times is None else np.asarray(times))
+    steps = (sgd.output_steps(output_times(cfg), cfg["time.t_end"]) if times is None
+             else sgd.output_steps(np.asarray(times)))
     st = sgd.initial_state() if state is None else state
     steps = steps[steps >= st.step] if after_step is None else steps[steps > after_step]
     if steps.size and steps[0] < st.step:

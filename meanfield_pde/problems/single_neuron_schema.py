@@ -16,7 +16,7 @@ from ..config import (
     Schema,
     Text,
 )
-from ..config_sections import shared_sections
+from ..config_sections import T_END_DOC, shared_sections
 from .gaussians_schema import KERNEL, MAX_D
 
 SCHEMA: Schema = {
@@ -72,7 +72,7 @@ SCHEMA: Schema = {
                                               "in r^2"),
     },
     **shared_sections(
-        time={"t_end": Float(8.0, lo=0.0, doc="final time of the run"),
+        time={"t_end": Float(8.0, lo=0.0, doc=T_END_DOC),
               "n_outputs": Int(81, lo=2, hi=1_000_000,
                                doc="number of output times (uniform / log)")},
         solver={"parallel": Bool(True, doc="use both cores (prange) in the 3-D kernels when "

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
-from ..errors import SolverError
+from ..errors import ConfigError, SolverError
 from ..io import ResultWriter
 from ..problems import build_problem
 from .companion import richardson_factor
@@ -41,6 +41,7 @@ def solve_gibbs(cfg: Config, output: str | Path | None = None, *,
     t0 = time.perf_counter()
     problem = build_problem(cfg)
     res = problem.gibbs()
+    _check_resolved(cfg, res.floor)
     if not res.converged:
         raise SolverError(
             f"the Gibbs fixed point did not converge (residual {res.residual:.1e} after "
@@ -72,6 +73,27 @@ def solve_gibbs(cfg: Config, output: str | Path | None = None, *,
     energy = float(snap.get(problem.energy_field, res.free_energy))
     return GibbsSummary(writer.path, cfg.problem, energy, float(snap["risk"]), res.iterations,
                         res.residual, wall, snap.get("risk_error"))
+
+
+#: the largest round-off floor of the Gibbs residual (relative error of the moments that the
+#: exponent β(E + Σ λ_k μ_k f_k) alone leaves, :func:`~meanfield_pde.fv.gibbs.residual_floor`)
+#: at which the fixed point is still resolved; it grows in proportion to noise.beta
+GIBBS_MAX_FLOOR = 1e-4
+
+
+def _check_resolved(cfg: Config, floor: float) -> None:
+    """Refuse a ``noise.beta`` so large that round-off in the Gibbs exponent exceeds
+    :data:`GIBBS_MAX_FLOOR` (the floor is proportional to β, so the message can state the
+    largest β this grid and potential resolve)."""
+    if floor <= GIBBS_MAX_FLOOR:
+        return
+    beta = float(cfg["noise.beta"])
+    beta_max = beta * GIBBS_MAX_FLOOR / floor
+    raise ConfigError(
+        f"noise.beta = {beta:g} is too large for the Gibbs state: round-off in the exponent "
+        f"beta * potential leaves a relative error {min(floor, 1.0):.1e} in its moments; "
+        f"accepted here: noise.beta <= {beta_max:.2g} (or noise.beta = inf, the noiseless "
+        "dynamics, with solve)")
 
 
 def _companion_risk(problem) -> dict[str, float]:

@@ -62,6 +62,7 @@ def solve_sgd(cfg: Config, output: str | Path | None = None, *, overwrite: bool 
     from ..particles import ParticleSGD
 
     engine = ParticleSGD(cfg)  # first: a problem with no particle model is refused here
+    engine.output_steps(output_times(cfg), cfg["time.t_end"])  # the budget, before the file
     s = cfg.section("sgd")
     n = int(s["n_neurons"])
     pc = problem_class(cfg.problem)
@@ -105,7 +106,7 @@ def run_sgd(cfg: Config, writer: ResultWriter, checkpoint: tuple[dict, np.ndarra
         state = SGDState.restore(checkpoint[1], ck["step"], ck["t"], ck["rng_state"])
     else:
         state = engine.initial_state()
-    steps = engine.output_steps(output_times(cfg))
+    steps = engine.output_steps(output_times(cfg), cfg["time.t_end"])
     steps = steps[steps > int(ck.get("last_output_step", -1))]
     if steps.size and steps[0] < state.step:
         raise DataError(f"output step {steps[0]} lies before the state's step {state.step}")
