@@ -302,7 +302,8 @@ def references(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("kind", sorted(SUBPROCESS_RUNS))
+# SGD's resume is also tested bit for bit by the signal tests (in process and real SIGTERM)
+@pytest.mark.parametrize("kind", ["solve", pytest.param("sgd", marks=pytest.mark.slow)])
 def test_kill_9_at_random_moments(kind, references, tmp_path):
     """``kill -9`` at 10 random moments of a run: the file always opens, ``resume`` completes,
     and the final file equals the uninterrupted run's (PDE ≤ 1e-13, SGD bit for bit)."""

@@ -176,6 +176,7 @@ def _changes(a, b) -> list[str]:
     return sorted(out)
 
 
+@pytest.mark.slow  # ~16 s; test_bit_flipped_result_file flips the same kinds of bytes
 def test_bit_flip_sweep(result_file):
     """Single-bit flips read with load(): 400 at random offsets, 100 in the text of the string
     attributes and 200 in the chunk indexes (where flips used to pass unnoticed: config text,
