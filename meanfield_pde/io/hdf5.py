@@ -12,6 +12,7 @@ modification time and inode before and after, a sequence lock) and reads again i
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -154,12 +155,12 @@ def read_file(path: Path, read: Callable[[h5py.File], _T],
             with h5py.File(path, "r", locking=False) as f:
                 out = read(f)
         except Exception as exc:
+            stable = _stamp(path) == before
             logical = isinstance(exc, DataError) and not isinstance(exc, CorruptFile)
-            if _stamp(path) == before and (logical or not _recent(before)
-                                            or _writer_active(path) is False):
+            if stable and (logical or not _recent(before) or _writer_active(path) is False):
                 raise  # a consistent state's own error
             if time.monotonic() > deadline:
-                if _stamp(path) == before:
+                if stable:
                     raise
                 raise _unsettled(path, retry_seconds) from None
         else:
@@ -200,12 +201,8 @@ def write_rows(f: h5py.File, name: str, k: int, rows: np.ndarray) -> None:
 def write_error(path: Path, exc: BaseException) -> DataError:
     """One-line DataError for a failed write: the cause named when the error number tells it
     (no permission, read-only file system, disk full), else the location to check."""
-    import errno
-
-    fix = {errno.EACCES: "permission denied: choose a location your user may write or change "
-                         "its permissions",
-           errno.EPERM: "permission denied: choose a location your user may write or change "
-                        "its permissions",
+    denied = "permission denied: choose a location your user may write or change its permissions"
+    fix = {errno.EACCES: denied, errno.EPERM: denied,
            errno.EROFS: "the file system is read-only: choose a location on a writable one",
            errno.ENOSPC: "the disk is full: free some disk space",
            errno.EDQUOT: "the disk quota is exceeded: free some space or raise the quota"}
