@@ -125,6 +125,18 @@ def overhead(overrides: list[str], repeat: int) -> dict:
             "overhead_seconds": min(sweep_s) - min(solve_s)}
 
 
+def speed_probe(seconds: float = 2.0) -> float:
+    """The machine's single-core speed now: iterations per second of a plain Python loop (no
+    memory traffic, no library).  Taken before and after every phase, it shows how much the
+    speed of a shared machine drifted while the phases were measured."""
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(10_000):
+            pass
+        n += 10_000
+    return n / (time.perf_counter() - t0)
+
+
 def run(quick: bool = False) -> dict:
     """Sequential and swept 8 points (each in a fresh single-threaded process), ``repeat``
     times interleaved (sequential, sweep, sequential, sweep: a change of the background load
@@ -133,11 +145,14 @@ def run(quick: bool = False) -> dict:
     disturbed by the machine's other tenants); every pair's ratio is kept as well."""
     over = _overrides(quick)
     load_before = os.getloadavg()[0]
-    pairs = []
+    pairs, probe = [], []
     for _ in range(1 if quick else 2):
+        probe.append(speed_probe())
         seq = call_in_subprocess("sweep", "sequential", {"overrides": over}, SINGLE)
+        probe.append(speed_probe())
         par = call_in_subprocess("sweep", "swept", {"overrides": over}, SINGLE)
         pairs.append((seq, par))
+    probe.append(speed_probe())
     diff = max(float(np.max(np.abs(np.array(seq["risks"]) - np.array(par["risks"]))))
                for seq, par in pairs)
     seq = min((s for s, _ in pairs), key=lambda r: r["seconds"])
@@ -149,6 +164,7 @@ def run(quick: bool = False) -> dict:
             "speedup": seq["seconds"] / par["seconds"], "max_risk_difference": diff,
             "repeats": [{"sequential_seconds": s["seconds"], "sweep_seconds": p["seconds"],
                          "speedup": s["seconds"] / p["seconds"]} for s, p in pairs],
+            "speed_probe": probe,
             "point_seconds": par["point_seconds"], "workers_used": len(par["workers_used"]),
             "status": par["status"], "overhead_point": OVERHEAD_POINT,
             "overhead": overhead(OVERHEAD_POINT, 1 if quick else 2),
@@ -187,8 +203,15 @@ def _repeats(data: dict) -> str:
         return ""
     each = "; ".join(f"{r['sequential_seconds']:.1f} s against {r['sweep_seconds']:.1f} s "
                      f"({r['speedup']:.2f}×)" for r in reps)
-    return (f"The table gives the best of {len(reps)} interleaved repeats of each (sequential, "
-            f"sweep, sequential, ...); pair by pair: {each}.\n")
+    text = (f"The table gives the best of {len(reps)} interleaved repeats of each (sequential, "
+            f"sweep, sequential, ...); pair by pair: {each}.")
+    probe = data.get("speed_probe")
+    if probe:
+        text += (f" A plain Python loop timed for 2 s before and after each phase ran at "
+                 f"{min(probe) / 1e6:.0f} to {max(probe) / 1e6:.0f} million iterations per "
+                 f"second: the machine's own speed moved by {max(probe) / min(probe) - 1:.0%} "
+                 "while the phases were measured.")
+    return text + "\n"
 
 
 def render(data: dict) -> str:
