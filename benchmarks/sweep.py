@@ -138,9 +138,9 @@ def speed_probe(seconds: float = 2.0) -> float:
 
 
 def run(quick: bool = False) -> dict:
-    """Sequential and swept 8 points (each in a fresh single-threaded process), ``repeat``
-    times interleaved (sequential, sweep, sequential, sweep: a change of the background load
-    hits both), then the 1-point overhead and the machine's two-process throughput.  The
+    """Sequential and swept 8 points (each in a fresh single-threaded process), twice,
+    interleaved (sequential, sweep, sequential, sweep: a change of the load hits both; once
+    with ``quick``), then the 1-point overhead and the machine's two-process throughput.  The
     speed-up is the best sequential time over the best sweep time (each the one least
     disturbed by the machine's other tenants); every pair's ratio is kept as well."""
     over = _overrides(quick)

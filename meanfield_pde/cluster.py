@@ -18,7 +18,7 @@ Dask retries a task whose worker died.
   system monitor every 2 s without disk counters, no GIL monitor.  Every local process runs
   an event loop (the scheduler and the nannies in the client, one in each worker); with the
   defaults, those wake-ups took 5 s of CPU time in a 47 s sweep of 8 points on 2 cores and
-  preempted the solver threads about 100 times a second (measured: 0.4 s and about 15 times a
+  preempted the solver threads 100–170 times a second (measured: 0.4 s and 20–50 times a
   second with these settings; the points then run as fast in a worker as in a plain process).
 * ``scheduler="tcp://HOST:PORT"``: the running cluster at that address.  Tasks must then be able
   to read and write the paths they are given (a shared file system); the client checks nothing

@@ -237,7 +237,6 @@ def sweep(cfg: Config, vary: Mapping[str, Sequence[Any]], command: str = "solve"
     with ThreadPoolExecutor(1) as background:
         closing = None
         if todo:
-            unsent = [len(todo)]
             with ExitStack() as stack:
                 client = stack.enter_context(open_client(scheduler, workers))
                 bar = stack.enter_context(tqdm(
@@ -250,9 +249,9 @@ def sweep(cfg: Config, vary: Mapping[str, Sequence[Any]], command: str = "solve"
                                         uuid.uuid4().hex, retry_failed=retry_failed,
                                         overwrite=overwrite, retries=retries, pure=False,
                                         key=f"sweep-point-{path.stem}-{uuid.uuid4().hex[:8]}")
-                    unsent[0] -= 1
-                    if unsent[0] == 0:  # the last point sent: a worker falls idle next; the
-                        background.submit(_warm_table_imports)  # imports take its core
+                    if path == todo[-1][1]:  # the last point sent (_dispatch keeps their
+                        # order): a worker falls idle next; the imports take its core
+                        background.submit(_warm_table_imports)
                     return fut
 
                 def ended(p: Point, path: Path) -> None:  # its row, read while others run

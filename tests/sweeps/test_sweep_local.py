@@ -77,7 +77,7 @@ def _tick_interval(dask_scheduler=None, dask_worker=None) -> float:
 def test_local_cluster_keeps_its_background_work_out_of_the_solvers_way():
     """Every local process runs an event loop; with Dask's defaults their wake-ups (health ticks
     every 20 ms, memory checks every 100 ms, the profiler sampling the task every 10 ms) took
-    5 s of CPU in a 47 s 8-point sweep and preempted the solver threads ~100 times a second.
+    5 s of CPU in a 47 s 8-point sweep and preempted the solver threads 100-170 times a second.
     The local cluster's scheduler (in the client process) and its workers run with
     ``LOCAL_CONFIG``, and the caller's own Dask config is left as it was."""
     import dask
